@@ -1,0 +1,32 @@
+# Two entry points: `make demo` (the default config, end to end) and `make test`.
+# Each creates .venv if it is missing and installs everything into it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= 2
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU wheel on disk; a plain `torch` requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev,slurm]'
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) --resources gpu=1 --printshellcmds
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/snakemake --lint
+
+bench: $(STAMP)
+	$(PY) benchmarks/featurise.py
+
+clean:
+	rm -rf results logs .snakemake

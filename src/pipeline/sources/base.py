@@ -1,0 +1,126 @@
+"""What every molecule source hands to the featuriser.
+
+A source works in two steps so that large inputs can be split into shard jobs:
+
+1. ``catalogue(inputs)`` lists every molecule of the inputs, cheaply, in input order: its id, where
+   it came from, and whatever the source needs to build it later (``payload``). Failures that affect
+   a whole input or a whole record (unreadable file, truncated frame) are reported here as rejects.
+2. ``materialise(catalogue, rows, seed)`` builds the molecules at the given catalogue rows (atomic
+   numbers, coordinates in Å, properties in canonical units) and reports the ones it cannot build.
+
+Checks that are the same for every source (non-finite coordinates, atoms closer than 0.1 Å,
+duplicate ids, atomic numbers outside the periodic table) live in :mod:`pipeline.featurise`, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from ase.data import atomic_numbers
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A molecule (or a whole input) that could not be featurised, with a reason a person understands."""
+
+    origin: str  # input file path, or the dataset name for packaged data
+    index: int  # 0-based position of the molecule in its origin (-1: the whole input)
+    mol_id: str | None
+    reason: str
+
+
+@dataclass
+class Catalogue:
+    """Every molecule the inputs hold, in input order (one row of ``entries`` per molecule)."""
+
+    entries: pd.DataFrame  # columns: mol_id (str), origin (str), index (int)
+    payload: Any = None  # source-specific; indexed by catalogue row in materialise
+    rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass
+class Molecules:
+    """Molecules in packed form: per-atom arrays concatenated in molecule order."""
+
+    mol_id: np.ndarray  # [N] str (object)
+    n_atoms: np.ndarray  # [N] int64
+    z: np.ndarray  # [A] int64, A = n_atoms.sum()
+    pos: np.ndarray  # [A, 3] float64, Å
+    properties: pd.DataFrame  # [N rows] float64 columns in canonical units; NaN = missing label
+    origin: np.ndarray  # [N] str (object): input each molecule came from
+    index: np.ndarray  # [N] int64: position within its origin
+
+    def __len__(self) -> int:
+        return len(self.mol_id)
+
+    @property
+    def atom_ptr(self) -> np.ndarray:
+        """[N + 1] offsets of each molecule's atoms in ``z`` and ``pos``."""
+        return np.concatenate([[0], np.cumsum(self.n_atoms)])
+
+    def take(self, keep: np.ndarray) -> Molecules:
+        """The molecules selected by boolean mask ``keep`` ([N]), in the same order."""
+        atom_keep = np.repeat(keep, self.n_atoms)
+        return Molecules(
+            mol_id=self.mol_id[keep],
+            n_atoms=self.n_atoms[keep],
+            z=self.z[atom_keep],
+            pos=self.pos[atom_keep],
+            properties=self.properties[keep].reset_index(drop=True),
+            origin=self.origin[keep],
+            index=self.index[keep],
+        )
+
+    @classmethod
+    def from_lists(
+        cls,
+        mol_id: Sequence[str],
+        z: Sequence[np.ndarray],
+        pos: Sequence[np.ndarray],
+        properties: Sequence[dict[str, float]] | pd.DataFrame,
+        origin: Sequence[str],
+        index: Sequence[int],
+    ) -> Molecules:
+        """Pack per-molecule arrays (for sources that build molecules one at a time)."""
+        n_atoms = np.array([len(a) for a in z], dtype=np.int64)
+        props = properties if isinstance(properties, pd.DataFrame) else pd.DataFrame(list(properties))
+        return cls(
+            mol_id=np.asarray(mol_id, dtype=object),
+            n_atoms=n_atoms,
+            z=np.concatenate(z).astype(np.int64) if len(z) else np.zeros(0, np.int64),
+            pos=np.concatenate(pos).astype(np.float64).reshape(-1, 3) if len(pos) else np.zeros((0, 3)),
+            properties=props.astype(np.float64).reset_index(drop=True),
+            origin=np.asarray(origin, dtype=object),
+            index=np.asarray(index, dtype=np.int64),
+        )
+
+
+class Source(Protocol):
+    """A named molecule source (registered in :data:`pipeline.sources.SOURCES`)."""
+
+    name: str
+    #: Unit of each property column the source reports, e.g. {"homo": "eV"}.
+    units: dict[str, str]
+
+    def catalogue(self, inputs: Sequence[Path]) -> Catalogue: ...
+
+    def materialise(self, catalogue: Catalogue, rows: np.ndarray, seed: int) -> tuple[Molecules, list[Reject]]: ...
+
+
+class UnknownElement(ValueError):
+    """An element symbol that is not in the periodic table."""
+
+
+def symbols_to_z(symbols: Sequence[str]) -> np.ndarray:
+    """Atomic numbers of element symbols (case as in the periodic table); raise on an unknown symbol."""
+    z = np.empty(len(symbols), dtype=np.int64)
+    for i, symbol in enumerate(symbols):
+        z[i] = atomic_numbers.get(symbol, 0)  # ASE maps the dummy atom "X" to 0 as well
+        if z[i] == 0:
+            raise UnknownElement(f"unknown element {symbol!r} (atom {i})")
+    return z
