@@ -109,7 +109,9 @@ class Source(Protocol):
 
     def catalogue(self, inputs: Sequence[Path]) -> Catalogue: ...
 
-    def materialise(self, catalogue: Catalogue, rows: np.ndarray, seed: int) -> tuple[Molecules, list[Reject]]: ...
+    def materialise(
+        self, catalogue: Catalogue, rows: np.ndarray, seed: int
+    ) -> tuple[Molecules, list[Reject]]: ...
 
 
 class UnknownElement(ValueError):

@@ -1,0 +1,444 @@
+"""Featurisation: molecules from any source -> Parquet graph shards, answer key, rejects, manifest.
+
+The work is split the same way whether one process does it all or Snakemake runs one job per shard:
+
+* :func:`featurise_shard` lists the inputs (cheap), takes the seeded ``limit`` subset, rejects
+  duplicate ids, builds and checks the molecules of one contiguous slice of that list, computes
+  their edges and writes ``graphs/shard-K.parquet`` plus the shard's answer-key and reject parts;
+* :func:`merge_parts` joins the parts into ``answer_key.parquet``, ``rejects.parquet`` and
+  ``manifest.json``;
+* :func:`featurise` runs every shard then the merge, in one process.
+
+Edges are every ordered pair (i, j), i != j, closer than the cutoff, computed for all molecules of
+one size at once as a batched distance tensor: no per-molecule or per-atom Python.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from . import __version__
+from .sources import Catalogue, Molecules, Reject, Source, get_source
+from .store import FORMAT_VERSION, GRAPH_SCHEMA, REJECT_SCHEMA, graph_metadata, write_json, write_table
+
+log = logging.getLogger(__name__)
+
+#: Two atoms closer than this (Å) mean a broken geometry, not a molecule.
+MIN_ATOM_DISTANCE = 0.1
+#: Largest atomic number accepted (oganesson).
+MAX_Z = 118
+#: Pairs per batched distance block (bounds the memory of the edge computation to ~200 MB).
+_PAIRS_PER_BLOCK = 4_000_000
+
+
+class FeaturiseError(RuntimeError):
+    """Featurisation cannot go on (e.g. no valid molecule at all); the message names the input."""
+
+
+@dataclass
+class FeaturiseSettings:
+    """Everything that decides the content of a featurised dataset (recorded in every part)."""
+
+    source: str
+    inputs: list[str] = field(default_factory=list)
+    cutoff: float = 30.0
+    limit: int | None = None
+    seed: int = 0
+    num_shards: int = 1
+    rbf_count: int = 300
+
+    def rbf(self) -> dict[str, float]:
+        """Gaussian RBF spec: ``count`` centres ``start + k * width`` from 0 up to the cutoff."""
+        width = self.cutoff / self.rbf_count
+        return {"start": 0.0, "stop": self.cutoff, "count": self.rbf_count, "width": width}
+
+    def validate(self) -> None:
+        if not self.cutoff > MIN_ATOM_DISTANCE:
+            raise ValueError(f"cutoff must be > {MIN_ATOM_DISTANCE} Å, got {self.cutoff}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be a positive number of molecules, got {self.limit}")
+        if self.num_shards < 1:
+            raise ValueError(f"num_shards must be >= 1, got {self.num_shards}")
+        if self.rbf_count < 1:
+            raise ValueError(f"rbf_count must be >= 1, got {self.rbf_count}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Paths (one grammar, DESIGN.md)
+
+
+def shard_path(out: Path, k: int) -> Path:
+    return Path(out) / "graphs" / f"shard-{k:05d}.parquet"
+
+
+def part_paths(out: Path, k: int) -> dict[str, Path]:
+    parts = Path(out) / "parts"
+    return {
+        "answer_key": parts / f"shard-{k:05d}.answer_key.parquet",
+        "rejects": parts / f"shard-{k:05d}.rejects.parquet",
+        "summary": parts / f"shard-{k:05d}.json",
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry
+
+
+@dataclass
+class Edges:
+    """Edges of packed molecules: molecule m owns entries ``ptr[m]:ptr[m + 1]``."""
+
+    src: np.ndarray  # [E] int32, atom index local to its molecule
+    dst: np.ndarray  # [E] int32
+    dist: np.ndarray  # [E] float32, Å
+    ptr: np.ndarray  # [N + 1] int64
+    closest: np.ndarray  # [N] float64: smallest interatomic distance (inf for one atom)
+    closest_pair: np.ndarray  # [N, 2] int64: the atoms at that distance (-1 for one atom)
+
+
+def compute_edges(n_atoms: np.ndarray, pos: np.ndarray, cutoff: float) -> Edges:
+    """All ordered atom pairs closer than ``cutoff`` (Å) within each molecule, row-major per molecule.
+
+    Args:
+        n_atoms: [N] atoms per molecule.
+        pos: [A, 3] coordinates in Å, molecules concatenated in order (A = n_atoms.sum()).
+        cutoff: edge cutoff in Å (strict: a pair at exactly the cutoff is no edge).
+
+    Molecules of equal size are processed together as one [B, n, n] distance tensor, so the cost is a
+    few tensor operations per distinct molecule size, not per molecule.
+    """
+    n_atoms = np.asarray(n_atoms, dtype=np.int64)
+    n_mol = len(n_atoms)
+    atom_ptr = np.concatenate([[0], np.cumsum(n_atoms)])
+    pos_t = torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float64))
+    counts = np.zeros(n_mol, dtype=np.int64)
+    closest = np.full(n_mol, np.inf)
+    closest_pair = np.full((n_mol, 2), -1, dtype=np.int64)
+    blocks: list[tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    for n in np.unique(n_atoms):
+        members = np.flatnonzero(n_atoms == n)
+        if n < 2:
+            continue
+        per_block = max(1, _PAIRS_PER_BLOCK // int(n * n))
+        offdiag = ~torch.eye(int(n), dtype=torch.bool)
+        for start in range(0, len(members), per_block):
+            mols = members[start : start + per_block]
+            # [B, n] atom indices -> [B, n, 3] coordinates -> [B, n, n] distances
+            atoms = torch.from_numpy(atom_ptr[mols][:, None] + np.arange(n)[None, :])
+            xyz = pos_t[atoms]
+            d = torch.linalg.vector_norm(xyz[:, :, None, :] - xyz[:, None, :, :], dim=-1)
+            masked = d.masked_fill(~offdiag, math.inf).flatten(1)
+            best, arg = masked.min(dim=1)
+            closest[mols] = best.numpy()
+            closest_pair[mols] = np.stack([arg.numpy() // n, arg.numpy() % n], axis=1)
+            edge = (masked < cutoff).view(-1, int(n), int(n))
+            b, i, j = edge.nonzero(as_tuple=True)  # sorted by molecule, then i, then j
+            counts[mols] = edge.sum(dim=(1, 2)).numpy()
+            blocks.append((mols, i.to(torch.int32), j.to(torch.int32), d[b, i, j].to(torch.float32)))
+
+    ptr = np.concatenate([[0], np.cumsum(counts)])
+    src = np.empty(ptr[-1], dtype=np.int32)
+    dst = np.empty(ptr[-1], dtype=np.int32)
+    dist = np.empty(ptr[-1], dtype=np.float32)
+    for mols, i, j, d in blocks:
+        # Edges of a block are grouped by molecule; place each group at its molecule's offset.
+        block_counts = counts[mols]
+        block_ptr = np.concatenate([[0], np.cumsum(block_counts)])
+        target = np.repeat(ptr[mols] - block_ptr[:-1], block_counts) + np.arange(block_ptr[-1])
+        src[target], dst[target], dist[target] = i.numpy(), j.numpy(), d.numpy()
+    return Edges(src=src, dst=dst, dist=dist, ptr=ptr, closest=closest, closest_pair=closest_pair)
+
+
+def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
+    """Checks every source shares: atom count, atomic numbers, finite coordinates.
+
+    Returns a boolean mask of molecules that pass and a reject for each one that does not.
+    (Too-close atoms are found during the edge computation, see :func:`graph_table`.)
+    """
+    atom_mol = np.repeat(np.arange(len(mols)), mols.n_atoms)
+    bad_z = np.zeros(len(mols), dtype=bool)
+    bad_z[atom_mol[(mols.z < 1) | (mols.z > MAX_Z)]] = True
+    bad_pos = np.zeros(len(mols), dtype=bool)
+    bad_pos[atom_mol[~np.isfinite(mols.pos).all(axis=1)]] = True
+    empty = mols.n_atoms < 1
+    rejects = []
+    ptr = mols.atom_ptr
+    for m in np.flatnonzero(bad_z | bad_pos | empty):
+        if empty[m]:
+            reason = "molecule has no atoms"
+        elif bad_z[m]:
+            z = mols.z[ptr[m] : ptr[m + 1]]
+            reason = f"unknown element: atomic number {int(z[(z < 1) | (z > MAX_Z)][0])}"
+        else:
+            atom = int(np.flatnonzero(~np.isfinite(mols.pos[ptr[m] : ptr[m + 1]]).all(axis=1))[0])
+            reason = f"NaN or infinite coordinate (atom {atom})"
+        rejects.append(Reject(str(mols.origin[m]), int(mols.index[m]), str(mols.mol_id[m]), reason))
+    return ~(bad_z | bad_pos | empty), rejects
+
+
+def graph_table(
+    mols: Molecules, cutoff: float, rbf: dict[str, float]
+) -> tuple[pa.Table, Molecules, list[Reject]]:
+    """The Parquet graph table of ``mols``; molecules with two atoms closer than 0.1 Å are rejected."""
+    edges = compute_edges(mols.n_atoms, mols.pos, cutoff)
+    too_close = edges.closest < MIN_ATOM_DISTANCE
+    rejects = [
+        Reject(
+            str(mols.origin[m]),
+            int(mols.index[m]),
+            str(mols.mol_id[m]),
+            f"atoms {edges.closest_pair[m, 0]} and {edges.closest_pair[m, 1]} are "
+            f"{edges.closest[m]:.3f} Å apart (closer than {MIN_ATOM_DISTANCE} Å)",
+        )
+        for m in np.flatnonzero(too_close)
+    ]
+    if too_close.any():
+        keep = ~too_close
+        edge_keep = np.repeat(keep, np.diff(edges.ptr))
+        mols = mols.take(keep)
+        edges = Edges(
+            src=edges.src[edge_keep],
+            dst=edges.dst[edge_keep],
+            dist=edges.dist[edge_keep],
+            ptr=np.concatenate([[0], np.cumsum(np.diff(edges.ptr)[keep])]),
+            closest=edges.closest[keep],
+            closest_pair=edges.closest_pair[keep],
+        )
+    atom_off = pa.array(mols.atom_ptr.astype(np.int32))
+    edge_off = pa.array(edges.ptr.astype(np.int32))
+    xyz = pa.FixedSizeListArray.from_arrays(pa.array(mols.pos.astype(np.float32).ravel()), 3)
+    table = pa.Table.from_arrays(
+        [
+            pa.array(mols.mol_id.astype(str), pa.string()),
+            pa.array(mols.n_atoms.astype(np.int32)),
+            pa.ListArray.from_arrays(atom_off, pa.array(mols.z.astype(np.int8))),
+            pa.ListArray.from_arrays(atom_off, xyz),
+            pa.ListArray.from_arrays(edge_off, pa.array(edges.src)),
+            pa.ListArray.from_arrays(edge_off, pa.array(edges.dst)),
+            pa.ListArray.from_arrays(edge_off, pa.array(edges.dist)),
+        ],
+        schema=GRAPH_SCHEMA.with_metadata(graph_metadata(cutoff, rbf)),
+    )
+    return table, mols, rejects
+
+
+# --------------------------------------------------------------------------------------------------
+# Shards
+
+
+def select_rows(n: int, limit: int | None, seed: int) -> np.ndarray:
+    """Catalogue rows to featurise: all, or a seeded subset of ``limit`` rows kept in input order."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def shard_rows(rows: np.ndarray, num_shards: int, k: int) -> np.ndarray:
+    """Contiguous slice ``k`` of ``num_shards`` near-equal slices of ``rows``."""
+    bounds = np.linspace(0, len(rows), num_shards + 1).round().astype(int)
+    return rows[bounds[k] : bounds[k + 1]]
+
+
+def _duplicates(entries: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, list[Reject]]:
+    """Drop rows whose mol_id appeared earlier (in input order); the first occurrence is kept."""
+    sub = entries.iloc[rows]
+    dup = sub.mol_id.duplicated(keep="first").to_numpy()
+    first = sub[~dup].drop_duplicates("mol_id").set_index("mol_id")
+    rejects = [
+        Reject(
+            str(r.origin),
+            int(r.index),
+            str(r.mol_id),
+            f"duplicate mol_id {r.mol_id!r} (first seen in {first.origin[r.mol_id]} at index "
+            f"{first['index'][r.mol_id]})",
+        )
+        for r in sub[dup].itertuples()
+    ]
+    return rows[~dup], rejects
+
+
+def _rejects_table(rejects: Sequence[Reject]) -> pa.Table:
+    return pa.Table.from_pylist([asdict(r) for r in rejects], schema=REJECT_SCHEMA)
+
+
+@dataclass
+class Plan:
+    """What every shard of one featurisation agrees on: the listed inputs and the rows to build."""
+
+    settings: FeaturiseSettings
+    source: Source
+    catalogue: Catalogue
+    rows: np.ndarray  # catalogue rows to featurise, in input order, duplicates removed
+    selected: int  # rows taken by the limit, before duplicates were removed
+    rejects: list[Reject]  # input-level and duplicate-id rejects
+
+
+def plan(settings: FeaturiseSettings) -> Plan:
+    """List the inputs once and decide which molecules are featurised (seeded ``limit``, no duplicates)."""
+    settings.validate()
+    source = get_source(settings.source)
+    catalogue = source.catalogue([Path(p) for p in settings.inputs])
+    rows = select_rows(len(catalogue.entries), settings.limit, settings.seed)
+    unique_rows, dup_rejects = _duplicates(catalogue.entries, rows)
+    return Plan(settings, source, catalogue, unique_rows, len(rows), list(catalogue.rejects) + dup_rejects)
+
+
+def featurise_shard(settings: FeaturiseSettings, out: Path, k: int, the_plan: Plan | None = None) -> dict:
+    """Featurise shard ``k`` of ``settings.num_shards`` into ``out``; returns the shard's summary.
+
+    ``the_plan`` (from :func:`plan` with the same settings) saves listing the inputs again.
+    """
+    the_plan = the_plan or plan(settings)
+    if not 0 <= k < settings.num_shards:
+        raise ValueError(f"shard {k} out of range for num_shards={settings.num_shards}")
+    # Input-level problems are the same for every shard: shard 0 reports them.
+    rejects = list(the_plan.rejects) if k == 0 else []
+    mine = shard_rows(the_plan.rows, settings.num_shards, k)
+    mols, source_rejects = the_plan.source.materialise(the_plan.catalogue, mine, settings.seed)
+    ok, check_rejects = check_molecules(mols)
+    table, mols, geometry_rejects = graph_table(mols.take(ok), settings.cutoff, settings.rbf())
+    rejects += source_rejects + check_rejects + geometry_rejects
+    source = the_plan.source
+
+    paths = part_paths(out, k)
+    write_table(table, shard_path(out, k), use_dictionary=["mol_id"])
+    answers = pa.Table.from_pandas(
+        pd.concat([pd.DataFrame({"mol_id": mols.mol_id.astype(str)}), mols.properties], axis=1),
+        preserve_index=False,
+    )
+    write_table(answers, paths["answer_key"])
+    write_table(_rejects_table(rejects), paths["rejects"])
+    summary = {
+        "shard": k,
+        "settings": asdict(settings),
+        "catalogue": int(len(the_plan.catalogue.entries)),
+        "selected": int(the_plan.selected),
+        "molecules": int(len(mols)),
+        "atoms": int(mols.n_atoms.sum()),
+        "edges": _n_edges(table),
+        "rejected": len(rejects),
+        "max_atoms": int(mols.n_atoms.max()) if len(mols) else 0,
+        "elements": sorted({int(v) for v in np.unique(mols.z)}),
+        "targets": list(mols.properties.columns),
+        "units": {t: source.units.get(t, "as given") for t in mols.properties.columns},
+    }
+    write_json(summary, paths["summary"])
+    log.info(
+        "shard %d/%d: %d molecules, %d edges, %d rejected -> %s",
+        k + 1,
+        settings.num_shards,
+        summary["molecules"],
+        summary["edges"],
+        len(rejects),
+        shard_path(out, k),
+    )
+    return summary
+
+
+def _n_edges(table: pa.Table) -> int:
+    return int(sum(len(chunk.values) for chunk in table["dist"].chunks))
+
+
+def merge_parts(out: Path, num_shards: int) -> dict:
+    """Join the shard parts of ``out`` into answer_key.parquet, rejects.parquet and manifest.json."""
+    out = Path(out)
+    summaries = []
+    for k in range(num_shards):
+        paths = part_paths(out, k)
+        for what in ("summary", "answer_key", "rejects"):
+            if not paths[what].exists():
+                raise FeaturiseError(f"{out}: shard {k} is not finished ({paths[what]} is missing)")
+        summaries.append(json.loads(paths["summary"].read_text()))
+    settings = summaries[0]["settings"]
+    for s in summaries[1:]:
+        if s["settings"] != settings:
+            raise FeaturiseError(
+                f"{out}: shard {s['shard']} was featurised with other settings than shard 0 "
+                f"({s['settings']} vs {settings}); delete {out} and featurise again"
+            )
+    if settings["num_shards"] != num_shards:
+        raise FeaturiseError(f"{out}: parts are for {settings['num_shards']} shards, not {num_shards}")
+
+    rejects = pa.concat_tables([pq.read_table(part_paths(out, k)["rejects"]) for k in range(num_shards)])
+    write_table(rejects, out / "rejects.parquet")
+    n_molecules = sum(s["molecules"] for s in summaries)
+    if n_molecules == 0:
+        reasons = pd.Series(rejects["reason"].to_pylist()).value_counts().head(5)
+        inputs = ", ".join(settings["inputs"]) or settings["source"]
+        raise FeaturiseError(
+            f"no valid molecule in {inputs}: all {rejects.num_rows} rejected "
+            f"(see {out / 'rejects.parquet'}); most common reasons: "
+            + "; ".join(f"{n} x {r}" for r, n in reasons.items())
+        )
+    answer_parts = [pq.read_table(part_paths(out, k)["answer_key"]) for k in range(num_shards)]
+    write_table(pa.concat_tables(answer_parts, promote_options="permissive"), out / "answer_key.parquet")
+
+    targets = list(dict.fromkeys(t for s in summaries for t in s["targets"]))
+    units = {t: u for s in summaries for t, u in s["units"].items()}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "created_by": f"pipeline {__version__}",
+        "source": settings["source"],
+        "inputs": settings["inputs"],
+        "limit": settings["limit"],
+        "seed": settings["seed"],
+        "cutoff": settings["cutoff"],
+        "rbf": FeaturiseSettings(**settings).rbf(),
+        "targets": targets,
+        "units": {"pos": "angstrom", "dist": "angstrom", **units},
+        "counts": {
+            "catalogue": summaries[0]["catalogue"],
+            "selected": summaries[0]["selected"],
+            "molecules": n_molecules,
+            "rejected": rejects.num_rows,
+            "atoms": sum(s["atoms"] for s in summaries),
+            "edges": sum(s["edges"] for s in summaries),
+            "max_atoms": max(s["max_atoms"] for s in summaries),
+        },
+        "elements": sorted({z for s in summaries for z in s["elements"]}),
+        "shards": [
+            {
+                "path": f"graphs/shard-{s['shard']:05d}.parquet",
+                "molecules": s["molecules"],
+                "edges": s["edges"],
+            }
+            for s in summaries
+        ],
+    }
+    write_json(manifest, out / "manifest.json")
+    log.info(
+        "%s: %d molecules in %d shards, %d rejected (%s)",
+        out,
+        n_molecules,
+        num_shards,
+        rejects.num_rows,
+        out / "rejects.parquet",
+    )
+    return manifest
+
+
+def featurise(settings: FeaturiseSettings, out: Path, shard_size: int | None = None) -> dict:
+    """Featurise everything into ``out`` in this process; returns the manifest.
+
+    With ``shard_size``, the number of shards is chosen so that each holds about that many molecules.
+    """
+    the_plan = plan(settings)
+    if shard_size is not None:
+        if shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        settings.num_shards = max(1, math.ceil(len(the_plan.rows) / shard_size))
+    for k in range(settings.num_shards):
+        featurise_shard(settings, out, k, the_plan)
+    return merge_parts(out, settings.num_shards)
