@@ -142,7 +142,9 @@ class QM9Source:
                     f"and {n_coords[i]} coordinates (expected {3 * n_declared[i]})"
                 )
             elif bad_element[i]:
-                reason = f"unknown element in {table['Elements'][int(i)].as_py()}"
+                atoms = symbols[int(i)].as_py()
+                bad = next(a for a, symbol in enumerate(atoms) if symbol in unknown.values())
+                reason = f"unknown element {atoms[bad]!r} (atom {bad})"
             else:
                 reason = "non-numeric coordinate in XYZ_Ang"
             rejects.append(Reject(entries.origin[i], int(entries["index"][i]), entries.mol_id[i], reason))

@@ -1,0 +1,212 @@
+"""Featurisation: schema, units, edges against brute force, rejects, determinism, sharding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.featurise import (
+    FeaturiseError,
+    FeaturiseSettings,
+    compute_edges,
+    featurise,
+    featurise_shard,
+    merge_parts,
+)
+from pipeline.store import FORMAT_VERSION, GRAPH_SCHEMA, read_graph_metadata
+from pipeline.units import HARTREE_TO_EV, TARGETS
+
+
+def _read_graphs(out: Path):
+    return pq.read_table(sorted((out / "graphs").glob("shard-*.parquet"))[0].parent)
+
+
+def _features(out: Path, csv: Path, **kw) -> dict:
+    return featurise(FeaturiseSettings(source="qm9", inputs=[str(csv)], **kw), out)
+
+
+def test_qm9_schema_units_and_manifest(tmp_path, qm9_csv):
+    out = tmp_path / "data"
+    manifest = _features(out, qm9_csv())
+    graphs = _read_graphs(out)
+    assert graphs.schema.remove_metadata() == GRAPH_SCHEMA
+    meta = read_graph_metadata(out / "graphs" / "shard-00000.parquet")
+    assert meta == {
+        "format_version": FORMAT_VERSION,
+        "cutoff": 30.0,
+        "rbf": {"start": 0.0, "stop": 30.0, "count": 300, "width": 0.1},
+    }
+    answers = pq.read_table(out / "answer_key.parquet").to_pandas().set_index("mol_id")
+    ch4 = answers.loc["dsgdb9nsd_000001"]
+    # QM9's CH4: HOMO -0.3877 Ha = -10.550 eV; U0 -40.47893 Ha; mu 0 D; Cv 6.469 cal/mol K
+    assert ch4.homo == pytest.approx(-0.3877 * HARTREE_TO_EV) and round(ch4.homo, 3) == -10.550
+    assert ch4.u0 == pytest.approx(-40.47893 * HARTREE_TO_EV)
+    assert (ch4.mu, ch4.cv, ch4.alpha) == (0.0, 6.469, 13.21)
+    assert list(answers.columns) == list(TARGETS)
+    row = graphs.slice(0, 1).to_pylist()[0]
+    assert row["mol_id"] == "dsgdb9nsd_000001" and row["n_atoms"] == 5
+    assert row["z"] == [6, 1, 1, 1, 1]
+    assert row["pos"][1] == pytest.approx([0.002150416, -0.0060313176, 0.0019761204], abs=1e-7)
+    assert len(row["edge_src"]) == 20  # full graph: 5 * 4 ordered pairs
+    assert manifest["counts"]["molecules"] == 40 and manifest["units"]["homo"] == "eV"
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert pq.read_table(out / "rejects.parquet").num_rows == 0
+
+
+def _brute_force_edges(pos: np.ndarray, cutoff: float):
+    src, dst, dist = [], [], []
+    for i in range(len(pos)):
+        for j in range(len(pos)):
+            d = float(np.sqrt(((pos[i] - pos[j]) ** 2).sum()))
+            if i != j and d < cutoff:
+                src.append(i), dst.append(j), dist.append(d)
+    return src, dst, dist
+
+
+@pytest.mark.parametrize("cutoff", [2.5, 5.0, 30.0])
+def test_edges_match_brute_force(cutoff):
+    rng = np.random.default_rng(7)
+    n_atoms = rng.integers(1, 12, size=40)
+    pos = rng.normal(scale=2.0, size=(n_atoms.sum(), 3))
+    edges = compute_edges(n_atoms, pos, cutoff)
+    ptr = np.concatenate([[0], np.cumsum(n_atoms)])
+    for m in range(len(n_atoms)):
+        src, dst, dist = _brute_force_edges(pos[ptr[m] : ptr[m + 1]], cutoff)
+        e = slice(edges.ptr[m], edges.ptr[m + 1])
+        assert edges.src[e].tolist() == src and edges.dst[e].tolist() == dst
+        np.testing.assert_allclose(edges.dist[e], dist, rtol=1e-6)
+    assert edges.src.dtype == np.int32 and edges.dist.dtype == np.float32
+
+
+def test_edges_are_symmetric_and_invariant_to_rigid_motion():
+    rng = np.random.default_rng(0)
+    n_atoms = np.array([6, 9])
+    pos = rng.normal(size=(15, 3))
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    moved = pos @ q.T + np.array([3.0, -1.0, 10.0])
+    a, b = compute_edges(n_atoms, pos, 2.0), compute_edges(n_atoms, moved, 2.0)
+    assert a.src.tolist() == b.src.tolist() and a.dst.tolist() == b.dst.tolist()
+    np.testing.assert_allclose(a.dist, b.dist, rtol=1e-5)
+    pairs = set(zip(a.src.tolist()[: a.ptr[1]], a.dst.tolist()[: a.ptr[1]], strict=True))
+    assert all((j, i) in pairs for i, j in pairs)
+
+
+def _edit(lines: list[str], row: int, old: str, new: str) -> list[str]:
+    edited = list(lines)
+    assert old in edited[row], f"{old!r} not in row {row}"
+    edited[row] = edited[row].replace(old, new, 1)
+    return edited
+
+
+def test_bad_molecules_are_rejected_and_good_ones_kept(tmp_path, qm9_csv, qm9_lines):
+    lines = list(qm9_lines)
+    lines = _edit(lines, 2, "[-0.0404260543,", "[nan,")  # NH3: NaN coordinate
+    lines = _edit(lines, 3, "'O','H','H'", "'O','Xx','H'")  # H2O: unknown element
+    lines = _edit(lines, 4, '4,"[2,2,0,0,0]"', '5,"[2,2,0,0,0]"')  # C2H2: N_atoms says 5, lists 4
+    # HCN: put atom 1 on top of atom 0 (3 atoms: C, N, H)
+    first_xyz = lines[5].split('"[[')[1].split("],")[0]
+    second_xyz = lines[5].split('"[[')[1].split("],[")[1].split("]")[0]
+    lines[5] = lines[5].replace(second_xyz, first_xyz, 1)
+    lines = _edit(lines, 6, "[[", "[[abc,")  # formaldehyde: non-numeric coordinate (and a count mismatch)
+    lines = _edit(lines, 7, "-0.0187040036", "-0.01870x40036")  # ethane: a coordinate that is no number
+    lines.append(lines[10])  # a duplicate of dsgdb9nsd_000010
+    out = tmp_path / "data"
+    manifest = _features(out, qm9_csv(lines))
+    rejects = pq.read_table(out / "rejects.parquet").to_pandas().set_index("mol_id")
+    reasons = rejects.reason.to_dict()
+    assert "NaN or infinite coordinate" in reasons["dsgdb9nsd_000002"]
+    assert "unknown element 'Xx' (atom 1)" in reasons["dsgdb9nsd_000003"]
+    assert "atom count mismatch" in reasons["dsgdb9nsd_000004"]
+    assert "closer than 0.1 Å" in reasons["dsgdb9nsd_000005"]
+    assert "atoms 0 and 1 are 0.000 Å apart" in reasons["dsgdb9nsd_000005"]
+    assert reasons["dsgdb9nsd_000006"]  # malformed coordinates: rejected, whatever the first complaint
+    assert "non-numeric coordinate" in reasons["dsgdb9nsd_000007"]
+    assert "duplicate mol_id 'dsgdb9nsd_000010'" in reasons["dsgdb9nsd_000010"]
+    assert rejects.loc["dsgdb9nsd_000010", "index"] == 40  # the second copy, at its row in the file
+    assert rejects.origin.eq("mini_qm9.csv").all()
+    kept = set(_read_graphs(out)["mol_id"].to_pylist())
+    assert len(kept) == 40 - 6 and manifest["counts"]["rejected"] == 7
+    assert "dsgdb9nsd_000001" in kept and "dsgdb9nsd_000010" in kept
+    assert kept == set(pq.read_table(out / "answer_key.parquet")["mol_id"].to_pylist())
+
+
+def test_input_without_valid_molecule_fails_naming_it(tmp_path, qm9_csv, qm9_lines):
+    lines = [qm9_lines[0]] + [line.replace("'H'", "'Q'") for line in qm9_lines[1:6]]
+    csv = qm9_csv(lines, name="all_bad.csv")
+    out = tmp_path / "data"
+    with pytest.raises(FeaturiseError, match=r"no valid molecule in .*all_bad\.csv.*unknown element"):
+        _features(out, csv)
+    assert pq.read_table(out / "rejects.parquet").num_rows == 5  # the reasons are still on disk
+
+
+def test_limit_is_deterministic_subset(tmp_path, qm9_csv):
+    csv = qm9_csv()
+    runs = {}
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        featurise(FeaturiseSettings(source="qm9", inputs=[str(csv)], limit=12, seed=seed), tmp_path / name)
+        runs[name] = _read_graphs(tmp_path / name)
+    assert runs["a"].equals(runs["b"])
+    ids = runs["a"]["mol_id"].to_pylist()
+    assert len(ids) == 12 and ids == sorted(ids)  # kept in input order
+    assert ids != runs["c"]["mol_id"].to_pylist()
+
+
+def test_shard_jobs_equal_one_process(tmp_path, qm9_csv):
+    csv = qm9_csv()
+    settings = dict(source="qm9", inputs=[str(csv)], limit=30, seed=3)
+    one = featurise(FeaturiseSettings(**settings, num_shards=3), tmp_path / "one")
+    for k in (2, 0, 1):  # shard jobs finish in any order
+        featurise_shard(FeaturiseSettings(**settings, num_shards=3), tmp_path / "jobs", k)
+    jobs = merge_parts(tmp_path / "jobs", 3)
+    assert one == jobs
+    for name in ("graphs/shard-00000.parquet", "graphs/shard-00002.parquet", "answer_key.parquet"):
+        assert pq.read_table(tmp_path / "one" / name).equals(pq.read_table(tmp_path / "jobs" / name))
+    assert [s["molecules"] for s in one["shards"]] == [10, 10, 10]
+
+
+def test_merge_refuses_missing_or_mismatched_shards(tmp_path, qm9_csv):
+    csv = str(qm9_csv())
+    featurise_shard(FeaturiseSettings(source="qm9", inputs=[csv], num_shards=2), tmp_path, 0)
+    with pytest.raises(FeaturiseError, match="shard 1 is not finished"):
+        merge_parts(tmp_path, 2)
+    featurise_shard(FeaturiseSettings(source="qm9", inputs=[csv], num_shards=2, cutoff=5.0), tmp_path, 1)
+    with pytest.raises(FeaturiseError, match="other settings"):
+        merge_parts(tmp_path, 2)
+
+
+def test_shard_size_sets_number_of_shards(tmp_path, qm9_csv):
+    manifest = featurise(FeaturiseSettings(source="qm9", inputs=[str(qm9_csv())]), tmp_path, shard_size=15)
+    assert [s["molecules"] for s in manifest["shards"]] == [13, 14, 13]
+    assert sorted(p.name for p in (tmp_path / "graphs").iterdir()) == [
+        "shard-00000.parquet",
+        "shard-00001.parquet",
+        "shard-00002.parquet",
+    ]
+
+
+def test_cutoff_prunes_edges_and_is_recorded(tmp_path, qm9_csv):
+    manifest = _features(tmp_path, qm9_csv(), cutoff=1.2)
+    graphs = _read_graphs(tmp_path)
+    dist = np.concatenate(graphs["dist"].to_numpy(zero_copy_only=False))
+    assert dist.max() < 1.2 and manifest["cutoff"] == 1.2
+    assert read_graph_metadata(tmp_path / "graphs" / "shard-00000.parquet")["cutoff"] == 1.2
+    # CH4 at 1.2 Å: only the 4 C-H bonds, both directions
+    assert graphs.slice(0, 1).to_pylist()[0]["edge_src"] == [0, 0, 0, 0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [({"cutoff": 0.0}, "cutoff"), ({"limit": 0}, "limit"), ({"num_shards": 0}, "num_shards")],
+)
+def test_bad_settings_are_named(tmp_path, kw, message):
+    with pytest.raises(ValueError, match=message):
+        featurise(FeaturiseSettings(source="qm9", **kw), tmp_path)
+
+
+def test_unknown_source_lists_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown source 'pdbbind'.*files.*qm9.*smiles"):
+        featurise(FeaturiseSettings(source="pdbbind"), tmp_path)
