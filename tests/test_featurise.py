@@ -210,3 +210,40 @@ def test_bad_settings_are_named(tmp_path, kw, message):
 def test_unknown_source_lists_valid_ones(tmp_path):
     with pytest.raises(ValueError, match=r"unknown source 'pdbbind'.*files.*qm9.*smiles"):
         featurise(FeaturiseSettings(source="pdbbind"), tmp_path)
+
+
+DATA = Path(__file__).parent / "data" / "sources"
+
+
+def test_files_source_mixed_input_keeps_good_molecules(tmp_path):
+    inputs = [
+        DATA / "unknown_element.xyz",
+        DATA / "truncated.xyz",
+        DATA / "mixed.sdf",
+        tmp_path / "absent.xyz",
+    ]
+    manifest = featurise(FeaturiseSettings(source="files", inputs=[str(p) for p in inputs]), tmp_path / "out")
+    rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pandas()
+    by_origin = {Path(o).name: r for o, r in zip(rejects.origin, rejects.reason, strict=True)}
+    assert "unknown element symbol 'Xx'" in by_origin["unknown_element.xyz"]
+    assert "truncated" in by_origin["truncated.xyz"].lower()
+    assert (
+        "absent.xyz" in by_origin
+        and (rejects[rejects.origin.str.endswith("absent.xyz")]["index"] == -1).all()
+    )
+    kept = _read_graphs(tmp_path / "out")["mol_id"].to_pylist()
+    assert "unknown_element-0" in kept and "truncated-0" in kept  # water and methane before the bad frames
+    assert manifest["counts"]["molecules"] == len(kept) and manifest["counts"]["rejected"] == len(rejects)
+
+
+def test_smiles_source_end_to_end(tmp_path):
+    settings = FeaturiseSettings(source="smiles", inputs=[str(DATA / "molecules.csv")], seed=5, num_shards=2)
+    manifest = featurise(settings, tmp_path / "out")
+    graphs = _read_graphs(tmp_path / "out")
+    assert sorted(graphs["mol_id"].to_pylist()) == ["ethanol", "methane", "water"]
+    assert dict(zip(graphs["mol_id"].to_pylist(), graphs["n_atoms"].to_pylist(), strict=True))["ethanol"] == 9
+    answers = pq.read_table(tmp_path / "out" / "answer_key.parquet").to_pandas().set_index("mol_id")
+    assert answers.loc["ethanol", "homo"] == -7.2 and np.isnan(answers.loc["methane", "gap"])
+    assert manifest["units"]["homo"] == "as given"
+    reasons = " | ".join(pq.read_table(tmp_path / "out" / "rejects.parquet")["reason"].to_pylist())
+    assert "C1CC" in reasons and "unclosed ring" in reasons

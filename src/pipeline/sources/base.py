@@ -65,15 +65,25 @@ class Molecules:
 
     def take(self, keep: np.ndarray) -> Molecules:
         """The molecules selected by boolean mask ``keep`` ([N]), in the same order."""
-        atom_keep = np.repeat(keep, self.n_atoms)
+        return self.take_rows(np.flatnonzero(keep))
+
+    def take_rows(self, rows: np.ndarray) -> Molecules:
+        """The molecules at positions ``rows``, in the order of ``rows``."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"molecule rows out of range 0..{len(self) - 1}")
+        counts = self.n_atoms[rows]
+        # atoms of each chosen molecule, concatenated: its atom offset + 0..count-1
+        starts = self.atom_ptr[rows] - np.concatenate([[0], np.cumsum(counts)[:-1]])
+        atoms = np.repeat(starts, counts) + np.arange(counts.sum(), dtype=np.int64)
         return Molecules(
-            mol_id=self.mol_id[keep],
-            n_atoms=self.n_atoms[keep],
-            z=self.z[atom_keep],
-            pos=self.pos[atom_keep],
-            properties=self.properties[keep].reset_index(drop=True),
-            origin=self.origin[keep],
-            index=self.index[keep],
+            mol_id=self.mol_id[rows],
+            n_atoms=counts,
+            z=self.z[atoms],
+            pos=self.pos[atoms],
+            properties=self.properties.iloc[rows].reset_index(drop=True),
+            origin=self.origin[rows],
+            index=self.index[rows],
         )
 
     @classmethod
