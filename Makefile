@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) --resources gpu=1 --printshellcmds
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --resources gpu=1 --printshellcmds
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q

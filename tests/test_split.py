@@ -58,3 +58,15 @@ def test_split_of_featurised_dataset(tmp_path, qm9_csv):
     assert set(table["mol_id"].to_pylist()) == {f"dsgdb9nsd_{i:06d}" for i in range(1, 41)}
     with pytest.raises(FileNotFoundError, match="featurise the dataset first"):
         split_dataset(tmp_path / "nothing", tmp_path / "s.parquet", val=1, test=1, seed=0)
+
+
+def test_stale_shards_beyond_the_manifest_are_ignored(tmp_path, qm9_csv):
+    data = tmp_path / "data"
+    featurise(FeaturiseSettings(source="qm9", inputs=[str(qm9_csv())], num_shards=3), data)
+    stale = data / "graphs" / "shard-00002.parquet"
+    featurise(
+        FeaturiseSettings(source="qm9", inputs=[str(qm9_csv())], num_shards=2), data
+    )  # fewer shards now
+    assert stale.exists()
+    table = split_dataset(data, tmp_path / "split.parquet", val=5, test=5, seed=0)
+    assert table.num_rows == 40  # not 40 + the stale shard's molecules

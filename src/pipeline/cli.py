@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (give a job exactly its share: more oversubscribes)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("featurise", help="molecules -> Parquet graph shards, answer key, rejects, manifest")
@@ -93,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:

@@ -6,6 +6,7 @@ disjoint from the pool, so no validation or test molecule can ever be selected f
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -21,8 +22,17 @@ SPLITS = ("pool", "val", "test")
 
 
 def dataset_ids(data: Path) -> np.ndarray:
-    """Molecule ids of a featurised dataset, in shard order."""
-    shards = sorted((Path(data) / "graphs").glob("shard-*.parquet"))
+    """Molecule ids of a featurised dataset, in shard order.
+
+    The shards are those the manifest lists (stale shard files from an earlier, larger shard count
+    are ignored); without a manifest, every ``graphs/shard-*.parquet``.
+    """
+    data = Path(data)
+    manifest = data / "manifest.json"
+    if manifest.exists():
+        shards = [data / s["path"] for s in json.loads(manifest.read_text())["shards"]]
+    else:
+        shards = sorted((data / "graphs").glob("shard-*.parquet"))
     if not shards:
         raise FileNotFoundError(f"{data}: no graphs/shard-*.parquet (featurise the dataset first)")
     return np.concatenate([pq.read_table(s, columns=["mol_id"])["mol_id"].to_numpy() for s in shards])

@@ -1,0 +1,312 @@
+"""The Snakemake workflow as a user drives it: lint, dry-run plans, config errors, profiles, the
+no-label-leak rule on the DAG, and a real end-to-end run of a tiny QM9 config.
+
+Snakemake runs as a subprocess from the repository root (so the workflow profile
+workflow/profiles/default applies, as it does for a user) with ``--directory`` under ``tmp_path``,
+so nothing is written to the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "config.yaml"
+PAPER = REPO / "config" / "qm9-paper.yaml"
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+#: Rules allowed to have an answer key among their inputs: the merge that writes it, and the oracle.
+ANSWER_KEY_READERS = {"featurise_merge", "label"}
+
+
+def snakemake(*args: str | Path, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run the venv's Snakemake from the repository root; stdout and stderr together in ``.stdout``."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class Plan(list):
+    """The jobs of a dry run, each {"rule", "input", "output", "resources", "shell"}; ``.stdout``."""
+
+    stdout = ""
+
+
+def plan(workdir: Path, *configfiles: Path, extra: tuple = (), env: dict | None = None) -> Plan:
+    """Dry-run the workflow in ``workdir`` with these config files and parse the planned jobs."""
+    r = snakemake("-n", "-p", "--directory", workdir, "--configfile", *configfiles, *extra, env=env)
+    assert r.returncode == 0, r.stdout
+    jobs = Plan()
+    jobs.stdout = r.stdout
+    for block in re.split(r"\n(?=\[[^\n]*\]\n(?:local)?rule )", r.stdout):
+        m = re.search(r"^(?:local)?rule (\w+):\n((?:    .*\n?)*)", block, flags=re.M)
+        if not m:
+            continue
+        fields = dict(re.findall(r"^    (\w+): (.*)$", m.group(2), flags=re.M))
+        shell = re.search(r"^Shell command: (.*)$", block, flags=re.M)
+        jobs.append(
+            {
+                "rule": m.group(1),
+                "input": fields["input"].split(", ") if "input" in fields else [],
+                "output": fields["output"].split(", ") if "output" in fields else [],
+                "resources": fields.get("resources", ""),
+                "shell": shell.group(1) if shell else "",
+            }
+        )
+    return jobs
+
+
+def count(jobs: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job["rule"]] = counts.get(job["rule"], 0) + 1
+    return counts
+
+
+def leaks(jobs: list[dict]) -> list[tuple[str, str]]:
+    """(rule, file) for every answer-key file among the inputs of a rule that must not see labels."""
+    return [
+        (job["rule"], path)
+        for job in jobs
+        for path in job["input"]
+        if "answer_key" in Path(path).name and job["rule"] not in ANSWER_KEY_READERS
+    ]
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_lint_is_clean(tmp_path):
+    r = snakemake("--lint", "--directory", tmp_path, "--configfile", CONFIG)
+    assert r.returncode == 0, r.stdout
+    assert "Congratulations, your workflow is in a good condition!" in r.stdout, r.stdout
+
+
+def test_demo_config_plan(tmp_path):
+    jobs = plan(tmp_path, CONFIG)
+    assert count(jobs) == {"featurise_shard": 2, "featurise_merge": 1, "split": 1, "all": 1}
+    shard_outputs = sorted(
+        o for j in jobs if j["rule"] == "featurise_shard" for o in j["output"] if "graphs" in o
+    )
+    assert shard_outputs == [f"results/data/qm9/graphs/shard-{k:05d}.parquet" for k in range(2)]
+    (split,) = [j for j in jobs if j["rule"] == "split"]
+    assert split["output"] == ["results/runs/asgn/split.parquet"]
+    assert sorted(split["input"]) == sorted([*shard_outputs, "results/data/qm9/manifest.json"])
+    # The merge is the one job that reads the answer-key parts: proves the leak check sees them.
+    (merge,) = [j for j in jobs if j["rule"] == "featurise_merge"]
+    assert sum("answer_key" in p for p in merge["input"]) == 2
+    assert leaks(jobs) == []
+
+
+def test_paper_config_plan_on_top_of_the_default_config(tmp_path):
+    # As a user runs it from the repository: config/config.yaml first, then the paper config over it.
+    (tmp_path / "config").mkdir()
+    shutil.copy(CONFIG, tmp_path / "config" / "config.yaml")
+    jobs = plan(tmp_path, PAPER)
+    assert "config/config.yaml is extended by additional config" in jobs.stdout
+    assert count(jobs) == {"featurise_shard": 8, "featurise_merge": 1, "split": 1, "all": 1}
+    commands = [j["shell"] for j in jobs if j["rule"] != "all"]
+    assert all(c.startswith("pipeline ") for c in commands)
+    assert not any("--limit" in c for c in commands), "the demo's limit leaked into the paper run"
+    (split,) = [c for c in commands if " split --data " in c]
+    assert "--val 10000 --test 10000" in split
+    assert leaks(jobs) == []
+
+
+def test_several_datasets_and_runs_share_featurised_data(tmp_path):
+    mols = tmp_path / "mols"
+    mols.mkdir()
+    for name in ("a.xyz", "b.xyz"):
+        (mols / name).write_text("1\nmol_id=h\nH 0 0 0\n")
+    (tmp_path / "library.csv").write_text("id,smiles\nm1,CCO\n")
+    config = write_yaml(
+        tmp_path / "many.yaml",
+        {
+            "datasets": {
+                "qm9": {"source": "qm9", "limit": 500, "shards": 3},
+                "mine": {"source": "files", "inputs": ["mols/a.xyz", "mols/b.xyz"]},
+                "screen": {"source": "smiles", "inputs": ["library.csv"], "shards": 2},
+            },
+            "runs": {
+                "asgn": {"dataset": "qm9", "split": {"val": 50, "test": 50}},
+                "random": {"dataset": "qm9", "split": {"val": 50, "test": 50}},
+                "mine": {"dataset": "mine", "split": {"val": 1, "test": 1, "pool": 10, "seed": 3}},
+            },
+        },
+    )
+    jobs = plan(tmp_path, config)
+    assert count(jobs) == {"featurise_shard": 6, "featurise_merge": 3, "split": 3, "all": 1}
+    # The input files of a dataset are inputs of its shard jobs (editing one featurises again).
+    mine = [j for j in jobs if j["rule"] == "featurise_shard" and "results/data/mine/" in j["output"][0]]
+    assert [j["input"] for j in mine] == [["mols/a.xyz", "mols/b.xyz"]]
+    # Runs on the same dataset read the same featurised graphs.
+    splits = {j["output"][0]: set(j["input"]) for j in jobs if j["rule"] == "split"}
+    assert splits["results/runs/asgn/split.parquet"] == splits["results/runs/random/split.parquet"]
+    assert leaks(jobs) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "typo"),
+    [("datasets.qm9", "limit", "limt"), ("runs.asgn.split", "test", "tset"), ("top level", "runs", "run")],
+)
+def test_typo_in_config_fails_before_any_job_naming_the_key(tmp_path, where, key, typo):
+    config = yaml.safe_load(CONFIG.read_text())
+    node = config
+    for name in where.split(".") if where != "top level" else []:
+        node = node[name]
+    node[typo] = node.pop(key)
+    r = snakemake(
+        "--cores", "1", "--directory", tmp_path, "--configfile", write_yaml(tmp_path / "c.yaml", config)
+    )
+    assert r.returncode != 0
+    assert f"invalid config at {where}" in r.stdout and f"'{typo}' was unexpected" in r.stdout, r.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+def schema_errors(config: dict) -> list[str]:
+    """Where (dotted path) each error of ``config`` against the workflow's schema is."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    return [".".join(map(str, e.absolute_path)) for e in Draft202012Validator(schema).iter_errors(config)]
+
+
+def test_schema_documents_every_key_and_accepts_the_shipped_configs():
+    def undocumented(node, path="schema"):
+        if isinstance(node, dict):
+            for name, sub in node.get("properties", {}).items():
+                if "description" not in sub:
+                    yield f"{path}.{name}"
+            for key, sub in node.items():
+                if key not in ("if", "then"):  # conditions on documented keys, not keys
+                    yield from undocumented(sub, f"{path}.{key}")
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    Draft202012Validator.check_schema(schema)
+    assert list(undocumented(schema)) == []
+    for path in (CONFIG, PAPER):
+        assert schema_errors(yaml.safe_load(path.read_text())) == [], path
+
+
+@pytest.mark.parametrize(
+    ("dataset", "where"),
+    [
+        ({"source": "pdb"}, "datasets.qm9.source"),
+        ({"source": "smiles"}, "datasets.qm9"),  # smiles and files need inputs
+        ({"source": "files", "inputs": []}, "datasets.qm9.inputs"),
+        ({"source": "qm9", "shards": 0}, "datasets.qm9.shards"),
+        ({"source": "qm9", "limit": 2.5}, "datasets.qm9.limit"),
+        ({"source": "qm9", "cutoff": 0}, "datasets.qm9.cutoff"),
+    ],
+)
+def test_schema_rejects_bad_values(dataset, where):
+    config = {
+        "datasets": {"qm9": dataset},
+        "runs": {"asgn": {"dataset": "qm9", "split": {"val": 1, "test": 1}}},
+    }
+    assert schema_errors(config) == [where]
+
+
+def test_run_on_an_undeclared_dataset_is_named(tmp_path):
+    config = {
+        "datasets": {"qm9": {"source": "qm9"}},
+        "runs": {"asgn": {"dataset": "qm8", "split": {"val": 1, "test": 1}}},
+    }
+    r = snakemake("-n", "--directory", tmp_path, "--configfile", write_yaml(tmp_path / "c.yaml", config))
+    assert r.returncode != 0 and "runs.asgn.dataset: 'qm8' is not declared" in r.stdout, r.stdout
+
+
+def test_slurm_profile_is_accepted(tmp_path):
+    # The profile's keys must all be ones Snakemake 9 and the SLURM plugin accept. Its conda
+    # deployment asks `conda` a few questions even in a dry run; conda is not installed here, so a
+    # stand-in answers them (no environment is built in a dry run).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    conda = bin_dir / "conda"
+    conda.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  "info --json") echo \'{"conda_prefix": "/opt/conda", "platform": "linux-64"}\' ;;\n'
+        '  "--version") echo "conda 25.1.1" ;;\n'
+        '  "config --get channel_priority --json") echo \'{"get": {"channel_priority": "strict"}}\' ;;\n'
+        "  *) exit 1 ;;\n"
+        "esac\n"
+    )
+    conda.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    jobs = plan(tmp_path, CONFIG, extra=("--profile", REPO / "workflow/profiles/slurm"), env=env)
+    assert count(jobs) == {"featurise_shard": 2, "featurise_merge": 1, "split": 1, "all": 1}
+    shard = next(j for j in jobs if j["rule"] == "featurise_shard")
+    assert "slurm_partition=<partition>" in shard["resources"] and "mem_mb=8000" in shard["resources"]
+
+
+def test_end_to_end_tiny_qm9(tmp_path):
+    config = write_yaml(
+        tmp_path / "tiny.yaml",
+        {
+            "datasets": {"qm9": {"source": "qm9", "limit": 200, "shards": 2}},
+            "runs": {"asgn": {"dataset": "qm9", "split": {"val": 20, "test": 20}}},
+        },
+    )
+    # As `make demo` runs it: .venv/bin/snakemake with the venv not activated (`pipeline` not on PATH).
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    env = {**os.environ, "PATH": path}
+    r = snakemake("--cores", "2", "--directory", tmp_path, "--configfile", config, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout
+
+    data = tmp_path / "results" / "data" / "qm9"
+    expected = [
+        *(f"results/data/qm9/graphs/shard-{k:05d}.parquet" for k in range(2)),
+        "results/data/qm9/answer_key.parquet",
+        "results/data/qm9/rejects.parquet",
+        "results/data/qm9/manifest.json",
+        "results/runs/asgn/split.parquet",
+        *(f"logs/featurise_shard/qm9/shard-{k:05d}.log" for k in range(2)),
+        "logs/featurise_merge/qm9.log",
+        "logs/split/asgn.log",
+        *(f"benchmarks/featurise_shard/qm9/shard-{k:05d}.tsv" for k in range(2)),
+        "benchmarks/featurise_merge/qm9.tsv",
+    ]
+    assert [p for p in expected if not (tmp_path / p).is_file()] == []
+
+    manifest = json.loads((data / "manifest.json").read_text())
+    n = manifest["counts"]["molecules"]
+    assert n + manifest["counts"]["rejected"] >= 200 and n > 100
+    graph_ids = [
+        i
+        for k in range(2)
+        for i in pq.read_table(data / f"graphs/shard-{k:05d}.parquet")["mol_id"].to_pylist()
+    ]
+    assert len(graph_ids) == len(set(graph_ids)) == n
+
+    split = pq.read_table(tmp_path / "results/runs/asgn/split.parquet").to_pandas()
+    sizes = split["split"].astype(str).value_counts().to_dict()
+    assert sizes == {"pool": n - 40, "val": 20, "test": 20}
+    assert split["mol_id"].is_unique  # no molecule in two splits
+    assert set(split["mol_id"]) == set(graph_ids)
+
+    # A finished run is up to date; changing the split seed redoes the split and nothing else.
+    r = snakemake("-n", "--directory", tmp_path, "--configfile", config)
+    assert "Nothing to be done" in r.stdout, r.stdout
+    reseeded = yaml.safe_load(config.read_text())
+    reseeded["runs"]["asgn"]["split"]["seed"] = 1
+    assert count(plan(tmp_path, write_yaml(tmp_path / "reseeded.yaml", reseeded))) == {"split": 1, "all": 1}

@@ -1,0 +1,21 @@
+# Featurised dataset -> seeded pool / val / test split of one run. Reads molecule ids only.
+
+
+rule split:
+    input:
+        unpack(get_split_input),
+    output:
+        "results/runs/{run}/split.parquet",
+    params:
+        data=get_run_dataset_dir,
+        sizes=get_split_args,
+    log:
+        "logs/split/{run}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline --threads {threads} split --data {params.data} --out {output} {params.sizes} > {log} 2>&1"
