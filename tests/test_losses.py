@@ -52,7 +52,6 @@ class _Heads(torch.nn.Module):
         self.atom = torch.nn.Linear(hidden, types)
         self.dist = torch.nn.Linear(hidden, bins)
         self.cluster = torch.nn.Linear(hidden, clusters)
-        self.register_buffer("scale", torch.ones(1))
 
     def atom_type_logits(self, node):
         return self.atom(node)
@@ -78,11 +77,13 @@ def _batch_and_out():
 def test_zero_weight_switches_a_term_off():
     model, (batch, out) = _Heads(), _batch_and_out()
     target, ids = torch.tensor([[1.0], [float("nan")]]), torch.tensor([0, 3])
-    _, terms = teacher_loss(model, batch, out, target, ids, LossWeights())
+    _, terms = teacher_loss(model, batch, out, target, ids, LossWeights(), torch.ones(1))
     assert set(terms) == {"property", "atom_type", "distance", "clustering", "total"}
-    _, terms = teacher_loss(model, batch, out, target, ids, LossWeights(reconstruction=0.0, clustering=0.0))
+    _, terms = teacher_loss(
+        model, batch, out, target, ids, LossWeights(reconstruction=0.0, clustering=0.0), torch.ones(1)
+    )
     assert set(terms) == {"property", "total"}  # ASGN-S: supervised only
-    total, terms = teacher_loss(model, batch, out, None, None, LossWeights())
+    total, terms = teacher_loss(model, batch, out, None, None, LossWeights(), torch.ones(1))
     assert set(terms) == {"atom_type", "distance", "total"}
     total.backward()
     assert out.node.grad is not None and out.node.grad.abs().sum() > 0

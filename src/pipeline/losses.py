@@ -76,6 +76,7 @@ def teacher_loss(
     target: torch.Tensor | None,
     cluster_ids: torch.Tensor | None,
     weights: LossWeights,
+    scale: torch.Tensor,
     alpha: float = 0.4,
     n_dist_bins: int = 30,
     cutoff: float = 30.0,
@@ -85,17 +86,18 @@ def teacher_loss(
     no host sync here).
 
     Args:
-        model: provides ``atom_type_logits(node)``, ``dist_bin_logits(h_i, h_j)``, ``cluster_logits(graph)``
-            and the target scale buffer ``scale`` [T].
+        model: provides ``atom_type_logits(node)``, ``dist_bin_logits(h_i, h_j)``, ``cluster_logits(graph)``.
         batch: the :class:`pipeline.graphs.GraphBatch` that produced ``out``.
         out: model output with ``node`` [a, H], ``graph`` [B, H], ``pred`` [B, T].
         target: [B, T] labels or pseudo-labels (NaN = none), or None when no molecule has one.
         cluster_ids: [B] hard cluster ids of the batch's molecules, or None before the first assignment.
+        weights: w_p, w_r, w_c.
+        scale: [T] per-target std that standardises L_p.
     """
     total = out.pred.sum() * 0.0
     terms: dict[str, torch.Tensor] = {}
     if weights.property and target is not None:
-        lp = property_loss(out.pred, target, model.scale)
+        lp = property_loss(out.pred, target, scale)
         total = total + weights.property * lp
         terms["property"] = lp.detach()
     if weights.reconstruction:

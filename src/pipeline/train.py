@@ -1,0 +1,393 @@
+"""Training and inference: the ASGN teacher, the student, embeddings and pseudo-labels, checkpoints.
+
+* Teacher (semi-supervised): every pool molecule, labelled or not, is in its epochs. Loss
+  L_t = w_p·L_p + w_r·L_r + w_c·L_c (:func:`pipeline.losses.teacher_loss`); L_p sees the true labels
+  of the labelled molecules and the previous student's pseudo-labels of the others. Cluster ids for
+  L_c come from Sinkhorn over the cluster scores of all training molecules, recomputed every
+  ``cluster_every`` epochs. The teacher of round r warm-starts from round r-1's.
+* Student: a copy of the teacher's weights, fine-tuned on the labelled molecules only (L_p), early
+  stopped on validation MAE, best epoch restored.
+* Inference: predictions and graph embeddings z_G in eval mode, in one pass.
+
+Batches are gathered from a packed :class:`~pipeline.graphs.GraphSet` on the training device; the
+loops hold no per-molecule Python. Every random choice draws from generators seeded by the config.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .clustering import sinkhorn
+from .graphs import GraphSet
+from .losses import LossWeights, property_loss, teacher_loss
+from .model import ASGNModel, ModelConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of the teacher and the student (paper defaults)."""
+
+    lr: float = 1e-3  # Adam learning rate, teacher and student
+    batch_size: int = 32  # molecules per training batch
+    eval_batch_size: int = 256  # molecules per inference batch
+    teacher_epochs: int = 20  # teacher epochs per round (over the whole pool)
+    student_max_epochs: int = 500  # upper bound; early stopping usually ends sooner
+    patience: int = 20  # student: epochs without a better validation MAE before stopping
+    weights: LossWeights = field(default_factory=LossWeights)  # w_p, w_r, w_c; 0 switches a term off
+    alpha: float = 0.4  # reconstruction: sampled atom pairs per atom of a molecule
+    cluster_every: int = 5  # teacher epochs between Sinkhorn re-assignments of cluster ids
+    sinkhorn_lam: float = 25.0  # lambda of the entropy-regularised transport
+    atomref: bool = True  # fit per-element references for sum-readout targets
+    amp: bool = True  # bfloat16 autocast on CUDA (ignored on the CPU)
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        values = dict(values)
+        if isinstance(values.get("weights"), dict):
+            values["weights"] = LossWeights(**values["weights"])
+        return cls(**values)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` is CUDA when present, else the CPU; anything else is passed to torch.device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    return device
+
+
+def _autocast(device: torch.device, enabled: bool):
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda"
+    )
+
+
+def batches(
+    index: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[torch.Tensor]:
+    """Positions of ``index`` in batches; shuffled when a generator is given."""
+    if generator is not None:
+        index = index[torch.randperm(len(index), generator=generator).to(index.device)]
+    yield from torch.split(index, batch_size)
+
+
+def _targets_tensor(y: np.ndarray | torch.Tensor, n_targets: int) -> torch.Tensor:
+    y = torch.as_tensor(np.asarray(y, dtype=np.float32))
+    if y.ndim != 2 or y.shape[1] != n_targets:
+        raise ValueError(f"labels must be [n, {n_targets}], got {tuple(y.shape)}")
+    return y
+
+
+def fit_scaler(
+    model: ASGNModel, graphs: GraphSet, index: np.ndarray, y: np.ndarray, atomref: bool
+) -> torch.Tensor:
+    """Fit the model's target scaling on labelled molecules; return the std that standardises L_p.
+
+    That std is per target, at molecule level, of what the network has to learn: the labels minus the
+    fitted baseline (shift and per-element references, read out like the predictions). Dividing by
+    the raw std instead would make u0 (std ~ 10 eV across QM9, residual ~ 0.2 eV) weigh nothing.
+    """
+    b = graphs.batch(index)
+    unseen = sorted(set(torch.unique(graphs.z).tolist()) - set(torch.unique(b.z).tolist()))
+    if unseen:
+        log.warning(
+            "atomic numbers %s occur in no labelled molecule: predictions for molecules containing them "
+            "have no per-element reference and will be poor until one is labelled",
+            unseen,
+        )
+    y_t = _targets_tensor(y, len(model.config.targets))
+    model.fit_scaler(b.z, b.batch, y_t.to(b.z.device), atomref=atomref)
+    with torch.no_grad():
+        per_atom = (model.shift + model.atomref[b.z]).double().cpu()  # the prediction when o = 0
+        base = torch.zeros(len(index), per_atom.shape[1], dtype=torch.float64).index_add_(
+            0, b.batch.cpu(), per_atom
+        )
+        n_atoms = (b.atom_ptr[1:] - b.atom_ptr[:-1]).cpu().double().unsqueeze(1)
+        base = torch.where(model.mean_readout.cpu(), base / n_atoms, base)
+    resid = y_t.double() - base
+    present = ~torch.isnan(resid)
+    mean = torch.nansum(resid, 0) / present.sum(0).clamp(min=1)
+    var = torch.nansum((resid - mean) ** 2, 0) / (present.sum(0) - 1).clamp(min=1)
+    std = var.sqrt().float()
+    return torch.where(std > 1e-12, std, torch.ones_like(std))
+
+
+@torch.no_grad()
+def infer(
+    model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256, amp: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions [n, T] (real units) and graph embeddings z_G [n, H] of the molecules at ``index``."""
+    was_training = model.training
+    model.eval()
+    device = graphs.device
+    preds, embs = [], []
+    for idx in batches(torch.as_tensor(np.asarray(index), dtype=torch.long, device=device), batch_size):
+        with _autocast(device, amp):
+            out = model(graphs.batch(idx))
+        preds.append(out.pred.float())
+        embs.append(out.graph.float())
+    model.train(was_training)
+    if not preds:
+        return np.zeros((0, len(model.config.targets)), np.float32), np.zeros(
+            (0, model.config.hidden), np.float32
+        )
+    return torch.cat(preds).cpu().numpy(), torch.cat(embs).cpu().numpy()
+
+
+def mae(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean absolute error per target over the labels present ([T]; NaN where a target has none)."""
+    err = np.abs(pred - y)
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(np.where(np.isnan(y), np.nan, err), axis=0)
+
+
+@dataclass
+class TeacherData:
+    """What the teacher of one round learns from (positions in the GraphSet, labels in real units)."""
+
+    labelled: np.ndarray  # [L] positions of labelled molecules
+    y_labelled: np.ndarray  # [L, T] their true labels (NaN = missing)
+    unlabelled: np.ndarray  # [U] positions of the other pool molecules
+    y_pseudo: np.ndarray | None = None  # [U, T] the previous student's pseudo-labels, or None (round 0)
+
+
+def train_teacher(
+    model: ASGNModel,
+    graphs: GraphSet,
+    data: TeacherData,
+    cfg: TrainConfig,
+    generator: torch.Generator | None = None,
+) -> list[dict[str, float]]:
+    """Train the teacher in place on labelled and unlabelled molecules; returns per-epoch loss terms.
+
+    ``generator`` (default: seeded from ``cfg.seed``) drives shuffling and pair sampling; its state
+    afterwards belongs in the checkpoint.
+    """
+    device = graphs.device
+    n_targets = len(model.config.targets)
+    model.to(device).train()
+    std = fit_scaler(model, graphs, data.labelled, data.y_labelled, cfg.atomref).to(device)
+    index = torch.as_tensor(np.concatenate([data.labelled, data.unlabelled]), dtype=torch.long, device=device)
+    y_unlabelled = (
+        _targets_tensor(data.y_pseudo, n_targets)
+        if data.y_pseudo is not None
+        else torch.full((len(data.unlabelled), n_targets), float("nan"))
+    )
+    # row r of `target` belongs to molecule index[r]; `row_of` maps a GraphSet position to its row
+    target = torch.cat([_targets_tensor(data.y_labelled, n_targets), y_unlabelled]).to(device)
+    row_of = torch.full((len(graphs),), -1, dtype=torch.long, device=device)
+    row_of[index] = torch.arange(len(index), device=device)
+    has_target = bool((~torch.isnan(target)).any())
+
+    gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    cluster_ids = None
+    history = []
+    for epoch in range(cfg.teacher_epochs):
+        start = time.perf_counter()
+        if cfg.weights.clustering and epoch % cfg.cluster_every == 0:
+            cluster_ids = assign_clusters(model, graphs, index, cfg)
+        sums: dict[str, torch.Tensor] = {}
+        n_batches = 0
+        for idx in batches(index, cfg.batch_size, gen):
+            rows = row_of[idx]
+            batch = graphs.batch(idx)
+            with _autocast(device, cfg.amp):
+                out = model(batch)
+                loss, terms = teacher_loss(
+                    model,
+                    batch,
+                    out,
+                    target[rows] if has_target else None,
+                    cluster_ids[rows] if cluster_ids is not None else None,
+                    cfg.weights,
+                    std,
+                    alpha=cfg.alpha,
+                    n_dist_bins=model.config.n_dist_bins,
+                    cutoff=model.config.cutoff,
+                    generator=gen,
+                )
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n_batches += 1
+        record = {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
+        record.update(epoch=epoch, seconds=time.perf_counter() - start)
+        history.append(record)
+        log.info("teacher epoch %d: %s", epoch, _fmt(record))
+    return history
+
+
+@torch.no_grad()
+def assign_clusters(
+    model: ASGNModel, graphs: GraphSet, index: torch.Tensor, cfg: TrainConfig
+) -> torch.Tensor:
+    """Hard cluster ids [len(index)] from Sinkhorn over the cluster scores of all those molecules."""
+    was_training = model.training
+    model.eval()
+    scores = []
+    for idx in batches(index, cfg.eval_batch_size):
+        with _autocast(graphs.device, cfg.amp):
+            scores.append(model.cluster_logits(model(graphs.batch(idx)).graph).float())
+    model.train(was_training)
+    return sinkhorn(torch.cat(scores), lam=cfg.sinkhorn_lam)
+
+
+def train_student(
+    model: ASGNModel,
+    graphs: GraphSet,
+    labelled: np.ndarray,
+    y_labelled: np.ndarray,
+    val: np.ndarray,
+    y_val: np.ndarray,
+    cfg: TrainConfig,
+    generator: torch.Generator | None = None,
+) -> list[dict[str, float]]:
+    """Fine-tune ``model`` (the teacher's copy) on labelled molecules with early stopping on val MAE.
+
+    The model ends with the weights of its best validation epoch. Validation MAE is averaged over
+    targets after dividing by each target's std, so targets in different units weigh the same.
+    """
+    device = graphs.device
+    n_targets = len(model.config.targets)
+    model.to(device).train()
+    std = fit_scaler(model, graphs, labelled, y_labelled, cfg.atomref).to(device)
+    index = torch.as_tensor(np.asarray(labelled), dtype=torch.long, device=device)
+    row_of = torch.full((len(graphs),), -1, dtype=torch.long, device=device)
+    row_of[index] = torch.arange(len(index), device=device)
+    target = _targets_tensor(y_labelled, n_targets).to(device)
+    y_val = np.asarray(y_val, dtype=np.float32)
+    std_np = std.cpu().numpy()
+
+    gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed + 1)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    best, best_state, best_epoch, history = math.inf, copy.deepcopy(model.state_dict()), -1, []
+    for epoch in range(cfg.student_max_epochs):
+        start = time.perf_counter()
+        total, n_batches = torch.zeros((), device=device), 0
+        for idx in batches(index, cfg.batch_size, gen):
+            with _autocast(device, cfg.amp):
+                out = model(graphs.batch(idx))
+                loss = property_loss(out.pred, target[row_of[idx]], std)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += loss.detach()
+            n_batches += 1
+        pred, _ = infer(model, graphs, val, cfg.eval_batch_size, cfg.amp)
+        val_mae = mae(pred, y_val)
+        score = float(np.nanmean(val_mae / std_np))
+        record = {"epoch": epoch, "loss": float(total) / max(n_batches, 1), "val_score": score}
+        record.update({f"val_mae_{t}": float(v) for t, v in zip(model.config.targets, val_mae, strict=True)})
+        record["seconds"] = time.perf_counter() - start
+        history.append(record)
+        log.info("student epoch %d: %s", epoch, _fmt(record))
+        if score < best:
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= cfg.patience:
+            log.info(
+                "student: no better validation MAE for %d epochs, best epoch %d", cfg.patience, best_epoch
+            )
+            break
+    model.load_state_dict(best_state)
+    return history
+
+
+def transfer(teacher: ASGNModel) -> ASGNModel:
+    """The student's starting point: an exact copy of the teacher's weights and scaling."""
+    student = ASGNModel(teacher.config)
+    student.load_state_dict(teacher.state_dict())
+    return student.to(next(teacher.parameters()).device)
+
+
+def _fmt(record: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: ASGNModel,
+    config: dict[str, Any],
+    round: int,
+    generator: torch.Generator | None = None,
+    **extra: Any,
+) -> None:
+    """State dict, model arguments, resolved config, round and RNG states, written atomically.
+
+    Loadable with ``torch.load(weights_only=True)``: only tensors, numbers, strings, lists and dicts.
+    """
+    from .store import atomic_path
+
+    payload = {
+        "version": CHECKPOINT_VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": model.config.to_dict(),
+        "config": config,
+        "round": int(round),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "generator": generator.get_state() if generator is not None else None,
+        },
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(
+    path: str | Path, config: dict[str, Any] | None = None, device: torch.device | str = "cpu"
+) -> tuple[ASGNModel, dict[str, Any]]:
+    """The model stored at ``path`` and the checkpoint's other fields.
+
+    With ``config``, the checkpoint must have been made with the same resolved config; otherwise the
+    error names the keys that differ.
+    """
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # pickle, zip or torch errors: a corrupt or foreign file
+        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
+    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: not a checkpoint of this pipeline (version {CHECKPOINT_VERSION})")
+    if config is not None and payload["config"] != config:
+        diff = sorted(_diff_keys(payload["config"], config))
+        raise ValueError(
+            f"{path} was made with a different config (differs at {', '.join(diff)}); "
+            "delete it or use the config it was made with"
+        )
+    model = ASGNModel(ModelConfig.from_dict(payload["model_config"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device), payload
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".") or "<root>"]

@@ -1,0 +1,153 @@
+"""Teacher, student, inference and checkpoints on a small real QM9 subset."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from pipeline.featurise import FeaturiseSettings, featurise
+from pipeline.graphs import load_graphs
+from pipeline.losses import LossWeights
+from pipeline.model import ASGNModel, ModelConfig
+from pipeline.train import (
+    TeacherData,
+    TrainConfig,
+    infer,
+    load_checkpoint,
+    mae,
+    save_checkpoint,
+    train_student,
+    train_teacher,
+    transfer,
+)
+
+TARGETS = ("homo", "u0")
+
+
+@pytest.fixture(scope="module")
+def qm9(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qm9")
+    featurise(FeaturiseSettings(source="qm9", limit=120, seed=0), out)
+    graphs = load_graphs(out)
+    answers = pq.read_table(out / "answer_key.parquet").to_pandas().set_index("mol_id").loc[graphs.mol_id]
+    return graphs, answers[list(TARGETS)].to_numpy()
+
+
+def _model(seed=0, **kw):
+    torch.manual_seed(seed)
+    return ASGNModel(
+        ModelConfig(hidden=16, n_interactions=2, rbf_count=60, n_clusters=4, targets=TARGETS, **kw)
+    )
+
+
+def _split(n):
+    perm = np.random.default_rng(0).permutation(n)
+    return perm[:30], perm[30:90], perm[90:]
+
+
+def test_every_teacher_loss_term_decreases(qm9):
+    graphs, y = qm9
+    lab, unl, _ = _split(len(graphs))
+    cfg = TrainConfig(teacher_epochs=8, cluster_every=2, batch_size=16, lr=3e-3)
+    history = train_teacher(_model(), graphs, TeacherData(lab, y[lab], unl), cfg)
+    for term in ("property", "atom_type", "distance", "clustering"):
+        first, last = history[0][term], history[-1][term]
+        assert last < first, f"{term}: {first:.4f} -> {last:.4f}"
+
+
+def test_teacher_is_deterministic_on_cpu(qm9):
+    graphs, y = qm9
+    lab, unl, _ = _split(len(graphs))
+    cfg = TrainConfig(teacher_epochs=2, cluster_every=1, batch_size=16)
+    a, b = _model(), _model()
+    train_teacher(a, graphs, TeacherData(lab, y[lab], unl, y_pseudo=y[unl] + 0.1), cfg)
+    train_teacher(b, graphs, TeacherData(lab, y[lab], unl, y_pseudo=y[unl] + 0.1), cfg)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_pseudo_labels_reach_the_teacher(qm9):
+    """With pseudo-labels the property loss covers unlabelled molecules too, so training differs."""
+    graphs, y = qm9
+    lab, unl, _ = _split(len(graphs))
+    cfg = TrainConfig(teacher_epochs=1, batch_size=16, weights=LossWeights(reconstruction=0, clustering=0))
+    plain, pseudo = _model(), _model()
+    train_teacher(plain, graphs, TeacherData(lab, y[lab], unl), cfg)
+    train_teacher(pseudo, graphs, TeacherData(lab, y[lab], unl, y_pseudo=y[unl]), cfg)
+    assert not torch.equal(plain.interactions[0].lin1.weight, pseudo.interactions[0].lin1.weight)
+
+
+def test_transfer_copies_exactly_and_student_restores_best_epoch(qm9):
+    graphs, y = qm9
+    lab, _, val = _split(len(graphs))
+    teacher = _model()
+    student = transfer(teacher)
+    for (name, p), q in zip(teacher.state_dict().items(), student.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+        assert p.data_ptr() != q.data_ptr()  # a copy, not shared storage
+    cfg = TrainConfig(student_max_epochs=12, patience=3, batch_size=8)
+    history = train_student(student, graphs, lab, y[lab], val, y[val], cfg)
+    best = min(history, key=lambda r: r["val_score"])
+    pred, _ = infer(student, graphs, val)
+    for t, target in enumerate(TARGETS):
+        assert mae(pred, y[val])[t] == pytest.approx(best[f"val_mae_{target}"], rel=1e-5)
+    assert len(history) <= 12 and not torch.equal(
+        teacher.property_head[0].weight, student.property_head[0].weight
+    )
+
+
+def test_infer_shapes_and_missing_labels(qm9):
+    graphs, y = qm9
+    model = _model()
+    pred, emb = infer(model, graphs, np.arange(10), batch_size=3)
+    assert pred.shape == (10, 2) and emb.shape == (10, 16)
+    assert infer(model, graphs, np.arange(0))[0].shape == (0, 2)
+    labels = y[:10].copy()
+    labels[:5, 0] = np.nan
+    assert mae(pred, labels)[0] == pytest.approx(np.abs(pred[5:, 0] - y[5:10, 0]).mean())
+
+
+def test_missing_labels_do_not_break_training(qm9):
+    graphs, y = qm9
+    lab, unl, _ = _split(len(graphs))
+    y_lab = y[lab].copy()
+    y_lab[::2, 1] = np.nan  # half the molecules have no u0
+    history = train_teacher(_model(), graphs, TeacherData(lab, y_lab, unl), TrainConfig(teacher_epochs=1))
+    assert np.isfinite(history[0]["total"])
+
+
+def test_unseen_element_is_warned_about(qm9, caplog):
+    graphs, y = qm9
+    has_f = np.array(
+        [bool((graphs.z[graphs.atom_ptr[i] : graphs.atom_ptr[i + 1]] == 9).any()) for i in range(len(graphs))]
+    )
+    if not has_f.any():
+        pytest.skip("no fluorine in this subset")
+    lab = np.flatnonzero(~has_f)[:20]
+    with caplog.at_level(logging.WARNING):
+        train_teacher(
+            _model(), graphs, TeacherData(lab, y[lab], np.flatnonzero(has_f)), TrainConfig(teacher_epochs=0)
+        )
+    assert "atomic numbers [9] occur in no labelled molecule" in caplog.text
+
+
+def test_checkpoint_round_trip_and_config_mismatch(tmp_path, qm9):
+    graphs, _ = qm9
+    model = _model()
+    model.scale.fill_(3.0)
+    config = {"model": {"hidden": 16}, "train": {"lr": 1e-3}}
+    gen = torch.Generator().manual_seed(5)
+    save_checkpoint(tmp_path / "teacher.pt", model, config, round=2, generator=gen)
+    assert isinstance(torch.load(tmp_path / "teacher.pt", weights_only=True), dict)
+    loaded, meta = load_checkpoint(tmp_path / "teacher.pt", config)
+    assert meta["round"] == 2 and torch.equal(meta["rng"]["generator"], gen.get_state())
+    torch.testing.assert_close(infer(loaded, graphs, np.arange(5))[0], infer(model, graphs, np.arange(5))[0])
+    with pytest.raises(ValueError, match=r"different config \(differs at train\.lr\)"):
+        load_checkpoint(tmp_path / "teacher.pt", {"model": {"hidden": 16}, "train": {"lr": 5e-4}})
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
