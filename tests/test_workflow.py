@@ -27,7 +27,7 @@ PAPER = REPO / "config" / "qm9-paper.yaml"
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 #: Rules allowed to have an answer key among their inputs: the merge that writes it, and the oracle.
-ANSWER_KEY_READERS = {"featurise_merge", "label"}
+ANSWER_KEY_READERS = {"featurise_merge", "label", "label_holdout"}  # writes it / the oracle
 
 
 def snakemake(*args: str | Path, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -92,7 +92,8 @@ def leaks(jobs: list[dict]) -> list[tuple[str, str]]:
 
 def write_yaml(path: Path, data: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    plain = json.loads(json.dumps(data))  # no shared sub-dicts, which YAML would write as aliases
+    path.write_text(yaml.safe_dump(plain, sort_keys=False))
     return path
 
 
@@ -102,20 +103,43 @@ def test_lint_is_clean(tmp_path):
     assert "Congratulations, your workflow is in a good condition!" in r.stdout, r.stdout
 
 
+ROUND_RULES = ("label", "teacher", "embed", "student", "pseudo_label", "select")
+
+
+def al_jobs(runs: int, rounds: int) -> dict[str, int]:
+    """Jobs of `runs` active-learning runs of `rounds` rounds each."""
+    per_run = {
+        "split": 1,
+        "run_config": 1,
+        "initial": 1,
+        "label_holdout": 1,
+        "learning_curve": 1,
+        "round_table": 1,
+    }
+    per_round = {r: runs * rounds for r in (*ROUND_RULES, "embedding_map")}
+    return {**{k: v * runs for k, v in per_run.items()}, **per_round, "learning_curve_all": 1}
+
+
 def test_demo_config_plan(tmp_path):
     jobs = plan(tmp_path, CONFIG)
-    assert count(jobs) == {"featurise_shard": 2, "featurise_merge": 1, "split": 1, "all": 1}
+    assert count(jobs) == {"featurise_shard": 2, "featurise_merge": 1, **al_jobs(2, 3), "all": 1}
     shard_outputs = sorted(
         o for j in jobs if j["rule"] == "featurise_shard" for o in j["output"] if "graphs" in o
     )
     assert shard_outputs == [f"results/data/qm9/graphs/shard-{k:05d}.parquet" for k in range(2)]
-    (split,) = [j for j in jobs if j["rule"] == "split"]
-    assert split["output"] == ["results/runs/asgn/split.parquet"]
+    (split,) = [
+        j for j in jobs if j["rule"] == "split" and j["output"] == ["results/runs/asgn/split.parquet"]
+    ]
     assert sorted(split["input"]) == sorted([*shard_outputs, "results/data/qm9/manifest.json"])
     # The merge is the one job that reads the answer-key parts: proves the leak check sees them.
     (merge,) = [j for j in jobs if j["rule"] == "featurise_merge"]
     assert sum("answer_key" in p for p in merge["input"]) == 2
+    assert all(any("answer_key" in p for p in j["input"]) for j in jobs if j["rule"] == "label")
     assert leaks(jobs) == []
+    # Held-out labels reach the student (early stopping, reported error) and nothing that trains the
+    # teacher, embeds, pseudo-labels or selects.
+    holdout = {j["rule"] for j in jobs for p in j["input"] if "holdout_labels" in p}
+    assert holdout == {"student"}
 
 
 def test_paper_config_plan_on_top_of_the_default_config(tmp_path):
@@ -124,12 +148,16 @@ def test_paper_config_plan_on_top_of_the_default_config(tmp_path):
     shutil.copy(CONFIG, tmp_path / "config" / "config.yaml")
     jobs = plan(tmp_path, PAPER)
     assert "config/config.yaml is extended by additional config" in jobs.stdout
-    assert count(jobs) == {"featurise_shard": 8, "featurise_merge": 1, "split": 1, "all": 1}
+    assert count(jobs) == {"featurise_shard": 8, "featurise_merge": 1, **al_jobs(2, 5), "all": 1}
     commands = [j["shell"] for j in jobs if j["rule"] != "all"]
     assert all(c.startswith("pipeline ") for c in commands)
     assert not any("--limit" in c for c in commands), "the demo's limit leaked into the paper run"
-    (split,) = [c for c in commands if " split --data " in c]
+    split = [c for c in commands if " split --data " in c][0]
     assert "--val 10000 --test 10000" in split
+    settings = [c for c in commands if c.startswith("pipeline run-config")]
+    assert all('"n_clusters": 100' in c and '"teacher_epochs": 20' in c for c in settings), (
+        "demo model leaked"
+    )
     assert leaks(jobs) == []
 
 
@@ -155,7 +183,7 @@ def test_several_datasets_and_runs_share_featurised_data(tmp_path):
         },
     )
     jobs = plan(tmp_path, config)
-    assert count(jobs) == {"featurise_shard": 6, "featurise_merge": 3, "split": 3, "all": 1}
+    assert count(jobs) == {"featurise_shard": 6, "featurise_merge": 3, **al_jobs(3, 3), "all": 1}
     # The input files of a dataset are inputs of its shard jobs (editing one featurises again).
     mine = [j for j in jobs if j["rule"] == "featurise_shard" and "results/data/mine/" in j["output"][0]]
     assert [j["input"] for j in mine] == [["mols/a.xyz", "mols/b.xyz"]]
@@ -253,9 +281,32 @@ def test_slurm_profile_is_accepted(tmp_path):
     conda.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     jobs = plan(tmp_path, CONFIG, extra=("--profile", REPO / "workflow/profiles/slurm"), env=env)
-    assert count(jobs) == {"featurise_shard": 2, "featurise_merge": 1, "split": 1, "all": 1}
+    assert count(jobs) == {"featurise_shard": 2, "featurise_merge": 1, **al_jobs(2, 3), "all": 1}
     shard = next(j for j in jobs if j["rule"] == "featurise_shard")
     assert "slurm_partition=<partition>" in shard["resources"] and "mem_mb=8000" in shard["resources"]
+
+
+TINY_RUN = {
+    "dataset": "qm9",
+    "split": {"val": 20, "test": 20},
+    "targets": ["homo"],
+    "initial": {"size": 12},
+    "batch": 10,
+    "rounds": 2,
+    "device": "cpu",
+    "model": {"hidden": 16, "n_interactions": 1, "rbf_count": 50, "n_clusters": 4},
+    "train": {"teacher_epochs": 1, "student_max_epochs": 2, "patience": 1},
+}
+ROUND_FILES = (
+    "labelled.parquet",
+    "teacher.pt",
+    "teacher.json",
+    "embeddings.parquet",
+    "student.pt",
+    "student.json",
+    "pseudo_labels.parquet",
+    "selected.parquet",
+)
 
 
 def test_end_to_end_tiny_qm9(tmp_path):
@@ -263,14 +314,14 @@ def test_end_to_end_tiny_qm9(tmp_path):
         tmp_path / "tiny.yaml",
         {
             "datasets": {"qm9": {"source": "qm9", "limit": 200, "shards": 2}},
-            "runs": {"asgn": {"dataset": "qm9", "split": {"val": 20, "test": 20}}},
+            "runs": {"asgn": TINY_RUN, "random": {**TINY_RUN, "strategy": "random"}},
         },
     )
     # As `make demo` runs it: .venv/bin/snakemake with the venv not activated (`pipeline` not on PATH).
     venv_bin = str(Path(sys.executable).parent)
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
     env = {**os.environ, "PATH": path}
-    r = snakemake("--cores", "2", "--directory", tmp_path, "--configfile", config, env=env, timeout=300)
+    r = snakemake("--cores", "2", "--directory", tmp_path, "--configfile", config, env=env, timeout=400)
     assert r.returncode == 0, r.stdout
 
     data = tmp_path / "results" / "data" / "qm9"
@@ -279,14 +330,29 @@ def test_end_to_end_tiny_qm9(tmp_path):
         "results/data/qm9/answer_key.parquet",
         "results/data/qm9/rejects.parquet",
         "results/data/qm9/manifest.json",
-        "results/runs/asgn/split.parquet",
         *(f"logs/featurise_shard/qm9/shard-{k:05d}.log" for k in range(2)),
         "logs/featurise_merge/qm9.log",
-        "logs/split/asgn.log",
         *(f"benchmarks/featurise_shard/qm9/shard-{k:05d}.tsv" for k in range(2)),
         "benchmarks/featurise_merge/qm9.tsv",
     ]
+    for run in ("asgn", "random"):
+        expected += [
+            f"results/runs/{run}/{f}"
+            for f in ("split.parquet", "run.json", "learning_curve.csv", "learning_curve.png")
+        ]
+        for rnd in ("00", "01"):
+            expected += [f"results/runs/{run}/round_{rnd}/{f}" for f in (*ROUND_FILES, "embedding_map.png")]
+            expected += [f"logs/{rule}/{run}/round_{rnd}.log" for rule in ROUND_RULES]
+            expected += [
+                f"benchmarks/{rule}/{run}/round_{rnd}.tsv" for rule in ("teacher", "student", "select")
+            ]
+    expected += ["results/learning_curve.csv", "results/learning_curve.png"]
     assert [p for p in expected if not (tmp_path / p).is_file()] == []
+
+    # The report holds the curves, tables and maps (built from the finished run, no job runs).
+    r = snakemake("--directory", tmp_path, "--configfile", config, "--report", tmp_path / "report.html")
+    assert r.returncode == 0, r.stdout
+    assert (tmp_path / "report.html").stat().st_size > 10_000
 
     manifest = json.loads((data / "manifest.json").read_text())
     n = manifest["counts"]["molecules"]
@@ -303,10 +369,40 @@ def test_end_to_end_tiny_qm9(tmp_path):
     assert sizes == {"pool": n - 40, "val": 20, "test": 20}
     assert split["mol_id"].is_unique  # no molecule in two splits
     assert set(split["mol_id"]) == set(graph_ids)
+    held = set(split.mol_id[split["split"].astype(str) != "pool"])
 
-    # A finished run is up to date; changing the split seed redoes the split and nothing else.
+    # Labelled sets grow by exactly `batch` new, distinct pool molecules; never val or test.
+    for run in ("asgn", "random"):
+        rounds = [tmp_path / f"results/runs/{run}/round_{r}" for r in ("00", "01")]
+        labelled = [pq.read_table(d / "labelled.parquet").to_pandas() for d in rounds]
+        assert [len(x) for x in labelled] == [12, 22] and all(x.mol_id.is_unique for x in labelled)
+        assert not (set(labelled[1].mol_id) & held)
+        picked = set(pq.read_table(rounds[0] / "selected.parquet")["mol_id"].to_pylist())
+        assert set(labelled[1].mol_id) == set(labelled[0].mol_id) | picked and len(picked) == 10
+        curve = (tmp_path / f"results/runs/{run}/learning_curve.csv").read_text()
+        assert "homo" in curve
+    # Same initial set for both runs (same seed), different strategies afterwards.
+    asgn0 = pq.read_table(tmp_path / "results/runs/asgn/round_00/labelled.parquet")["mol_id"].to_pylist()
+    random0 = pq.read_table(tmp_path / "results/runs/random/round_00/labelled.parquet")["mol_id"].to_pylist()
+    assert asgn0 == random0
+
+    # Resume after a deleted round: only that round (and what follows from it) is redone, and the
+    # same config gives the same selections on the CPU.
+    last = tmp_path / "results/runs/asgn/round_01"
+    before = pq.read_table(last / "selected.parquet").to_pandas()
+    shutil.rmtree(last)
+    jobs = plan(tmp_path, config)
+    redo = (*ROUND_RULES, "embedding_map", "learning_curve", "round_table", "learning_curve_all", "all")
+    assert count(jobs) == dict.fromkeys(redo, 1)
+    r = snakemake("--cores", "2", "--directory", tmp_path, "--configfile", config, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout
+    assert pq.read_table(last / "selected.parquet").to_pandas().equals(before)
+
+    # A finished run is up to date; a new split seed redoes that run from its split on, nothing upstream.
     r = snakemake("-n", "--directory", tmp_path, "--configfile", config)
     assert "Nothing to be done" in r.stdout, r.stdout
     reseeded = yaml.safe_load(config.read_text())
     reseeded["runs"]["asgn"]["split"]["seed"] = 1
-    assert count(plan(tmp_path, write_yaml(tmp_path / "reseeded.yaml", reseeded))) == {"split": 1, "all": 1}
+    replanned = count(plan(tmp_path, write_yaml(tmp_path / "reseeded.yaml", reseeded)))
+    assert replanned["split"] == 1 and replanned["teacher"] == 2  # asgn's split and all that follows
+    assert "featurise_shard" not in replanned and "split" in replanned

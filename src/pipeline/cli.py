@@ -51,6 +51,129 @@ def _split(args: argparse.Namespace) -> None:
     split_dataset(args.data, args.out, val=args.val, test=args.test, seed=args.seed, pool=args.pool)
 
 
+def _write_run_config(args: argparse.Namespace) -> None:
+    import json
+
+    from .stages import RunConfig
+    from .store import write_json
+
+    values = json.loads(args.json)
+    config = RunConfig(**values)  # unknown or missing keys fail here, naming them
+    config.model_config(cutoff=30.0)  # model and train sections are checked too
+    config.train_config(round=0)
+    write_json(config.as_dict(), args.out)
+
+
+#: Per-round stages: command -> (function in pipeline.stages, its options). Option "--x-y" becomes
+#: keyword x_y; a trailing "?" marks an optional option; type: Path unless "round" (int).
+STAGES: dict[str, tuple[str, str, list[str]]] = {
+    "initial": (
+        "initial",
+        "round 0 picks: random or k-center on an untrained teacher",
+        ["--run-json", "--data", "--split-path", "--out"],
+    ),
+    "label": (
+        "label",
+        "oracle: L_r = L_{r-1} + labels of the selected molecules (reads the answer key)",
+        ["--answer-key", "--selected", "--round", "--out", "--previous?"],
+    ),
+    "label-holdout": (
+        "label_holdout",
+        "oracle: labels of the val and test molecules",
+        ["--answer-key", "--split-path", "--out"],
+    ),
+    "teacher": (
+        "teacher",
+        "semi-supervised teacher of a round",
+        [
+            "--run-json",
+            "--data",
+            "--split-path",
+            "--labelled-path",
+            "--round",
+            "--out",
+            "--summary",
+            "--previous?",
+            "--pseudo?",
+        ],
+    ),
+    "embed": (
+        "embed",
+        "graph embeddings of the pool under a teacher",
+        ["--run-json", "--data", "--split-path", "--checkpoint", "--out"],
+    ),
+    "student": (
+        "student",
+        "student fine-tuned from the teacher; val and test MAE",
+        [
+            "--run-json",
+            "--data",
+            "--split-path",
+            "--labelled-path",
+            "--holdout-path",
+            "--teacher-path",
+            "--round",
+            "--out",
+            "--summary",
+        ],
+    ),
+    "pseudo-label": (
+        "pseudo_label",
+        "student predictions for the unlabelled pool",
+        ["--run-json", "--data", "--split-path", "--labelled-path", "--checkpoint", "--out"],
+    ),
+    "select": (
+        "select",
+        "the next molecules to label",
+        ["--run-json", "--embeddings", "--labelled-path", "--round", "--out"],
+    ),
+}
+
+
+def _stage(args: argparse.Namespace) -> None:
+    from . import stages
+
+    function, _, options = STAGES[args.command]
+    kwargs = {
+        o.strip("-?").replace("-", "_"): getattr(args, o.strip("-?").replace("-", "_")) for o in options
+    }
+    getattr(stages, function)(**kwargs)
+
+
+def _named_dir(text: str) -> tuple[str, Path]:
+    """``NAME=DIR`` (of ``--run``) -> (name, folder)."""
+    name, sep, folder = text.partition("=")
+    if not (sep and name and folder):
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {text!r}")
+    return name, Path(folder)
+
+
+def _learning_curve(args: argparse.Namespace) -> None:
+    from .report import learning_curve, write_learning_curve
+
+    runs = dict(args.run)
+    if len(runs) != len(args.run):
+        raise ValueError(f"--run names must be unique, got {[name for name, _ in args.run]}")
+    table = learning_curve(runs)
+    write_learning_curve(table, args.csv, args.png, title=args.title)
+    finished = len(table[["run", "round"]].drop_duplicates())
+    log.info("learning curve: %d runs, %d finished rounds", len(runs), finished)
+
+
+def _embedding_map(args: argparse.Namespace) -> None:
+    from .report import embedding_map
+
+    round_dir = args.embeddings.parent  # results/runs/{run}/round_XX
+    title = args.title or f"{round_dir.parent.name} {round_dir.name}: pool embeddings (PCA)"
+    embedding_map(args.embeddings, args.labelled, args.selected, args.png, title=title)
+
+
+def _round_table(args: argparse.Namespace) -> None:
+    from .report import round_table, write_round_table
+
+    write_round_table(round_table(args.run_dir), args.csv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -88,6 +211,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", type=int, help="cap the pool at this many molecules (default: all the rest)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_split)
+
+    p = sub.add_parser("run-config", help="validate a run's settings (JSON) and write run.json")
+    p.add_argument("--json", required=True, help="the run's settings as a JSON object")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=_write_run_config)
+
+    for command, (_, help_text, options) in STAGES.items():
+        p = sub.add_parser(command, help=help_text)
+        for option in options:
+            name = option.rstrip("?")
+            p.add_argument(name, type=int if name == "--round" else Path, required=not option.endswith("?"))
+        p.set_defaults(func=_stage)
+    # reports (pipeline.report): read a run's per-round files, write CSV and PNG
+    p = sub.add_parser("learning-curve", help="test MAE against labels, per run and target: CSV + PNG")
+    p.add_argument(
+        "--run",
+        required=True,
+        action="append",
+        type=_named_dir,
+        metavar="NAME=DIR",
+        help="a run's name and folder (results/runs/{run}); repeat for each run to compare",
+    )
+    p.add_argument("--csv", required=True, type=Path, help="long table: run, round, labelled, target, MAEs")
+    p.add_argument("--png", required=True, type=Path)
+    p.add_argument("--title", default="Learning curve")
+    p.set_defaults(func=_learning_curve)
+
+    p = sub.add_parser("embedding-map", help="2D PCA of a round's pool embeddings: labelled and selected")
+    p.add_argument("--embeddings", required=True, type=Path, help="round_XX/embeddings.parquet")
+    p.add_argument("--labelled", required=True, type=Path, help="round_XX/labelled.parquet")
+    p.add_argument("--selected", required=True, type=Path, help="round_XX/selected.parquet")
+    p.add_argument("--png", required=True, type=Path)
+    p.add_argument("--title", help="default: run and round, from the embeddings path")
+    p.set_defaults(func=_embedding_map)
+
+    p = sub.add_parser("round-table", help="per-round summary of a run (labels, losses, epochs, times, MAE)")
+    p.add_argument("--run-dir", required=True, type=Path, help="results/runs/{run}")
+    p.add_argument("--csv", required=True, type=Path)
+    p.set_defaults(func=_round_table)
     return parser
 
 

@@ -8,6 +8,7 @@
 #   results/runs/{run}/split.parquet
 # {shard} is the shard number in 5 digits (00000, 00001, ...).
 
+import json
 import os
 import re
 import shlex
@@ -58,12 +59,18 @@ wildcard_constraints:
     dataset="|".join(re.escape(name) for name in DATASETS),
     run="|".join(re.escape(name) for name in RUNS),
     shard=r"\d{5}",
+    round=r"\d{2}",
 
 
 def get_final_output():
-    """Targets of the workflow: every dataset's manifest and every run's split."""
-    return expand("results/data/{dataset}/manifest.json", dataset=DATASETS) + expand(
-        "results/runs/{run}/split.parquet", run=RUNS
+    """Targets of the workflow: every run's per-round artefacts and learning curves."""
+    return (
+        expand("results/data/{dataset}/manifest.json", dataset=DATASETS)
+        + get_round_outputs()
+        + expand("results/runs/{run}/learning_curve.{ext}", run=RUNS, ext=["csv", "png"])
+        + expand("results/runs/{run}/rounds.csv", run=RUNS)
+        + ["results/learning_curve.csv", "results/learning_curve.png"]
+        + [f"results/runs/{run}/round_{r}/embedding_map.png" for run in RUNS for r in get_rounds(run)]
     )
 
 
@@ -138,3 +145,117 @@ def get_split_args(wildcards):
     if split["pool"] is not None:
         args += ["--pool", split["pool"]]
     return shlex.join(str(arg) for arg in args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Active-learning rounds: results/runs/{run}/round_{round}/...  ({round} in 2 digits)
+
+RUN_DIR = "results/runs/{run}"
+ROUND_DIR = "results/runs/{run}/round_{round}"
+
+
+def get_rounds(run):
+    """Round numbers of a run, as they appear in folder names (00, 01, ...)."""
+    return [f"{r:02d}" for r in range(RUNS[run]["rounds"])]
+
+
+def get_run_config_json(wildcards):
+    """The run's resolved settings as pipeline.stages.RunConfig reads them (run.json)."""
+    run = RUNS[wildcards.run]
+    settings = {
+        "run": wildcards.run,
+        "targets": run["targets"],
+        "strategy": run["strategy"],
+        "initial_size": run["initial"]["size"],
+        "initial_strategy": run["initial"]["strategy"],
+        "batch": run["batch"],
+        "rounds": run["rounds"],
+        "seed": run["seed"],
+        "device": run["device"],
+        "student": run["student"],
+        "model": run["model"],
+        "train": {**run["train"], "weights": run["losses"]},
+    }
+    return json.dumps(settings, sort_keys=True)
+
+
+def get_run_answer_key(wildcards):
+    """The answer key of the run's dataset: an input of the label rules only."""
+    return f"results/data/{RUNS[wildcards.run]['dataset']}/answer_key.parquet"
+
+
+def get_dataset_graphs(wildcards):
+    """Graph shards and manifest of the run's dataset (no labels)."""
+    return get_split_input(wildcards)
+
+
+def _previous(wildcards):
+    return f"{int(wildcards.round) - 1:02d}"
+
+
+def get_label_input(wildcards):
+    """Round 0 labels the initial picks; round r > 0 adds the picks of round r-1 to L_{r-1}."""
+    dataset = RUNS[wildcards.run]["dataset"]
+    inputs = {"answer_key": f"results/data/{dataset}/answer_key.parquet"}
+    if int(wildcards.round) == 0:
+        inputs["selected"] = f"results/runs/{wildcards.run}/initial.parquet"
+    else:
+        previous = f"results/runs/{wildcards.run}/round_{_previous(wildcards)}"
+        inputs["selected"] = f"{previous}/selected.parquet"
+        inputs["previous"] = f"{previous}/labelled.parquet"
+    return inputs
+
+
+def get_label_args(wildcards, input):
+    return f"--previous {shlex.quote(input.previous)}" if int(wildcards.round) > 0 else ""
+
+
+def get_teacher_input(wildcards):
+    """L_r, and from round 1 on the previous teacher (warm start) and its student's pseudo-labels."""
+    inputs = {
+        **get_dataset_graphs(wildcards),
+        "run_json": f"results/runs/{wildcards.run}/run.json",
+        "split": f"results/runs/{wildcards.run}/split.parquet",
+        "labelled": f"results/runs/{wildcards.run}/round_{wildcards.round}/labelled.parquet",
+    }
+    if int(wildcards.round) > 0:
+        previous = f"results/runs/{wildcards.run}/round_{_previous(wildcards)}"
+        inputs["previous"] = f"{previous}/teacher.pt"
+        inputs["pseudo"] = f"{previous}/pseudo_labels.parquet"
+    return inputs
+
+
+def get_teacher_args(wildcards, input):
+    if int(wildcards.round) == 0:
+        return ""
+    return f"--previous {shlex.quote(input.previous)} --pseudo {shlex.quote(input.pseudo)}"
+
+
+def get_learning_curve_input(wildcards):
+    return expand(
+        "results/runs/{run}/round_{round}/student.json", run=wildcards.run, round=get_rounds(wildcards.run)
+    )
+
+
+def get_round_table_input(wildcards):
+    run, rounds = wildcards.run, get_rounds(wildcards.run)
+    return expand("results/runs/{run}/round_{round}/{name}.json", run=run, round=rounds, name=["teacher", "student"])
+
+
+def get_all_students(wildcards):
+    return [f for run in RUNS for f in expand(
+        "results/runs/{run}/round_{round}/student.json", run=run, round=get_rounds(run)
+    )]
+
+
+def get_learning_curve_args(wildcards):
+    return " ".join(f"--run {run}=results/runs/{run}" for run in RUNS)
+
+
+def get_round_outputs():
+    """Every per-round artefact of every run (DESIGN.md's layout)."""
+    files = ["labelled.parquet", "teacher.pt", "teacher.json", "embeddings.parquet", "student.pt",
+             "student.json", "pseudo_labels.parquet", "selected.parquet"]
+    return [
+        f"results/runs/{run}/round_{r}/{name}" for run in RUNS for r in get_rounds(run) for name in files
+    ]

@@ -1,0 +1,344 @@
+"""The per-round stages of an active-learning run, file in -> file out (DESIGN.md's layout).
+
+Each stage is one function here and one ``pipeline <stage>`` command (:mod:`pipeline.cli`), which is
+what the Snakemake rules call. Round r:
+
+    label         L_r = L_{r-1} + oracle(selected_{r-1})       (round 0: oracle(initial picks))
+    teacher       teacher_r from teacher_{r-1}, learns L_r and pseudo_labels_{r-1}
+    embed         z_G of every pool molecule under teacher_r
+    student       teacher_r's weights fine-tuned on L_r; val and test MAE
+    pseudo_label  student_r's predictions for the unlabelled pool
+    select        b new pool molecules (strategy from the run config)
+
+Only :func:`label` and :func:`label_holdout` read the answer key (through :mod:`pipeline.oracle`);
+every other stage sees labels only through labelled.parquet (and the student, for early stopping and
+its reported error, the held-out val/test labels).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from . import oracle
+from .graphs import GraphSet, load_graphs
+from .losses import LossWeights
+from .model import ASGNModel, ModelConfig
+from .select import get_strategy
+from .store import write_json, write_table
+from .train import (
+    TeacherData,
+    TrainConfig,
+    infer,
+    load_checkpoint,
+    mae,
+    resolve_device,
+    save_checkpoint,
+    train_student,
+    train_teacher,
+    transfer,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    """One run's resolved settings (``run.json``), written by the workflow from config/*.yaml."""
+
+    run: str
+    targets: list[str]
+    strategy: str = "kcenter"  # selection strategy (pipeline.select registry)
+    initial_size: int = 100  # labelled molecules in round 0
+    initial_strategy: str = "random"  # round 0: random, or kcenter on an untrained teacher's embeddings
+    batch: int = 100  # molecules labelled per round (b)
+    rounds: int = 3
+    seed: int = 0
+    device: str = "auto"
+    student: bool = True  # False: ASGN-T (the teacher's own predictions are the result)
+    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (targets are added)
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields; "weights" = loss weights
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunConfig:
+        values = json.loads(Path(path).read_text())
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown run config keys {sorted(unknown)}")
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def model_config(self, cutoff: float) -> ModelConfig:
+        return ModelConfig(
+            **{"cutoff": cutoff, "rbf_stop": cutoff, **self.model, "targets": tuple(self.targets)}
+        )
+
+    def train_config(self, round: int) -> TrainConfig:
+        values = dict(self.train)
+        values["weights"] = LossWeights(**values.get("weights", {}))
+        # a different seed each round, derived from the run's
+        values["seed"] = int(np.random.SeedSequence([self.seed, round]).generate_state(1)[0] % 2**31)
+        return TrainConfig(**values)
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def read_split(path: str | Path) -> pd.DataFrame:
+    split = pq.read_table(path).to_pandas()
+    split["split"] = split["split"].astype(str)
+    return split
+
+
+def _ids(split: pd.DataFrame, which: str) -> np.ndarray:
+    return split.mol_id[split.split == which].to_numpy()
+
+
+def _load(data: Path, split: pd.DataFrame, device: torch.device) -> tuple[GraphSet, dict[str, np.ndarray]]:
+    """Pool, val and test graphs on the device, and each part's positions in that set."""
+    parts = {s: _ids(split, s) for s in ("pool", "val", "test")}
+    graphs = load_graphs(data, mol_ids=np.concatenate(list(parts.values())))
+    bounds = np.cumsum([0] + [len(v) for v in parts.values()])
+    where = {s: np.arange(bounds[k], bounds[k + 1]) for k, s in enumerate(parts)}
+    return graphs.to(device), where
+
+
+def _labels(frame: pd.DataFrame, ids: np.ndarray, targets: list[str]) -> np.ndarray:
+    missing = [t for t in targets if t not in frame.columns]
+    if missing:
+        raise ValueError(f"labels have no column for targets {missing} (columns: {list(frame.columns)})")
+    return frame.set_index("mol_id").loc[ids, targets].to_numpy(np.float64)
+
+
+def _frame(ids: np.ndarray, values: np.ndarray, targets: list[str]) -> pa.Table:
+    return pa.table({"mol_id": pa.array(ids.astype(str)), **{t: values[:, k] for k, t in enumerate(targets)}})
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(False)
+
+
+# --------------------------------------------------------------------------------------------------
+# stages
+
+
+def initial(run_json: Path, data: Path, split_path: Path, out: Path) -> pa.Table:
+    """Round 0's picks: random (seeded), or k-center on an untrained teacher's pool embeddings."""
+    cfg = RunConfig.read(run_json)
+    split = read_split(split_path)
+    pool = _ids(split, "pool")
+    if cfg.initial_size > len(pool):
+        raise ValueError(f"initial_size {cfg.initial_size} is larger than the pool ({len(pool)} molecules)")
+    if cfg.initial_strategy == "random":
+        picks = np.sort(np.random.default_rng(cfg.seed).choice(len(pool), cfg.initial_size, replace=False))
+        distance = np.full(len(picks), np.nan)
+    elif cfg.initial_strategy == "kcenter":
+        device = resolve_device(cfg.device)
+        graphs, where = _load(data, split, device)
+        _seed_everything(cfg.seed)
+        model = ASGNModel(cfg.model_config(graphs.cutoff)).to(device)
+        _, emb = infer(model, graphs, where["pool"])
+        picks, distance = get_strategy("kcenter")(
+            emb, np.zeros(len(pool), bool), cfg.initial_size, seed=cfg.seed
+        )
+    else:
+        raise ValueError(f"unknown initial_strategy {cfg.initial_strategy!r}; choose random or kcenter")
+    table = pa.table({"mol_id": pool[picks].astype(str), "pick": np.arange(len(picks)), "distance": distance})
+    write_table(table, out)
+    return table
+
+
+def label(answer_key: Path, selected: Path, round: int, out: Path, previous: Path | None = None) -> pa.Table:
+    """L_r = L_{r-1} + oracle(selected): the only per-round stage that reads the answer key."""
+    picked = pq.read_table(selected)["mol_id"].to_numpy().astype(str)
+    before = pq.read_table(previous).to_pandas() if previous is not None else None
+    if before is not None and np.isin(picked, before.mol_id).any():
+        raise ValueError(f"{selected}: picks molecules that are already labelled in {previous}")
+    if len(set(picked)) != len(picked):
+        raise ValueError(f"{selected}: the same molecule is picked twice")
+    new = oracle.answer_key(answer_key, picked)
+    new["round_added"] = np.int32(round)
+    labelled = new if before is None else pd.concat([before, new], ignore_index=True)
+    table = pa.Table.from_pandas(labelled, preserve_index=False)
+    write_table(table, out)
+    log.info("round %d: %d labelled (%d new)", round, len(labelled), len(new))
+    return table
+
+
+def label_holdout(answer_key: Path, split_path: Path, out: Path) -> pa.Table:
+    """Labels of the val and test molecules (for early stopping and the reported error)."""
+    split = read_split(split_path)
+    held = split[split.split != "pool"]
+    labels = oracle.answer_key(answer_key, held.mol_id.to_numpy())
+    labels.insert(1, "split", held.split.to_numpy())
+    table = pa.Table.from_pandas(labels, preserve_index=False)
+    write_table(table, out)
+    return table
+
+
+def teacher(
+    run_json: Path,
+    data: Path,
+    split_path: Path,
+    labelled_path: Path,
+    round: int,
+    out: Path,
+    summary: Path,
+    previous: Path | None = None,
+    pseudo: Path | None = None,
+) -> dict:
+    """teacher_r: warm-started from ``previous`` (teacher_{r-1}), learns L_r and ``pseudo`` labels."""
+    cfg = RunConfig.read(run_json)
+    device = resolve_device(cfg.device)
+    split = read_split(split_path)
+    graphs, where = _load(data, split, device)
+    labelled = pq.read_table(labelled_path).to_pandas()
+    pool = graphs.mol_id[where["pool"]]
+    is_lab = np.isin(pool, labelled.mol_id)
+    lab_idx, unl_idx = where["pool"][is_lab], where["pool"][~is_lab]
+    y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
+    y_pseudo = None
+    if pseudo is not None:
+        y_pseudo = _labels(pq.read_table(pseudo).to_pandas(), graphs.mol_id[unl_idx], cfg.targets)
+    train_cfg = cfg.train_config(round)
+    if previous is not None:
+        model, _ = load_checkpoint(previous, cfg.as_dict(), device)
+    else:
+        _seed_everything(train_cfg.seed)
+        model = ASGNModel(cfg.model_config(graphs.cutoff)).to(device)
+    gen = torch.Generator().manual_seed(train_cfg.seed)
+    start = time.perf_counter()
+    history = train_teacher(model, graphs, TeacherData(lab_idx, y_lab, unl_idx, y_pseudo), train_cfg, gen)
+    save_checkpoint(out, model, cfg.as_dict(), round, gen)
+    record = {
+        "round": round,
+        "labelled": int(len(lab_idx)),
+        "unlabelled": int(len(unl_idx)),
+        "pseudo_labels": pseudo is not None,
+        "warm_start": previous is not None,
+        "device": str(device),
+        "seconds": time.perf_counter() - start,
+        "epochs": history,
+    }
+    write_json(record, summary)
+    return record
+
+
+def embed(run_json: Path, data: Path, split_path: Path, checkpoint: Path, out: Path) -> pa.Table:
+    """Graph embeddings z_G of every pool molecule (labelled or not) under the teacher."""
+    cfg = RunConfig.read(run_json)
+    device = resolve_device(cfg.device)
+    graphs, where = _load(data, read_split(split_path), device)
+    model, _ = load_checkpoint(checkpoint, cfg.as_dict(), device)
+    _, emb = infer(model, graphs, where["pool"])
+    width = emb.shape[1]
+    table = pa.table(
+        {
+            "mol_id": pa.array(graphs.mol_id[where["pool"]].astype(str)),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.astype(np.float32).ravel()), width),
+        }
+    )
+    write_table(table, out)
+    return table
+
+
+def student(
+    run_json: Path,
+    data: Path,
+    split_path: Path,
+    labelled_path: Path,
+    holdout_path: Path,
+    teacher_path: Path,
+    round: int,
+    out: Path,
+    summary: Path,
+) -> dict:
+    """student_r: teacher_r's weights fine-tuned on L_r (early stopping on val); val and test MAE.
+
+    With ``student: false`` in the run config (ASGN-T) the teacher itself is evaluated and saved.
+    """
+    cfg = RunConfig.read(run_json)
+    device = resolve_device(cfg.device)
+    split = read_split(split_path)
+    graphs, where = _load(data, split, device)
+    labelled = pq.read_table(labelled_path).to_pandas()
+    holdout = pq.read_table(holdout_path).to_pandas()
+    lab_idx = where["pool"][np.isin(graphs.mol_id[where["pool"]], labelled.mol_id)]
+    y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
+    y_val = _labels(holdout, graphs.mol_id[where["val"]], cfg.targets)
+    y_test = _labels(holdout, graphs.mol_id[where["test"]], cfg.targets)
+    teacher_model, _ = load_checkpoint(teacher_path, cfg.as_dict(), device)
+    train_cfg = cfg.train_config(round)
+    start = time.perf_counter()
+    model = transfer(teacher_model)
+    history: list[dict] = []
+    if cfg.student:
+        gen = torch.Generator().manual_seed(train_cfg.seed + 1)
+        history = train_student(model, graphs, lab_idx, y_lab, where["val"], y_val, train_cfg, gen)
+    pred_val, _ = infer(model, graphs, where["val"], train_cfg.eval_batch_size, train_cfg.amp)
+    pred_test, _ = infer(model, graphs, where["test"], train_cfg.eval_batch_size, train_cfg.amp)
+    save_checkpoint(out, model, cfg.as_dict(), round)
+    best = min(history, key=lambda r: r["val_score"])["epoch"] if history else None
+    record = {
+        "round": round,
+        "labelled": int(len(lab_idx)),
+        "fine_tuned": cfg.student,
+        "val_mae": dict(zip(cfg.targets, map(float, mae(pred_val, y_val)), strict=True)),
+        "test_mae": dict(zip(cfg.targets, map(float, mae(pred_test, y_test)), strict=True)),
+        "epochs": len(history),
+        "best_epoch": best,
+        "device": str(device),
+        "seconds": time.perf_counter() - start,
+        "history": history,
+    }
+    write_json(record, summary)
+    log.info("round %d, %d labels: test MAE %s", round, len(lab_idx), record["test_mae"])
+    return record
+
+
+def pseudo_label(
+    run_json: Path, data: Path, split_path: Path, labelled_path: Path, checkpoint: Path, out: Path
+) -> pa.Table:
+    """The student's predictions for every unlabelled pool molecule (and for no labelled one)."""
+    cfg = RunConfig.read(run_json)
+    device = resolve_device(cfg.device)
+    graphs, where = _load(data, read_split(split_path), device)
+    labelled = pq.read_table(labelled_path)["mol_id"].to_numpy().astype(str)
+    unl_idx = where["pool"][~np.isin(graphs.mol_id[where["pool"]], labelled)]
+    model, _ = load_checkpoint(checkpoint, cfg.as_dict(), device)
+    pred, _ = infer(model, graphs, unl_idx)
+    table = _frame(graphs.mol_id[unl_idx], pred.astype(np.float64), cfg.targets)
+    write_table(table, out)
+    return table
+
+
+def select(run_json: Path, embeddings: Path, labelled_path: Path, round: int, out: Path) -> pa.Table:
+    """The next ``batch`` pool molecules to label, by the run's strategy, in pick order."""
+    cfg = RunConfig.read(run_json)
+    emb_table = pq.read_table(embeddings)
+    ids = emb_table["mol_id"].to_numpy().astype(str)
+    emb = emb_table["embedding"].combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
+    labelled = np.isin(ids, pq.read_table(labelled_path)["mol_id"].to_numpy().astype(str))
+    seed = int(np.random.SeedSequence([cfg.seed, round, 1]).generate_state(1)[0] % 2**31)
+    strategy = get_strategy(cfg.strategy)
+    picks, distance = strategy(emb, labelled, cfg.batch, seed=seed, device=resolve_device(cfg.device))
+    table = pa.table({"mol_id": ids[picks], "pick": np.arange(len(picks)), "distance": distance})
+    write_table(table, out)
+    log.info(
+        "round %d: %s picked %d of %d unlabelled", round, cfg.strategy, len(picks), int((~labelled).sum())
+    )
+    return table

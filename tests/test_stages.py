@@ -1,0 +1,183 @@
+"""Per-round stages on a small real QM9 subset: files, label growth, no leakage, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import stages
+from pipeline.featurise import FeaturiseSettings, featurise
+from pipeline.split import split_dataset
+from pipeline.store import write_json
+
+SETTINGS = {
+    "run": "t",
+    "targets": ["homo", "u0"],
+    "strategy": "kcenter",
+    "initial_size": 10,
+    "initial_strategy": "random",
+    "batch": 8,
+    "rounds": 2,
+    "seed": 3,
+    "device": "cpu",
+    "student": True,
+    "model": {"hidden": 16, "n_interactions": 2, "rbf_count": 60, "n_clusters": 5},
+    "train": {"teacher_epochs": 1, "student_max_epochs": 3, "patience": 2, "cluster_every": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    data = root / "data"
+    featurise(FeaturiseSettings(source="qm9", limit=90, seed=1), data)
+    split_dataset(data, root / "split.parquet", val=15, test=15, seed=0)
+    write_json(SETTINGS, root / "run.json")
+    return root
+
+
+def _ids(path):
+    return set(pq.read_table(path)["mol_id"].to_pylist())
+
+
+def _round(root, r):
+    """Run round r's stages (label -> teacher -> embed -> student -> pseudo_label -> select)."""
+    d, prev = root / f"round_{r:02d}", root / f"round_{r - 1:02d}"
+    common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
+    stages.label(
+        root / "data" / "answer_key.parquet",
+        (root / "initial.parquet") if r == 0 else prev / "selected.parquet",
+        r,
+        d / "labelled.parquet",
+        previous=None if r == 0 else prev / "labelled.parquet",
+    )
+    stages.teacher(
+        **common,
+        labelled_path=d / "labelled.parquet",
+        round=r,
+        out=d / "teacher.pt",
+        summary=d / "teacher.json",
+        previous=None if r == 0 else prev / "teacher.pt",
+        pseudo=None if r == 0 else prev / "pseudo_labels.parquet",
+    )
+    stages.embed(**common, checkpoint=d / "teacher.pt", out=d / "embeddings.parquet")
+    stages.student(
+        **common,
+        labelled_path=d / "labelled.parquet",
+        holdout_path=root / "holdout.parquet",
+        teacher_path=d / "teacher.pt",
+        round=r,
+        out=d / "student.pt",
+        summary=d / "student.json",
+    )
+    stages.pseudo_label(
+        **common,
+        labelled_path=d / "labelled.parquet",
+        checkpoint=d / "student.pt",
+        out=d / "pseudo_labels.parquet",
+    )
+    stages.select(
+        root / "run.json", d / "embeddings.parquet", d / "labelled.parquet", r, d / "selected.parquet"
+    )
+
+
+@pytest.fixture(scope="module")
+def two_rounds(run):
+    stages.initial(run / "run.json", run / "data", run / "split.parquet", run / "initial.parquet")
+    stages.label_holdout(run / "data" / "answer_key.parquet", run / "split.parquet", run / "holdout.parquet")
+    for r in (0, 1):
+        _round(run, r)
+    return run
+
+
+def test_every_round_writes_its_files_and_labels_grow_by_batch(two_rounds):
+    root = two_rounds
+    split = stages.read_split(root / "split.parquet")
+    pool, held = set(split.mol_id[split.split == "pool"]), set(split.mol_id[split.split != "pool"])
+    sizes = []
+    for r in (0, 1):
+        d = root / f"round_{r:02d}"
+        for name in (
+            "labelled.parquet",
+            "teacher.pt",
+            "teacher.json",
+            "embeddings.parquet",
+            "student.pt",
+            "student.json",
+            "pseudo_labels.parquet",
+            "selected.parquet",
+        ):
+            assert (d / name).exists(), name
+        labelled = _ids(d / "labelled.parquet")
+        assert labelled <= pool and not labelled & held
+        sizes.append(len(labelled))
+        # pseudo-labels cover exactly the unlabelled pool; picks are new, distinct pool molecules
+        assert _ids(d / "pseudo_labels.parquet") == pool - labelled
+        picks = pq.read_table(d / "selected.parquet").to_pandas()
+        assert len(picks) == 8 and picks.mol_id.is_unique and set(picks.mol_id) <= pool - labelled
+        assert picks.pick.tolist() == list(range(8)) and (np.diff(picks.distance) <= 1e-9).all()
+        assert _ids(d / "embeddings.parquet") == pool
+    assert sizes == [10, 18]
+    round1 = pq.read_table(root / "round_01" / "labelled.parquet").to_pandas()
+    assert set(round1.mol_id[round1.round_added == 1]) == _ids(root / "round_00" / "selected.parquet")
+
+
+def test_labels_are_the_answer_key_values(two_rounds):
+    root = two_rounds
+    key = pq.read_table(root / "data" / "answer_key.parquet").to_pandas().set_index("mol_id")
+    labelled = pq.read_table(root / "round_01" / "labelled.parquet").to_pandas().set_index("mol_id")
+    np.testing.assert_array_equal(labelled[["homo", "u0"]], key.loc[labelled.index, ["homo", "u0"]])
+    holdout = pq.read_table(root / "holdout.parquet").to_pandas()
+    assert len(holdout) == 30 and set(holdout.split) == {"val", "test"}
+
+
+def test_summaries_report_what_a_user_reads(two_rounds):
+    student = json.loads((two_rounds / "round_01" / "student.json").read_text())
+    assert student["labelled"] == 18 and set(student["test_mae"]) == {"homo", "u0"}
+    assert all(np.isfinite(v) and v > 0 for v in student["test_mae"].values())
+    teacher = json.loads((two_rounds / "round_01" / "teacher.json").read_text())
+    assert teacher["warm_start"] and teacher["pseudo_labels"] and teacher["labelled"] == 18
+    assert {"property", "atom_type", "distance", "clustering"} <= set(teacher["epochs"][0])
+
+
+def test_selection_is_reproducible(two_rounds, tmp_path):
+    d = two_rounds / "round_01"
+    stages.select(
+        two_rounds / "run.json", d / "embeddings.parquet", d / "labelled.parquet", 1, tmp_path / "s.parquet"
+    )
+    again = pq.read_table(tmp_path / "s.parquet").to_pandas()
+    assert again.equals(pq.read_table(d / "selected.parquet").to_pandas())
+
+
+def test_label_refuses_already_labelled_or_repeated_picks(two_rounds, tmp_path):
+    root = two_rounds
+    with pytest.raises(ValueError, match="already labelled"):
+        stages.label(
+            root / "data" / "answer_key.parquet",
+            root / "initial.parquet",
+            1,
+            tmp_path / "l.parquet",
+            previous=root / "round_00" / "labelled.parquet",
+        )
+
+
+def test_checkpoint_of_another_run_config_is_refused(two_rounds, tmp_path):
+    other = dict(SETTINGS, model={**SETTINGS["model"], "hidden": 32})
+    write_json(other, tmp_path / "run.json")
+    with pytest.raises(ValueError, match=r"different config \(differs at model\.hidden\)"):
+        stages.embed(
+            tmp_path / "run.json",
+            two_rounds / "data",
+            two_rounds / "split.parquet",
+            two_rounds / "round_00" / "teacher.pt",
+            tmp_path / "e.parquet",
+        )
+
+
+def test_random_initial_picks_are_seeded(run, tmp_path):
+    a = stages.initial(run / "run.json", run / "data", run / "split.parquet", tmp_path / "a.parquet")
+    b = stages.initial(run / "run.json", run / "data", run / "split.parquet", tmp_path / "b.parquet")
+    assert a.to_pandas().equals(b.to_pandas()) and len(a) == 10 and a["mol_id"].to_pylist() != []

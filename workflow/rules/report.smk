@@ -1,0 +1,100 @@
+# Learning curves (test MAE against labels), per-round tables and embedding maps; all of them are
+# in `snakemake --report report.html`.
+
+
+rule learning_curve:
+    input:
+        get_learning_curve_input,
+    output:
+        csv="results/runs/{run}/learning_curve.csv",
+        png=report(
+            "results/runs/{run}/learning_curve.png",
+            caption="../report/learning_curve.rst",
+            category="Learning curves",
+            subcategory="{run}",
+        ),
+    log:
+        "logs/learning_curve/{run}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline learning-curve --run {wildcards.run}=results/runs/{wildcards.run} --title {wildcards.run}"
+        " --csv {output.csv} --png {output.png} > {log} 2>&1"
+
+
+rule learning_curve_all:
+    input:
+        get_all_students,
+    output:
+        csv="results/learning_curve.csv",
+        png=report(
+            "results/learning_curve.png",
+            caption="../report/learning_curve.rst",
+            category="Learning curves",
+            subcategory="all runs",
+        ),
+    params:
+        runs=get_learning_curve_args,
+    log:
+        "logs/learning_curve/all.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline learning-curve {params.runs} --title 'all runs' --csv {output.csv} --png {output.png}"
+        " > {log} 2>&1"
+
+
+rule round_table:
+    input:
+        get_round_table_input,
+    output:
+        report(
+            "results/runs/{run}/rounds.csv",
+            caption="../report/round_table.rst",
+            category="Per-round tables",
+            subcategory="{run}",
+        ),
+    log:
+        "logs/round_table/{run}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline round-table --run-dir results/runs/{wildcards.run} --csv {output} > {log} 2>&1"
+
+
+rule embedding_map:
+    input:
+        embeddings="results/runs/{run}/round_{round}/embeddings.parquet",
+        labelled="results/runs/{run}/round_{round}/labelled.parquet",
+        selected="results/runs/{run}/round_{round}/selected.parquet",
+    output:
+        report(
+            "results/runs/{run}/round_{round}/embedding_map.png",
+            caption="../report/embedding_map.rst",
+            category="Embedding maps",
+            subcategory="{run}",
+            labels={"run": "{run}", "round": "{round}"},
+        ),
+    log:
+        "logs/embedding_map/{run}/round_{round}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline embedding-map --embeddings {input.embeddings} --labelled {input.labelled}"
+        " --selected {input.selected} --png {output} > {log} 2>&1"

@@ -1,0 +1,212 @@
+# Active-learning rounds of every run (ASGN, Hao et al. 2020). Round r:
+#   label -> teacher -> embed -> student -> pseudo_label -> select  (-> label of round r+1)
+# The number of rounds comes from config, so the DAG is static and a killed run resumes where it
+# stopped. Only the label rules have the answer key among their inputs.
+
+
+rule run_config:
+    output:
+        "results/runs/{run}/run.json",
+    params:
+        settings=get_run_config_json,
+    log:
+        "logs/run_config/{run}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline run-config --json {params.settings:q} --out {output} > {log} 2>&1"
+
+
+rule initial:
+    input:
+        unpack(get_dataset_graphs),
+        run_json="results/runs/{run}/run.json",
+        split="results/runs/{run}/split.parquet",
+    output:
+        "results/runs/{run}/initial.parquet",
+    params:
+        data=get_run_dataset_dir,
+    log:
+        "logs/initial/{run}.log",
+    benchmark:
+        "benchmarks/initial/{run}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline --threads {threads} initial --run-json {input.run_json} --data {params.data}"
+        " --split-path {input.split} --out {output} > {log} 2>&1"
+
+
+rule label_holdout:
+    input:
+        answer_key=get_run_answer_key,
+        split="results/runs/{run}/split.parquet",
+    output:
+        "results/runs/{run}/holdout_labels.parquet",
+    log:
+        "logs/label_holdout/{run}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline --threads {threads} label-holdout --answer-key {input.answer_key}"
+        " --split-path {input.split} --out {output} > {log} 2>&1"
+
+
+rule label:
+    input:
+        unpack(get_label_input),
+    output:
+        "results/runs/{run}/round_{round}/labelled.parquet",
+    params:
+        previous=get_label_args,
+    log:
+        "logs/label/{run}/round_{round}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline --threads {threads} label --answer-key {input.answer_key} --selected {input.selected}"
+        " --round {wildcards.round} {params.previous} --out {output} > {log} 2>&1"
+
+
+rule teacher:
+    input:
+        unpack(get_teacher_input),
+    output:
+        checkpoint="results/runs/{run}/round_{round}/teacher.pt",
+        summary="results/runs/{run}/round_{round}/teacher.json",
+    params:
+        data=get_run_dataset_dir,
+        warm_start=get_teacher_args,
+    log:
+        "logs/teacher/{run}/round_{round}.log",
+    benchmark:
+        "benchmarks/teacher/{run}/round_{round}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline --threads {threads} teacher --run-json {input.run_json} --data {params.data}"
+        " --split-path {input.split} --labelled-path {input.labelled} --round {wildcards.round}"
+        " {params.warm_start} --out {output.checkpoint} --summary {output.summary} > {log} 2>&1"
+
+
+rule embed:
+    input:
+        unpack(get_dataset_graphs),
+        run_json="results/runs/{run}/run.json",
+        split="results/runs/{run}/split.parquet",
+        checkpoint="results/runs/{run}/round_{round}/teacher.pt",
+    output:
+        "results/runs/{run}/round_{round}/embeddings.parquet",
+    params:
+        data=get_run_dataset_dir,
+    log:
+        "logs/embed/{run}/round_{round}.log",
+    benchmark:
+        "benchmarks/embed/{run}/round_{round}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=30,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline --threads {threads} embed --run-json {input.run_json} --data {params.data}"
+        " --split-path {input.split} --checkpoint {input.checkpoint} --out {output} > {log} 2>&1"
+
+
+rule student:
+    input:
+        unpack(get_dataset_graphs),
+        run_json="results/runs/{run}/run.json",
+        split="results/runs/{run}/split.parquet",
+        labelled="results/runs/{run}/round_{round}/labelled.parquet",
+        holdout="results/runs/{run}/holdout_labels.parquet",
+        teacher="results/runs/{run}/round_{round}/teacher.pt",
+    output:
+        checkpoint="results/runs/{run}/round_{round}/student.pt",
+        summary="results/runs/{run}/round_{round}/student.json",
+    params:
+        data=get_run_dataset_dir,
+    log:
+        "logs/student/{run}/round_{round}.log",
+    benchmark:
+        "benchmarks/student/{run}/round_{round}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline --threads {threads} student --run-json {input.run_json} --data {params.data}"
+        " --split-path {input.split} --labelled-path {input.labelled} --holdout-path {input.holdout}"
+        " --teacher-path {input.teacher} --round {wildcards.round} --out {output.checkpoint}"
+        " --summary {output.summary} > {log} 2>&1"
+
+
+rule pseudo_label:
+    input:
+        unpack(get_dataset_graphs),
+        run_json="results/runs/{run}/run.json",
+        split="results/runs/{run}/split.parquet",
+        labelled="results/runs/{run}/round_{round}/labelled.parquet",
+        checkpoint="results/runs/{run}/round_{round}/student.pt",
+    output:
+        "results/runs/{run}/round_{round}/pseudo_labels.parquet",
+    params:
+        data=get_run_dataset_dir,
+    log:
+        "logs/pseudo_label/{run}/round_{round}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=30,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline --threads {threads} pseudo-label --run-json {input.run_json} --data {params.data}"
+        " --split-path {input.split} --labelled-path {input.labelled} --checkpoint {input.checkpoint}"
+        " --out {output} > {log} 2>&1"
+
+
+rule select:
+    input:
+        run_json="results/runs/{run}/run.json",
+        embeddings="results/runs/{run}/round_{round}/embeddings.parquet",
+        labelled="results/runs/{run}/round_{round}/labelled.parquet",
+    output:
+        "results/runs/{run}/round_{round}/selected.parquet",
+    log:
+        "logs/select/{run}/round_{round}.log",
+    benchmark:
+        "benchmarks/select/{run}/round_{round}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline --threads {threads} select --run-json {input.run_json} --embeddings {input.embeddings}"
+        " --labelled-path {input.labelled} --round {wildcards.round} --out {output} > {log} 2>&1"
