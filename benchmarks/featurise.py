@@ -12,28 +12,18 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _common import cpu_model
 from torch_geometric.data import Data, InMemoryDataset
 
 from pipeline.featurise import FeaturiseSettings, featurise
 from pipeline.sources import get_source
 from pipeline.sources.base import symbols_to_z
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def ours(limit: int | None) -> tuple[int, float, dict]:

@@ -14,24 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import cpu_model, timed
 
 from pipeline.select import k_center_greedy
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def mixture(n: int, d: int, seed: int) -> np.ndarray:
@@ -58,16 +46,6 @@ def reference(X: np.ndarray, labelled: np.ndarray, budget: int, chunk: int = 409
         dmin = np.minimum(dmin, pairwise_distances(X[new : new + 1], X)[0])
         dmin[new] = -np.inf
     return np.asarray(picks, dtype=np.int64)
-
-
-def timed(fn, device: torch.device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, time.perf_counter() - start
 
 
 def main() -> None:

@@ -13,24 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import cpu_model, timed
 
 from pipeline.clustering import _transport
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_scores(kind: str, n: int, m: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -41,16 +29,6 @@ def make_scores(kind: str, n: int, m: int, seed: int, device: torch.device) -> t
     elif kind == "sharp":
         z *= 20.0
     return z.to(device)
-
-
-def timed(fn, device: torch.device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, time.perf_counter() - start
 
 
 def main() -> None:
