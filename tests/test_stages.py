@@ -181,3 +181,15 @@ def test_random_initial_picks_are_seeded(run, tmp_path):
     a = stages.initial(run / "run.json", run / "data", run / "split.parquet", tmp_path / "a.parquet")
     b = stages.initial(run / "run.json", run / "data", run / "split.parquet", tmp_path / "b.parquet")
     assert a.to_pandas().equals(b.to_pandas()) and len(a) == 10 and a["mol_id"].to_pylist() != []
+
+
+def test_kcenter_initial_picks_on_an_untrained_teacher(run, tmp_path):
+    write_json(dict(SETTINGS, initial_strategy="kcenter"), tmp_path / "run.json")
+    a = stages.initial(tmp_path / "run.json", run / "data", run / "split.parquet", tmp_path / "a.parquet")
+    b = stages.initial(tmp_path / "run.json", run / "data", run / "split.parquet", tmp_path / "b.parquet")
+    picks = a.to_pandas()
+    assert picks.equals(b.to_pandas()) and len(picks) == 10 and picks.mol_id.is_unique
+    split = stages.read_split(run / "split.parquet")
+    assert set(picks.mol_id) <= set(split.mol_id[split.split == "pool"])
+    # farthest-first from nothing: the first pick is infinitely far, the rest ever closer
+    assert np.isinf(picks.distance[0]) and (np.diff(picks.distance[1:]) <= 1e-9).all()
