@@ -434,6 +434,14 @@ class ASGNModel(nn.Module):
             :class:`ModelOutput` with node [a, H], graph [B, H] and pred [B, T] in real units.
         """
         h = self.embed(batch.z, batch.edge_index, batch.dist)
+        graph, pred = self.readout(h, batch)
+        return ModelOutput(node=h, graph=graph, pred=pred)
+
+    def readout(self, h: Tensor, batch: GraphBatch) -> tuple[Tensor, Tensor]:
+        """Graph embeddings z_G [B, H] and predictions [B, T] (real units) from node embeddings h [a, H].
+
+        Split from :meth:`forward` so that the property head alone can be re-run (MC-dropout).
+        """
         n_graphs = batch.atom_ptr.numel() - 1
         n_atoms = (batch.atom_ptr[1:] - batch.atom_ptr[:-1]).clamp(min=1).unsqueeze(-1)  # [B, 1]
         graph = _sum_by(h, batch.batch, n_graphs) / n_atoms
@@ -441,7 +449,7 @@ class ASGNModel(nn.Module):
             per_atom = self.property_head(h.float()) * self.scale + self.shift + self.atomref[batch.z]
             total = _sum_by(per_atom, batch.batch, n_graphs)  # [B, T]
             pred = torch.where(self.mean_readout, total / n_atoms, total)
-        return ModelOutput(node=h, graph=graph, pred=pred)
+        return graph, pred
 
     def atom_type_logits(self, node: Tensor) -> Tensor:
         """[n, H] node embeddings -> [n, n_atom_types] logits (class c = atomic number c)."""

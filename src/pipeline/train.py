@@ -73,7 +73,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def _autocast(device: torch.device, enabled: bool):
+def autocast(device: torch.device, enabled: bool):
+    """bfloat16 autocast on CUDA when enabled; a no-op context on other devices."""
     return torch.autocast(
         device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda"
     )
@@ -139,7 +140,7 @@ def infer(
     device = graphs.device
     preds, embs = [], []
     for idx in batches(torch.as_tensor(np.asarray(index), dtype=torch.long, device=device), batch_size):
-        with _autocast(device, amp):
+        with autocast(device, amp):
             out = model(graphs.batch(idx))
         preds.append(out.pred.float())
         embs.append(out.graph.float())
@@ -209,7 +210,7 @@ def train_teacher(
         for idx in batches(index, cfg.batch_size, gen):
             rows = row_of[idx]
             batch = graphs.batch(idx)
-            with _autocast(device, cfg.amp):
+            with autocast(device, cfg.amp):
                 out = model(batch)
                 loss, terms = teacher_loss(
                     model,
@@ -246,7 +247,7 @@ def assign_clusters(
     model.eval()
     scores = []
     for idx in batches(index, cfg.eval_batch_size):
-        with _autocast(graphs.device, cfg.amp):
+        with autocast(graphs.device, cfg.amp):
             scores.append(model.cluster_logits(model(graphs.batch(idx)).graph).float())
     model.train(was_training)
     return sinkhorn(torch.cat(scores), lam=cfg.sinkhorn_lam)
@@ -285,7 +286,7 @@ def train_student(
         start = time.perf_counter()
         total, n_batches = torch.zeros((), device=device), 0
         for idx in batches(index, cfg.batch_size, gen):
-            with _autocast(device, cfg.amp):
+            with autocast(device, cfg.amp):
                 out = model(graphs.batch(idx))
                 loss = property_loss(out.pred, target[row_of[idx]], std)
             optimiser.zero_grad(set_to_none=True)

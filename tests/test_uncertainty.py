@@ -1,0 +1,260 @@
+"""Uncertainty selection: acquisition functions (properties) and MC-dropout / committees on real QM9."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch import nn
+
+from pipeline.featurise import FeaturiseSettings, featurise
+from pipeline.graphs import load_graphs
+from pipeline.model import ASGNModel, ModelConfig
+from pipeline.train import TrainConfig, batches, infer
+from pipeline.uncertainty import (
+    committee_predictions,
+    mc_dropout_predictions,
+    prediction_variance,
+    top_b,
+    train_committee,
+)
+
+TARGETS = ("homo", "u0")
+
+# --------------------------------------------------------------------------------------------------
+# prediction_variance and top_b
+
+
+def _disagreeing_preds(rng: np.random.Generator) -> np.ndarray:
+    """[K=5, N=12, T=2] predictions that agree closely except at molecules 7 > 3 > 9."""
+    preds = rng.normal(size=(1, 12, 2)) + 1e-3 * rng.normal(size=(5, 12, 2))
+    for mol, spread in ((7, 3.0), (3, 2.0), (9, 1.0)):
+        preds[:, mol, 0] += spread * np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    return preds
+
+
+def test_top_b_picks_the_molecules_the_committee_disagrees_on():
+    preds = _disagreeing_preds(np.random.default_rng(0))
+    scores = prediction_variance(preds)
+    everyone = np.ones(12, dtype=bool)
+    picks = top_b(scores, everyone, 3)
+    assert picks.dtype == np.int64
+    assert picks.tolist() == [7, 3, 9]  # highest disagreement first
+    np.testing.assert_array_equal(top_b(scores, everyone, 3), picks)  # deterministic
+
+
+def test_top_b_never_picks_a_non_candidate():
+    scores = prediction_variance(_disagreeing_preds(np.random.default_rng(1)))
+    mask = np.ones(12, dtype=bool)
+    mask[[7, 9]] = False  # already labelled
+    picks = top_b(scores, mask, 3)
+    assert picks[0] == 3 and not set(picks) & {7, 9}
+    assert mask[picks].all()
+
+
+def test_top_b_ties_go_to_the_lowest_index():
+    mask = np.array([False, True, True, True, False, True])
+    np.testing.assert_array_equal(top_b(np.zeros(6), mask, 3), [1, 2, 3])
+    np.testing.assert_array_equal(top_b(np.array([0.0, 1, 2, 2, 2, 2]), mask, 2), [2, 3])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_top_b_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    scores = rng.integers(0, 4, size=n).astype(float)  # few distinct values: many ties
+    mask = rng.random(n) < 0.6
+    b = int(rng.integers(0, mask.sum() + 1))
+    expected = sorted(np.flatnonzero(mask), key=lambda i: (-scores[i], i))[:b]
+    np.testing.assert_array_equal(top_b(scores, mask, b), np.asarray(expected, dtype=np.int64))
+
+
+def test_top_b_rejects_bad_requests():
+    mask = np.array([True, False, True])
+    with pytest.raises(ValueError, match="number of candidates"):
+        top_b(np.zeros(3), mask, 3)
+    with pytest.raises(ValueError, match="number of candidates"):
+        top_b(np.zeros(3), mask, -1)
+    with pytest.raises(ValueError, match="boolean"):
+        top_b(np.zeros(3), np.array([0, 2]), 1)
+    with pytest.raises(ValueError, match="NaN"):
+        top_b(np.array([0.0, 1.0, np.nan]), mask, 1)
+    assert top_b(np.array([0.0, np.nan, 1.0]), mask, 2).tolist() == [2, 0]  # NaN off the candidates is fine
+    assert top_b(np.zeros(3), mask, 0).size == 0
+
+
+def test_prediction_variance_is_the_variance_over_members_summed_over_targets():
+    preds = np.random.default_rng(2).normal(size=(4, 30, 3))
+    np.testing.assert_allclose(prediction_variance(preds), np.var(preds, axis=0).sum(axis=1))
+    scale = np.array([0.5, 2.0, 10.0])
+    np.testing.assert_allclose(
+        prediction_variance(preds, scale), np.var(preds / scale, axis=0).sum(axis=1), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_prediction_variance_does_not_depend_on_units(seed):
+    """Rescaling a target together with its scale (eV -> meV), or shifting it, changes nothing."""
+    rng = np.random.default_rng(seed)
+    preds = rng.normal(size=(3, 25, 2))
+    scale = rng.uniform(0.1, 2.0, size=2)
+    factor = np.array([1000.0, 1.0])
+    base = prediction_variance(preds, scale)
+    np.testing.assert_allclose(prediction_variance(preds * factor, scale * factor), base, rtol=1e-10)
+    np.testing.assert_allclose(prediction_variance(preds + rng.normal(size=2) * 100, scale), base, rtol=1e-8)
+
+
+def test_prediction_variance_rejects_bad_input():
+    preds = np.zeros((3, 4, 2))
+    with pytest.raises(ValueError, match="K members, N molecules, T targets"):
+        prediction_variance(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="at least 2"):
+        prediction_variance(np.zeros((1, 4, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        prediction_variance(preds, scale=[1.0, 1.0, 1.0])
+    for bad in ([1.0, 0.0], [1.0, np.nan], [1.0, -2.0]):
+        with pytest.raises(ValueError, match="finite and positive"):
+            prediction_variance(preds, scale=bad)
+    nan = preds.copy()
+    nan[1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"molecules \[2\]"):
+        prediction_variance(nan)
+
+
+# --------------------------------------------------------------------------------------------------
+# MC dropout and committees on a tiny real model
+
+
+@pytest.fixture(scope="module")
+def qm9(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qm9")
+    featurise(FeaturiseSettings(source="qm9", limit=20), out)
+    graphs = load_graphs(out)
+    answers = pq.read_table(out / "answer_key.parquet").to_pandas().set_index("mol_id").loc[graphs.mol_id]
+    return graphs, answers[list(TARGETS)].to_numpy()
+
+
+def _model(dropout=0.3, seed=0) -> ASGNModel:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ASGNModel(
+            ModelConfig(
+                hidden=16, n_interactions=1, rbf_count=40, n_clusters=4, targets=TARGETS, dropout=dropout
+            )
+        )
+    with torch.no_grad():  # non-trivial target scaling, so the readout is exercised
+        model.scale.copy_(torch.tensor([0.3, 2.0]))
+        model.shift.copy_(torch.tensor([-6.0, -10.0]))
+    return model
+
+
+def test_mc_dropout_samples_vary_and_are_reproducible(qm9):
+    graphs, _ = qm9
+    model = _model()
+    index = np.arange(len(graphs))
+    rng_before = torch.get_rng_state()
+    a = mc_dropout_predictions(model, graphs, index, n_samples=6, seed=1, batch_size=8)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # global random state untouched
+    assert a.shape == (6, len(graphs), len(TARGETS)) and a.dtype == np.float32
+    assert np.isfinite(a).all()
+    assert (prediction_variance(a) > 0).all()  # dropout is active: every molecule's samples differ
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(999)  # whatever the caller's random state, the seed decides
+        again = mc_dropout_predictions(model, graphs, index, 6, seed=1, batch_size=8)
+    np.testing.assert_array_equal(again, a)
+    assert not np.array_equal(mc_dropout_predictions(model, graphs, index, 6, seed=2, batch_size=8), a)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_mc_dropout_leaves_the_model_as_it_was(qm9, training):
+    graphs, _ = qm9
+    model = _model()
+    index = np.arange(len(graphs))
+    before, _ = infer(model, graphs, index)
+    model.train(training)
+    model.atom_type_head.train(not training)  # mixed modes survive too
+    modes = {name: m.training for name, m in model.named_modules()}
+    mc_dropout_predictions(model, graphs, index, n_samples=3, seed=0)
+    assert {name: m.training for name, m in model.named_modules()} == modes
+    after, _ = infer(model, graphs, index)
+    np.testing.assert_array_equal(after, before)
+
+
+def _full_forward_reference(model, graphs, index, n_samples, seed, batch_size):
+    """MC dropout the slow, obvious way: S full forward passes per batch, dropout layers in train mode."""
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.train()
+    out = []
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        for idx in batches(torch.as_tensor(index), batch_size):
+            batch = graphs.batch(idx)
+            out.append(torch.stack([model(batch).pred for _ in range(n_samples)]))
+    model.eval()
+    return torch.cat(out, dim=1).numpy()
+
+
+def test_mc_dropout_head_shortcut_equals_full_forward_passes(qm9):
+    """Sampling only the property head on cached embeddings gives exactly the full model's samples."""
+    graphs, _ = qm9
+    model = _model()
+    index = np.arange(3, len(graphs))
+    fast = mc_dropout_predictions(model, graphs, index, n_samples=4, seed=5, batch_size=7)
+    np.testing.assert_array_equal(fast, _full_forward_reference(model, graphs, index, 4, 5, 7))
+
+
+def test_mc_dropout_in_the_backbone_samples_the_backbone(qm9):
+    graphs, _ = qm9
+    model = _model(dropout=0.1)
+    model.interactions[0].lin = nn.Sequential(nn.Dropout(0.5), model.interactions[0].lin)
+    index = np.arange(len(graphs))
+    got = mc_dropout_predictions(model, graphs, index, n_samples=3, seed=3, batch_size=16)
+    np.testing.assert_array_equal(got, _full_forward_reference(model, graphs, index, 3, 3, 16))
+
+
+def test_mc_dropout_needs_dropout(qm9):
+    graphs, _ = qm9
+    with pytest.raises(ValueError, match="model.dropout"):
+        mc_dropout_predictions(_model(dropout=0.0), graphs, np.arange(5), n_samples=4, seed=0)
+    with pytest.raises(ValueError, match="n_samples"):
+        mc_dropout_predictions(_model(), graphs, np.arange(5), n_samples=0, seed=0)
+
+
+def _params(model: ASGNModel) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_committee_members_differ_and_are_reproducible(qm9):
+    graphs, y = qm9
+    perm = np.random.default_rng(0).permutation(len(graphs))
+    lab, val, pool = perm[:8], perm[8:14], perm[14:]
+    cfg = TrainConfig(student_max_epochs=2, batch_size=4, lr=3e-3)
+    teacher = _model(dropout=0.2)  # dropout masks are drawn per member too, from its seed
+    teacher_params = _params(teacher).clone()
+    rng_before = torch.get_rng_state()
+
+    committee = train_committee(teacher, graphs, lab, y[lab], val, y[val], cfg, k=3, seed=11)
+    assert len(committee) == 3
+    assert torch.equal(_params(teacher), teacher_params)  # the teacher is not trained
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    members = [_params(m) for m in committee]
+    for i, p in enumerate(members):
+        assert not torch.equal(p, teacher_params), f"member {i} equals the teacher"
+        for j in range(i):
+            assert not torch.equal(p, members[j]), f"members {j} and {i} are identical"
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(999)  # whatever the caller's random state, the seed decides
+        again = train_committee(teacher, graphs, lab, y[lab], val, y[val], cfg, k=3, seed=11)
+    for i, (p, q) in enumerate(zip(members, map(_params, again), strict=True)):
+        assert torch.equal(p, q), f"member {i} differs between two runs with the same seed"
+
+    preds = committee_predictions(committee, graphs, pool)
+    assert preds.shape == (3, len(pool), len(TARGETS))
+    np.testing.assert_array_equal(preds[1], infer(committee[1], graphs, pool)[0])
+    assert (prediction_variance(preds, scale=np.nanstd(y[lab], axis=0)) > 0).all()
+    with pytest.raises(ValueError, match="no members"):
+        committee_predictions([], graphs, pool)
