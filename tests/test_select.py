@@ -150,15 +150,15 @@ def test_rejects_unknown_update():
 
 
 @pytest.mark.parametrize("name", ["kcenter", "random"])
-def test_strategies_pick_budget_distinct_unlabelled_deterministically(name):
+def test_embedding_strategies_pick_budget_distinct_unlabelled_deterministically(name):
     from pipeline.select import get_strategy
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(60, 4))
     labelled = np.zeros(60, bool)
     labelled[rng.choice(60, 10, replace=False)] = True
-    picks, score = get_strategy(name)(emb, labelled, 12, seed=4)
-    again, _ = get_strategy(name)(emb, labelled, 12, seed=4)
+    picks, score = get_strategy(name).pick(emb, labelled, 12, seed=4)
+    again, _ = get_strategy(name).pick(emb, labelled, 12, seed=4)
     assert len(picks) == 12 == len(set(picks.tolist())) and not labelled[picks].any()
     assert picks.dtype == np.int64 and np.array_equal(picks, again) and len(score) == 12
 
@@ -168,7 +168,22 @@ def test_strategy_registry_matches_config_schema():
 
     from pipeline.select import STRATEGIES, get_strategy
 
-    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    repo = Path(__file__).parents[1]
+    schema = yaml.safe_load((repo / "workflow/schemas/config.schema.yaml").read_text())
     assert set(schema["$defs"]["run"]["properties"]["strategy"]["enum"]) == set(STRATEGIES)
+    # the workflow's input functions know what each strategy needs (they cannot import the package)
+    common = (repo / "workflow/rules/common.smk").read_text()
+    line = next(x for x in common.splitlines() if x.startswith("STRATEGY_NEEDS = "))
+    assert eval(line.split("=", 1)[1]) == {name: s.needs for name, s in STRATEGIES.items()}
     with pytest.raises(ValueError, match=r"unknown strategy 'bald'.*kcenter.*random"):
         get_strategy("bald")
+
+
+@pytest.mark.parametrize("name", ["qbc", "mc_dropout"])
+def test_uncertainty_strategies_pick_the_most_uncertain_unlabelled(name):
+    from pipeline.select import get_strategy
+
+    scores = np.array([0.1, 5.0, np.nan, 0.3, 9.0, 2.0, 2.0])
+    labelled = np.array([False, False, True, False, True, False, False])
+    picks, score = get_strategy(name).pick(scores, labelled, 3, seed=0)
+    assert picks.tolist() == [1, 5, 6] and score.tolist() == [5.0, 2.0, 2.0]  # 4 is labelled; tie -> lower

@@ -43,7 +43,7 @@ def _ids(path):
     return set(pq.read_table(path)["mol_id"].to_pylist())
 
 
-def _round(root, r):
+def _round(root, r, select=True):
     """Run round r's stages (label -> teacher -> embed -> student -> pseudo_label -> select)."""
     d, prev = root / f"round_{r:02d}", root / f"round_{r - 1:02d}"
     common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
@@ -79,9 +79,10 @@ def _round(root, r):
         checkpoint=d / "student.pt",
         out=d / "pseudo_labels.parquet",
     )
-    stages.select(
-        root / "run.json", d / "embeddings.parquet", d / "labelled.parquet", r, d / "selected.parquet"
-    )
+    if select:
+        stages.select(
+            root / "run.json", d / "embeddings.parquet", d / "labelled.parquet", r, d / "selected.parquet"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +194,55 @@ def test_kcenter_initial_picks_on_an_untrained_teacher(run, tmp_path):
     assert set(picks.mol_id) <= set(split.mol_id[split.split == "pool"])
     # farthest-first from nothing: the first pick is infinitely far, the rest ever closer
     assert np.isinf(picks.distance[0]) and (np.diff(picks.distance[1:]) <= 1e-9).all()
+
+
+@pytest.mark.parametrize(
+    ("strategy", "extra"),
+    [
+        ("qbc", {"committee": 2}),
+        ("mc_dropout", {"mc_samples": 4, "model": {**SETTINGS["model"], "dropout": 0.2}}),
+    ],
+)
+def test_uncertainty_strategies_select_through_the_stages(run, tmp_path, strategy, extra):
+    root = tmp_path
+    (root / "data").symlink_to(run / "data")
+    (root / "split.parquet").symlink_to(run / "split.parquet")
+    write_json({**SETTINGS, "strategy": strategy, **extra}, root / "run.json")
+    stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
+    stages.label_holdout(
+        root / "data" / "answer_key.parquet", root / "split.parquet", root / "holdout.parquet"
+    )
+    _round(root, 0, select=False)
+    # select with only the embeddings must refuse: these strategies need the graphs and a checkpoint
+    d = root / "round_00"
+    with pytest.raises(ValueError, match="needs --data, --split-path and --checkpoint"):
+        stages.select(
+            root / "run.json", d / "embeddings.parquet", d / "labelled.parquet", 0, tmp_path / "x.parquet"
+        )
+    checkpoint = d / ("teacher.pt" if strategy == "qbc" else "student.pt")
+    kwargs = dict(
+        data=root / "data",
+        split_path=root / "split.parquet",
+        checkpoint=checkpoint,
+        student_summary=d / "student.json",
+    )
+    picks = stages.select(
+        root / "run.json",
+        d / "embeddings.parquet",
+        d / "labelled.parquet",
+        0,
+        tmp_path / "a.parquet",
+        **kwargs,
+    ).to_pandas()
+    again = stages.select(
+        root / "run.json",
+        d / "embeddings.parquet",
+        d / "labelled.parquet",
+        0,
+        tmp_path / "b.parquet",
+        **kwargs,
+    ).to_pandas()
+    labelled = _ids(d / "labelled.parquet")
+    assert len(picks) == 8 and picks.mol_id.is_unique and not set(picks.mol_id) & labelled
+    assert (np.diff(picks.distance) <= 0).all() and (picks.distance > 0).all()  # most uncertain first
+    assert picks.equals(again)

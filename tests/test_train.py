@@ -151,3 +151,13 @@ def test_checkpoint_round_trip_and_config_mismatch(tmp_path, qm9):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_student_without_validation_trains_fixed_epochs_and_keeps_final_weights(qm9):
+    graphs, y = qm9
+    lab, _, _ = _split(len(graphs))
+    model = _model()
+    history = train_student(
+        model, graphs, lab, y[lab], np.arange(0), y[:0], TrainConfig(student_max_epochs=3)
+    )
+    assert [r["epoch"] for r in history] == [0, 1, 2] and "val_score" not in history[0]

@@ -406,3 +406,27 @@ def test_end_to_end_tiny_qm9(tmp_path):
     replanned = count(plan(tmp_path, write_yaml(tmp_path / "reseeded.yaml", reseeded)))
     assert replanned["split"] == 1 and replanned["teacher"] == 2  # asgn's split and all that follows
     assert "featurise_shard" not in replanned and "split" in replanned
+
+
+def test_uncertainty_strategies_wire_checkpoints_into_select(tmp_path):
+    config = write_yaml(
+        tmp_path / "u.yaml",
+        {
+            "datasets": {"qm9": {"source": "qm9", "limit": 500}},
+            "runs": {
+                "qbc": {**TINY_RUN, "strategy": "qbc"},
+                "mcd": {**TINY_RUN, "strategy": "mc_dropout", "model": {**TINY_RUN["model"], "dropout": 0.1}},
+                "kc": TINY_RUN,
+            },
+        },
+    )
+    jobs = plan(tmp_path, config)
+    # results/runs/{run}/round_{r}/selected.parquet -> (run, round)
+    selects = {tuple(j["output"][0].split("/")[2:4]): j for j in jobs if j["rule"] == "select"}
+    qbc, mcd, kc = (selects[(run, "round_00")] for run in ("qbc", "mcd", "kc"))
+    assert "results/runs/qbc/round_00/teacher.pt" in qbc["input"] and "--student-summary" in qbc["shell"]
+    assert "results/runs/mcd/round_00/student.pt" in mcd["input"] and "--checkpoint" in mcd["shell"]
+    assert not any(p.endswith(".pt") for p in kc["input"]) and "--checkpoint" not in kc["shell"]
+    assert leaks(jobs) == [] and {j["rule"] for j in jobs for p in j["input"] if "holdout" in p} == {
+        "student"
+    }

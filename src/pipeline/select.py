@@ -27,11 +27,12 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["STRATEGIES", "get_strategy", "k_center_greedy"]
+__all__ = ["STRATEGIES", "Strategy", "get_strategy", "k_center_greedy"]
 
 #: Screening blocks [rows, labelled]: (bytes, most rows). Within L2/L3 cache on a CPU; large on a
 #: GPU, where each block costs a host synchronisation.
@@ -274,15 +275,24 @@ def _dense_picks(
 
 
 # --------------------------------------------------------------------------------------------------
-# Strategies: the one place their names live. Each takes (embeddings [N, d], labelled mask [N],
-# budget, *, seed, device) and returns (picks in pick order, a per-pick score: for k-center the
-# distance to the nearest labelled or earlier pick at pick time; NaN where a strategy has none).
+# Strategies: the one place their names live. A strategy says what the select stage must give it
+# (``needs``) and picks from it: `pick(X, labelled [N] bool, budget, *, seed, device)` returns the
+# picks in pick order and a per-pick score. X is the pool's embeddings [N, d] for "embeddings"
+# strategies, and a per-molecule uncertainty [N] (prediction variance; NaN for labelled molecules)
+# for "student" (MC-dropout samples of the round's student) and "committee" (K students fine-tuned
+# from the round's teacher) strategies.
+
+
+@dataclass(frozen=True)
+class Strategy:
+    needs: str  # "embeddings" | "student" | "committee"
+    pick: Callable[..., tuple[np.ndarray, np.ndarray]]
+    description: str
 
 
 def _kcenter(embeddings, labelled, budget, *, seed=0, device=None):
     del seed  # exact greedy: nothing random
-    picks, dist = k_center_greedy(embeddings, labelled, budget, device=device, return_distances=True)
-    return picks, dist
+    return k_center_greedy(embeddings, labelled, budget, device=device, return_distances=True)
 
 
 def _random(embeddings, labelled, budget, *, seed=0, device=None):
@@ -294,13 +304,25 @@ def _random(embeddings, labelled, budget, *, seed=0, device=None):
     return picks.astype(np.int64), np.full(budget, np.nan)
 
 
-STRATEGIES: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
-    "kcenter": _kcenter,  # ASGN: k-center greedy on the teacher's graph embeddings
-    "random": _random,  # uniform over the unlabelled pool (seeded)
+def _most_uncertain(scores, labelled, budget, *, seed=0, device=None):
+    del seed, device
+    from .uncertainty import top_b
+
+    picks = top_b(np.asarray(scores, dtype=np.float64), ~np.asarray(labelled, dtype=bool), budget)
+    return picks, np.asarray(scores, dtype=np.float64)[picks]
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "kcenter": Strategy("embeddings", _kcenter, "k-center greedy on the teacher's graph embeddings (ASGN)"),
+    "random": Strategy("embeddings", _random, "uniform over the unlabelled pool (seeded)"),
+    "mc_dropout": Strategy(
+        "student", _most_uncertain, "largest MC-dropout variance of the student (BALD-style)"
+    ),
+    "qbc": Strategy("committee", _most_uncertain, "largest disagreement of K students (query by committee)"),
 }
 
 
-def get_strategy(name: str) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+def get_strategy(name: str) -> Strategy:
     """The selection strategy registered under ``name``; the error lists the valid names."""
     try:
         return STRATEGIES[name]

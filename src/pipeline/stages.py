@@ -66,6 +66,8 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     student: bool = True  # False: ASGN-T (the teacher's own predictions are the result)
+    committee: int = 4  # qbc: students in the committee (K)
+    mc_samples: int = 20  # mc_dropout: stochastic forward passes per molecule
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (targets are added)
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields; "weights" = loss weights
 
@@ -152,9 +154,7 @@ def initial(run_json: Path, data: Path, split_path: Path, out: Path) -> pa.Table
         _seed_everything(cfg.seed)
         model = ASGNModel(cfg.model_config(graphs.cutoff)).to(device)
         _, emb = infer(model, graphs, where["pool"])
-        picks, distance = get_strategy("kcenter")(
-            emb, np.zeros(len(pool), bool), cfg.initial_size, seed=cfg.seed
-        )
+        picks, distance = get_strategy("kcenter").pick(emb, np.zeros(len(pool), bool), cfg.initial_size)
     else:
         raise ValueError(f"unknown initial_strategy {cfg.initial_strategy!r}; choose random or kcenter")
     table = pa.table({"mol_id": pool[picks].astype(str), "pick": np.arange(len(picks)), "distance": distance})
@@ -326,19 +326,104 @@ def pseudo_label(
     return table
 
 
-def select(run_json: Path, embeddings: Path, labelled_path: Path, round: int, out: Path) -> pa.Table:
-    """The next ``batch`` pool molecules to label, by the run's strategy, in pick order."""
+def select(
+    run_json: Path,
+    embeddings: Path,
+    labelled_path: Path,
+    round: int,
+    out: Path,
+    data: Path | None = None,
+    split_path: Path | None = None,
+    checkpoint: Path | None = None,
+    student_summary: Path | None = None,
+) -> pa.Table:
+    """The next ``batch`` pool molecules to label, by the run's strategy, in pick order.
+
+    Embedding strategies (kcenter, random) read only the embeddings. Uncertainty strategies also
+    need the graphs (``data``, ``split_path``) and a ``checkpoint``: the round's student for
+    mc_dropout; for qbc the round's teacher, from which ``committee`` students are fine-tuned, each on
+    its own bootstrap resample of the labelled molecules, for as many epochs as the round's student
+    needed (``student_summary``), so selection never sees validation labels.
+    """
     cfg = RunConfig.read(run_json)
     emb_table = pq.read_table(embeddings)
     ids = emb_table["mol_id"].to_numpy().astype(str)
-    emb = emb_table["embedding"].combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
-    labelled = np.isin(ids, pq.read_table(labelled_path)["mol_id"].to_numpy().astype(str))
+    labelled_frame = pq.read_table(labelled_path).to_pandas()
+    labelled = np.isin(ids, labelled_frame.mol_id.to_numpy().astype(str))
     seed = int(np.random.SeedSequence([cfg.seed, round, 1]).generate_state(1)[0] % 2**31)
+    device = resolve_device(cfg.device)
     strategy = get_strategy(cfg.strategy)
-    picks, distance = strategy(emb, labelled, cfg.batch, seed=seed, device=resolve_device(cfg.device))
-    table = pa.table({"mol_id": ids[picks], "pick": np.arange(len(picks)), "distance": distance})
+    if strategy.needs == "embeddings":
+        X = emb_table["embedding"].combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
+    else:
+        X = _uncertainty(
+            cfg,
+            strategy.needs,
+            ids,
+            labelled,
+            labelled_frame,
+            data,
+            split_path,
+            checkpoint,
+            student_summary,
+            round,
+            seed,
+            device,
+        )
+    picks, score = strategy.pick(X, labelled, cfg.batch, seed=seed, device=device)
+    table = pa.table({"mol_id": ids[picks], "pick": np.arange(len(picks)), "distance": score})
     write_table(table, out)
     log.info(
         "round %d: %s picked %d of %d unlabelled", round, cfg.strategy, len(picks), int((~labelled).sum())
     )
     return table
+
+
+def _uncertainty(
+    cfg, needs, ids, labelled, labelled_frame, data, split_path, checkpoint, summary, round, seed, device
+) -> np.ndarray:
+    """Prediction variance [N] of the pool molecules ``ids`` (NaN for labelled ones)."""
+    from .uncertainty import (
+        committee_predictions,
+        mc_dropout_predictions,
+        prediction_variance,
+        train_committee,
+    )
+
+    if data is None or split_path is None or checkpoint is None:
+        raise ValueError(f"strategy {cfg.strategy!r} needs --data, --split-path and --checkpoint")
+    graphs, where = _load(data, read_split(split_path), device)
+    position = dict(zip(graphs.mol_id[where["pool"]], where["pool"], strict=True))
+    todo = np.flatnonzero(~labelled)
+    index = np.array([position[m] for m in ids[todo]], dtype=np.int64)
+    model, _ = load_checkpoint(checkpoint, cfg.as_dict(), device)
+    y_lab = _labels(labelled_frame, labelled_frame.mol_id.to_numpy(), cfg.targets)
+    train_cfg = cfg.train_config(round)
+    if needs == "student":
+        samples = mc_dropout_predictions(
+            model, graphs, index, cfg.mc_samples, seed, train_cfg.eval_batch_size
+        )
+    else:  # committee
+        if summary is None:
+            raise ValueError("strategy 'qbc' needs --student-summary (the round's student.json: its epochs)")
+        best = json.loads(Path(summary).read_text()).get("best_epoch")
+        train_cfg.student_max_epochs = (best or 0) + 1
+        lab_index = np.array([position[m] for m in labelled_frame.mol_id], dtype=np.int64)
+        members = train_committee(
+            model,
+            graphs,
+            lab_index,
+            y_lab,
+            np.zeros(0, np.int64),
+            y_lab[:0],
+            train_cfg,
+            cfg.committee,
+            seed,
+            bootstrap=True,
+        )
+        samples = committee_predictions(members, graphs, index, train_cfg.eval_batch_size)
+    scale = np.nanstd(y_lab, axis=0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    scores = np.full(len(ids), np.nan)
+    scores[todo] = prediction_variance(samples, scale)
+    return scores

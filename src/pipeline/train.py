@@ -267,6 +267,8 @@ def train_student(
 
     The model ends with the weights of its best validation epoch. Validation MAE is averaged over
     targets after dividing by each target's std, so targets in different units weigh the same.
+    With no validation molecules (``len(val) == 0``) it trains ``cfg.student_max_epochs`` epochs and
+    keeps the final weights.
     """
     device = graphs.device
     n_targets = len(model.config.targets)
@@ -294,10 +296,16 @@ def train_student(
             optimiser.step()
             total += loss.detach()
             n_batches += 1
+        record = {"epoch": epoch, "loss": float(total) / max(n_batches, 1)}
+        if len(val) == 0:  # no validation: fixed number of epochs, final weights
+            record["seconds"] = time.perf_counter() - start
+            history.append(record)
+            log.info("student epoch %d: %s", epoch, _fmt(record))
+            continue
         pred, _ = infer(model, graphs, val, cfg.eval_batch_size, cfg.amp)
         val_mae = mae(pred, y_val)
         score = float(np.nanmean(val_mae / std_np))
-        record = {"epoch": epoch, "loss": float(total) / max(n_batches, 1), "val_score": score}
+        record["val_score"] = score
         record.update({f"val_mae_{t}": float(v) for t, v in zip(model.config.targets, val_mae, strict=True)})
         record["seconds"] = time.perf_counter() - start
         history.append(record)
@@ -309,7 +317,8 @@ def train_student(
                 "student: no better validation MAE for %d epochs, best epoch %d", cfg.patience, best_epoch
             )
             break
-    model.load_state_dict(best_state)
+    if len(val):
+        model.load_state_dict(best_state)
     return history
 
 

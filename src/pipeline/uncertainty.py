@@ -285,6 +285,7 @@ def train_committee(
     cfg: TrainConfig,
     k: int,
     seed: int,
+    bootstrap: bool = False,
 ) -> list[ASGNModel]:
     """QBC's committee: ``k`` students, each the teacher's weights fine-tuned by
     :func:`pipeline.train.train_student` (early stopping on ``val``, best epoch restored).
@@ -298,10 +299,14 @@ def train_committee(
         graphs: the packed molecules.
         labelled, y_labelled: [L] positions in ``graphs`` and their labels [L, T] (real units, NaN =
             missing).
-        val, y_val: the same for the validation molecules.
+        val, y_val: the same for the validation molecules; empty: no early stopping, each member
+            trains ``cfg.student_max_epochs`` epochs.
         cfg: training settings (``student_max_epochs``, ``patience``, ``lr``, ...).
         k: committee size, >= 2 for a disagreement to exist (1 is allowed but gives none).
         seed: committee seed.
+        bootstrap: train each member on its own resample (with replacement, seeded) of the labelled
+            molecules (query by bagging). Without it members differ only by batch order, which is no
+            diversity at all when the labelled set fits in one batch.
 
     Returns:
         The k trained members, in member order.
@@ -313,17 +318,23 @@ def train_committee(
         member_seed = _member_seed(seed, m)
         with _seeded_rng(member_seed, graphs.device):
             student = transfer(teacher)  # builds (randomly initialised) then loads: draws from the RNG
+            rows = np.arange(len(labelled))
+            if bootstrap:
+                rows = np.random.default_rng(member_seed).choice(
+                    len(labelled), size=len(labelled), replace=True
+                )
             history = train_student(
                 student,
                 graphs,
-                labelled,
-                y_labelled,
+                np.asarray(labelled)[rows],
+                np.asarray(y_labelled)[rows],
                 val,
                 y_val,
                 cfg,
                 generator=torch.Generator().manual_seed(member_seed),
             )
-        best = min(history, key=lambda r: r["val_score"]) if history else {}
+        scored = [r for r in history if "val_score" in r]  # none when trained without validation
+        best = min(scored, key=lambda r: r["val_score"]) if scored else {}
         log.info(
             "committee member %d/%d: %d epochs, best val score %.4g",
             m + 1,

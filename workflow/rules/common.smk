@@ -173,6 +173,8 @@ def get_run_config_json(wildcards):
         "seed": run["seed"],
         "device": run["device"],
         "student": run["student"],
+        "committee": run["committee"],
+        "mc_samples": run["mc_samples"],
         "model": run["model"],
         "train": {**run["train"], "weights": run["losses"]},
     }
@@ -229,6 +231,38 @@ def get_teacher_args(wildcards, input):
     if int(wildcards.round) == 0:
         return ""
     return f"--previous {shlex.quote(input.previous)} --pseudo {shlex.quote(input.pseudo)}"
+
+
+# What each selection strategy needs besides the round's embeddings and labelled set (mirrors
+# Strategy.needs in src/pipeline/select.py; a test checks the two agree).
+STRATEGY_NEEDS = {"kcenter": "embeddings", "random": "embeddings", "mc_dropout": "student", "qbc": "committee"}
+
+
+def get_select_input(wildcards):
+    """Embeddings and L_r; uncertainty strategies also read the graphs and a checkpoint."""
+    round_dir = f"results/runs/{wildcards.run}/round_{wildcards.round}"
+    inputs = {
+        "run_json": f"results/runs/{wildcards.run}/run.json",
+        "embeddings": f"{round_dir}/embeddings.parquet",
+        "labelled": f"{round_dir}/labelled.parquet",
+    }
+    needs = STRATEGY_NEEDS[RUNS[wildcards.run]["strategy"]]
+    if needs != "embeddings":
+        inputs.update(get_dataset_graphs(wildcards), split=f"results/runs/{wildcards.run}/split.parquet")
+        inputs["checkpoint"] = f"{round_dir}/student.pt" if needs == "student" else f"{round_dir}/teacher.pt"
+    if needs == "committee":
+        inputs["student_summary"] = f"{round_dir}/student.json"
+    return inputs
+
+
+def get_select_args(wildcards, input):
+    """Extra `pipeline select` options of uncertainty strategies."""
+    if "checkpoint" not in input.keys():
+        return ""
+    args = ["--data", get_run_dataset_dir(wildcards), "--split-path", input.split, "--checkpoint", input.checkpoint]
+    if "student_summary" in input.keys():
+        args += ["--student-summary", input.student_summary]
+    return shlex.join(args)
 
 
 def get_learning_curve_input(wildcards):

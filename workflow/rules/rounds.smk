@@ -192,21 +192,23 @@ rule pseudo_label:
 
 rule select:
     input:
-        run_json="results/runs/{run}/run.json",
-        embeddings="results/runs/{run}/round_{round}/embeddings.parquet",
-        labelled="results/runs/{run}/round_{round}/labelled.parquet",
+        unpack(get_select_input),
     output:
         "results/runs/{run}/round_{round}/selected.parquet",
+    params:
+        uncertainty=get_select_args,
     log:
         "logs/select/{run}/round_{round}.log",
     benchmark:
         "benchmarks/select/{run}/round_{round}.tsv"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=8000,
-        runtime=30,
+        runtime=60,
     conda:
         "../../envs/pipeline.yaml"
     shell:
         "pipeline --threads {threads} select --run-json {input.run_json} --embeddings {input.embeddings}"
-        " --labelled-path {input.labelled} --round {wildcards.round} --out {output} > {log} 2>&1"
+        " --labelled-path {input.labelled} --round {wildcards.round} {params.uncertainty} --out {output}"
+        " > {log} 2>&1"
