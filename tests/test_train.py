@@ -161,3 +161,40 @@ def test_student_without_validation_trains_fixed_epochs_and_keeps_final_weights(
         model, graphs, lab, y[lab], np.arange(0), y[:0], TrainConfig(student_max_epochs=3)
     )
     assert [r["epoch"] for r in history] == [0, 1, 2] and "val_score" not in history[0]
+
+
+def test_distance_noise_is_the_same_for_both_directions_of_a_pair(qm9):
+    from pipeline.train import _noisy
+
+    graphs, _ = qm9
+    batch = graphs.batch(np.arange(6))
+    noisy = _noisy(batch, 0.1, torch.Generator().manual_seed(0))
+    delta = noisy.dist - batch.dist
+    key = {(int(i), int(j)): float(d) for i, j, d in zip(*batch.edge_index, delta, strict=True)}
+    assert all(abs(d - key[(j, i)]) < 1e-6 for (i, j), d in key.items())
+    assert 0.05 < float(delta.std()) < 0.2 and torch.all(noisy.dist >= 0)
+
+
+def test_mean_teacher_trains_and_ends_on_the_ema_weights(qm9):
+    from pipeline.train import train_mean_teacher
+
+    graphs, y = qm9
+    lab, unl, _ = _split(len(graphs))
+    model = _model()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = TrainConfig(teacher_epochs=2, batch_size=16, semi="mean_teacher", ema_decay=0.9)
+    history = train_mean_teacher(model, graphs, TeacherData(lab, y[lab], unl), cfg)
+    assert len(history) == 2 and all(np.isfinite(r["consistency"]) and r["consistency"] > 0 for r in history)
+    assert not torch.equal(
+        start["interactions.0.lin1.weight"], model.state_dict()["interactions.0.lin1.weight"]
+    )
+    again = _model()
+    train_mean_teacher(again, graphs, TeacherData(lab, y[lab], unl), cfg)
+    assert torch.equal(model.interactions[0].lin1.weight, again.interactions[0].lin1.weight)  # seeded
+    frozen = _model()
+    initial = {k: v.clone() for k, v in frozen.state_dict().items()}
+    train_mean_teacher(
+        frozen, graphs, TeacherData(lab, y[lab], unl), TrainConfig(teacher_epochs=1, ema_decay=1.0)
+    )
+    # decay 1: the EMA never moves, so the result is the starting network (scaling buffers refitted)
+    assert torch.equal(frozen.interactions[0].lin1.weight, initial["interactions.0.lin1.weight"])

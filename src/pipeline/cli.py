@@ -125,7 +125,17 @@ STAGES: dict[str, tuple[str, str, list[str]]] = {
     "select": (
         "select",
         "the next molecules to label",
-        ["--run-json", "--embeddings", "--labelled-path", "--round", "--out"],
+        [
+            "--run-json",
+            "--embeddings",
+            "--labelled-path",
+            "--round",
+            "--out",
+            "--data?",
+            "--split-path?",
+            "--checkpoint?",
+            "--student-summary?",
+        ],
     ),
 }
 
@@ -172,6 +182,24 @@ def _round_table(args: argparse.Namespace) -> None:
     from .report import round_table, write_round_table
 
     write_round_table(round_table(args.run_dir), args.csv)
+
+
+def _benchmark_table(args: argparse.Namespace) -> None:
+    from .benchmark import collect, read_curves, write_benchmark
+
+    df = collect(read_curves(args.curve))
+    table, _ = write_benchmark(
+        df,
+        args.csv,
+        args.markdown,
+        args.png,
+        budget=args.budget,
+        baseline=args.baseline,
+        efficiency_csv=args.efficiency_csv,
+    )
+    log.info(
+        "benchmark: %d methods, %d runs, at %d labels", len(table), df["run"].nunique(), table["labelled"][0]
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,6 +278,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, type=Path, help="results/runs/{run}")
     p.add_argument("--csv", required=True, type=Path)
     p.set_defaults(func=_round_table)
+    # benchmark (pipeline.benchmark): methods x seeds, runs named {method}-s{seed}
+    p = sub.add_parser(
+        "benchmark-table", help="test MAE at the final budget (mean ± std over seeds), label savings, figure"
+    )
+    p.add_argument(
+        "--curve",
+        required=True,
+        action="append",
+        type=Path,
+        metavar="CSV",
+        help="a run's learning_curve.csv (runs named {method}-s{seed}); repeat for each run",
+    )
+    p.add_argument("--csv", required=True, type=Path, help="final-budget table: a row per method")
+    p.add_argument("--markdown", required=True, type=Path, help="Table 1 and label efficiency, Markdown")
+    p.add_argument("--png", required=True, type=Path, help="test MAE against labels, mean ± std per method")
+    p.add_argument("--budget", type=int, help="labels to compare at (default: the largest all runs reached)")
+    p.add_argument("--baseline", default="random", help="method the label savings are measured against")
+    p.add_argument("--efficiency-csv", type=Path, help="also write the label-efficiency table here")
+    p.set_defaults(func=_benchmark_table)
     return parser
 
 

@@ -44,6 +44,7 @@ from .train import (
     mae,
     resolve_device,
     save_checkpoint,
+    train_mean_teacher,
     train_student,
     train_teacher,
     transfer,
@@ -222,7 +223,13 @@ def teacher(
         model = ASGNModel(cfg.model_config(graphs.cutoff)).to(device)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     start = time.perf_counter()
-    history = train_teacher(model, graphs, TeacherData(lab_idx, y_lab, unl_idx, y_pseudo), train_cfg, gen)
+    data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo)
+    if train_cfg.semi == "mean_teacher":
+        history = train_mean_teacher(model, graphs, data_r, train_cfg, gen)
+    elif train_cfg.semi == "asgn":
+        history = train_teacher(model, graphs, data_r, train_cfg, gen)
+    else:
+        raise ValueError(f"unknown train.semi {train_cfg.semi!r}; choose asgn or mean_teacher")
     save_checkpoint(out, model, cfg.as_dict(), round, gen)
     record = {
         "round": round,

@@ -16,6 +16,7 @@ loops hold no per-molecule Python. Every random choice draws from generators see
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import time
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from .clustering import sinkhorn
-from .graphs import GraphSet
+from .graphs import GraphBatch, GraphSet
 from .losses import LossWeights, property_loss, teacher_loss
 from .model import ASGNModel, ModelConfig
 
@@ -54,6 +55,12 @@ class TrainConfig:
     atomref: bool = True  # fit per-element references for sum-readout targets
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on the CPU)
     seed: int = 0
+    # How the teacher uses unlabelled molecules: "asgn" (reconstruction + clustering + pseudo-labels)
+    # or "mean_teacher" (consistency to an exponential moving average of the weights; baseline).
+    semi: str = "asgn"
+    ema_decay: float = 0.99  # mean_teacher: EMA decay of the weights per step
+    consistency: float = 1.0  # mean_teacher: weight of the consistency loss
+    noise: float = 0.05  # mean_teacher: std (Å) of the Gaussian noise on distances, per forward
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -235,6 +242,81 @@ def train_teacher(
         record.update(epoch=epoch, seconds=time.perf_counter() - start)
         history.append(record)
         log.info("teacher epoch %d: %s", epoch, _fmt(record))
+    return history
+
+
+def _noisy(batch: GraphBatch, sigma: float, generator: torch.Generator) -> GraphBatch:
+    """The batch with Gaussian noise on every distance (the same for (i, j) and (j, i))."""
+    src, dst = batch.edge_index
+    lo, hi = torch.minimum(src, dst), torch.maximum(src, dst)
+    pair = lo * batch.z.numel() + hi  # one key per unordered pair
+    uniq, inverse = torch.unique(pair, return_inverse=True)
+    eps = torch.randn(len(uniq), generator=generator).to(batch.dist.device) * sigma
+    return dataclasses.replace(batch, dist=(batch.dist + eps[inverse]).clamp(min=0.0))
+
+
+def train_mean_teacher(
+    model: ASGNModel,
+    graphs: GraphSet,
+    data: TeacherData,
+    cfg: TrainConfig,
+    generator: torch.Generator | None = None,
+) -> list[dict[str, float]]:
+    """Mean Teacher (Tarvainen & Valpola 2017), the semi-supervised baseline, in place of ASGN's teacher.
+
+    The network learns L_p on the labelled molecules plus ``cfg.consistency`` times the MSE
+    (standardised targets) between its predictions and those of an exponential moving average of its
+    weights, on every pool molecule, each under its own Gaussian noise on the distances. At the end the
+    EMA weights, the better predictor, are loaded into ``model``.
+    """
+    device = graphs.device
+    n_targets = len(model.config.targets)
+    model.to(device).train()
+    std = fit_scaler(model, graphs, data.labelled, data.y_labelled, cfg.atomref).to(device)
+    ema = transfer(model)
+    ema.train()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    index = torch.as_tensor(np.concatenate([data.labelled, data.unlabelled]), dtype=torch.long, device=device)
+    target = torch.cat(
+        [
+            _targets_tensor(data.y_labelled, n_targets),
+            torch.full((len(data.unlabelled), n_targets), float("nan")),
+        ]
+    ).to(device)
+    row_of = torch.full((len(graphs),), -1, dtype=torch.long, device=device)
+    row_of[index] = torch.arange(len(index), device=device)
+    gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    history = []
+    for epoch in range(cfg.teacher_epochs):
+        start = time.perf_counter()
+        sums = {"property": 0.0, "consistency": 0.0}
+        n_batches = 0
+        for idx in batches(index, cfg.batch_size, gen):
+            batch = graphs.batch(idx)
+            with autocast(device, cfg.amp):
+                pred = model(_noisy(batch, cfg.noise, gen)).pred
+                with torch.no_grad():
+                    ema_pred = ema(_noisy(batch, cfg.noise, gen)).pred
+                lp = property_loss(pred, target[row_of[idx]], std)
+                lc = (((pred - ema_pred) / std) ** 2).mean()
+                loss = lp + cfg.consistency * lc
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():  # ema <- decay * ema + (1 - decay) * model
+                for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+                    e.lerp_(p, 1.0 - cfg.ema_decay)
+            sums["property"] += lp.detach()
+            sums["consistency"] += lc.detach()
+            n_batches += 1
+        record = {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
+        record["total"] = record["property"] + cfg.consistency * record["consistency"]
+        record.update(epoch=epoch, seconds=time.perf_counter() - start)
+        history.append(record)
+        log.info("mean teacher epoch %d: %s", epoch, _fmt(record))
+    model.load_state_dict(ema.state_dict())
     return history
 
 
