@@ -67,6 +67,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     student: bool = True  # False: ASGN-T (the teacher's own predictions are the result)
+    pseudo_labels: bool = True  # the teacher learns the previous student's pseudo-labels
     committee: int = 4  # qbc: students in the committee (K)
     mc_samples: int = 20  # mc_dropout: stochastic forward passes per molecule
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (targets are added)
@@ -213,7 +214,7 @@ def teacher(
     lab_idx, unl_idx = where["pool"][is_lab], where["pool"][~is_lab]
     y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
     y_pseudo = None
-    if pseudo is not None:
+    if pseudo is not None and cfg.pseudo_labels:
         y_pseudo = _labels(pq.read_table(pseudo).to_pandas(), graphs.mol_id[unl_idx], cfg.targets)
     train_cfg = cfg.train_config(round)
     if previous is not None:
@@ -235,7 +236,7 @@ def teacher(
         "round": round,
         "labelled": int(len(lab_idx)),
         "unlabelled": int(len(unl_idx)),
-        "pseudo_labels": pseudo is not None,
+        "pseudo_labels": y_pseudo is not None,
         "warm_start": previous is not None,
         "device": str(device),
         "seconds": time.perf_counter() - start,

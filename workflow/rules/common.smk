@@ -71,7 +71,28 @@ def get_final_output():
         + expand("results/runs/{run}/rounds.csv", run=RUNS)
         + ["results/learning_curve.csv", "results/learning_curve.png"]
         + [f"results/runs/{run}/round_{r}/embedding_map.png" for run in RUNS for r in get_rounds(run)]
+        + (BENCHMARK_OUTPUTS if "benchmark" in config else [])
     )
+
+
+BENCHMARK_OUTPUTS = [
+    "results/benchmark/table.csv",
+    "results/benchmark/table.md",
+    "results/benchmark/efficiency.csv",
+    "results/benchmark/figure.png",
+]
+
+
+def get_benchmark_curves(wildcards):
+    return expand("results/runs/{run}/learning_curve.csv", run=RUNS)
+
+
+def get_benchmark_args(wildcards, input):
+    settings = config["benchmark"]
+    args = [arg for path in input for arg in ("--curve", path)] + ["--baseline", settings["baseline"]]
+    if settings["budget"] is not None:
+        args += ["--budget", str(settings["budget"])]
+    return shlex.join(args)
 
 
 def get_shards(dataset):
@@ -173,6 +194,7 @@ def get_run_config_json(wildcards):
         "seed": run["seed"],
         "device": run["device"],
         "student": run["student"],
+        "pseudo_labels": run["pseudo_labels"],
         "committee": run["committee"],
         "mc_samples": run["mc_samples"],
         "model": run["model"],
@@ -223,14 +245,18 @@ def get_teacher_input(wildcards):
     if int(wildcards.round) > 0:
         previous = f"results/runs/{wildcards.run}/round_{_previous(wildcards)}"
         inputs["previous"] = f"{previous}/teacher.pt"
-        inputs["pseudo"] = f"{previous}/pseudo_labels.parquet"
+        if RUNS[wildcards.run]["pseudo_labels"]:
+            inputs["pseudo"] = f"{previous}/pseudo_labels.parquet"
     return inputs
 
 
 def get_teacher_args(wildcards, input):
     if int(wildcards.round) == 0:
         return ""
-    return f"--previous {shlex.quote(input.previous)} --pseudo {shlex.quote(input.pseudo)}"
+    args = ["--previous", input.previous]
+    if "pseudo" in input.keys():
+        args += ["--pseudo", input.pseudo]
+    return shlex.join(args)
 
 
 # What each selection strategy needs besides the round's embeddings and labelled set (mirrors

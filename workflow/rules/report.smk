@@ -98,3 +98,30 @@ rule embedding_map:
     shell:
         "pipeline embedding-map --embeddings {input.embeddings} --labelled {input.labelled}"
         " --selected {input.selected} --png {output} > {log} 2>&1"
+
+
+rule benchmark_table:
+    input:
+        get_benchmark_curves,
+    output:
+        csv="results/benchmark/table.csv",
+        markdown="results/benchmark/table.md",
+        efficiency="results/benchmark/efficiency.csv",
+        png=report(
+            "results/benchmark/figure.png",
+            caption="../report/learning_curve.rst",
+            category="Benchmark",
+        ),
+    params:
+        args=get_benchmark_args,
+    log:
+        "logs/benchmark_table/all.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "pipeline benchmark-table {params.args} --csv {output.csv} --markdown {output.markdown}"
+        " --efficiency-csv {output.efficiency} --png {output.png} > {log} 2>&1"
