@@ -131,9 +131,12 @@ def _frame(ids: np.ndarray, values: np.ndarray, targets: list[str]) -> pa.Table:
     return pa.table({"mol_id": pa.array(ids.astype(str)), **{t: values[:, k] for k, t in enumerate(targets)}})
 
 
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(False)
+def _new_model(cfg: RunConfig, cutoff: float, seed: int, device: torch.device) -> ASGNModel:
+    """A freshly initialised model; the initialisation is seeded without touching global RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ASGNModel(cfg.model_config(cutoff))
+    return model.to(device)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,8 +156,7 @@ def initial(run_json: Path, data: Path, split_path: Path, out: Path) -> pa.Table
     elif cfg.initial_strategy == "kcenter":
         device = resolve_device(cfg.device)
         graphs, where = _load(data, split, device)
-        _seed_everything(cfg.seed)
-        model = ASGNModel(cfg.model_config(graphs.cutoff)).to(device)
+        model = _new_model(cfg, graphs.cutoff, cfg.seed, device)
         _, emb = infer(model, graphs, where["pool"])
         picks, distance = get_strategy("kcenter").pick(emb, np.zeros(len(pool), bool), cfg.initial_size)
     else:
@@ -220,8 +222,7 @@ def teacher(
     if previous is not None:
         model, _ = load_checkpoint(previous, cfg.as_dict(), device)
     else:
-        _seed_everything(train_cfg.seed)
-        model = ASGNModel(cfg.model_config(graphs.cutoff)).to(device)
+        model = _new_model(cfg, graphs.cutoff, train_cfg.seed, device)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     start = time.perf_counter()
     data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo)
