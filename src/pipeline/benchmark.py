@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .report import panel_grid
 from .store import atomic_path
 from .units import TARGET_UNITS, TARGETS
 
@@ -477,13 +477,7 @@ def write_figure(df: pd.DataFrame, png_path: str | Path, targets: Sequence[str] 
     targets = list(targets) if targets is not None else _targets(df)
     methods = _methods(df)
     seeds = df.groupby("method")["seed"].nunique()
-    ncols = min(max(len(targets), 1), 3)
-    nrows = max(math.ceil(len(targets) / ncols), 1)
-    fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(targets) :]:
-        ax.set_visible(False)
+    fig, axes = panel_grid(len(targets), title_height=0.5)
     colours = {m: f"C{k % 10}" for k, m in enumerate(methods)}
     for ax, target in zip(axes, targets, strict=False):
         curve = mean_curve(df, target)

@@ -80,6 +80,19 @@ def _ranks(values: list[str], first: list[str] | tuple[str, ...]) -> dict[str, i
     return {v: k for k, v in enumerate([*first, *rest])}
 
 
+def panel_grid(n_panels: int, title_height: float = 0.4) -> tuple[Figure, list]:
+    """A figure (Agg canvas, no pyplot state) with one panel per target, at most 3 per row; unused
+    panels hidden."""
+    ncols = min(max(n_panels, 1), 3)
+    nrows = max(math.ceil(n_panels / ncols), 1)
+    fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows + title_height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def learning_curve(run_dirs: Mapping[str, str | Path]) -> pd.DataFrame:
     """Long table of every finished round's val and test MAE, one row per (run, round, target).
 
@@ -207,13 +220,7 @@ def write_learning_curve(
     _write_csv(table, csv_path)
     targets = list(dict.fromkeys(table["target"]))
     runs = list(dict.fromkeys(table["run"]))
-    ncols = min(max(len(targets), 1), 3)
-    nrows = max(math.ceil(len(targets) / ncols), 1)
-    fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(targets) :]:
-        ax.set_visible(False)
+    fig, axes = panel_grid(len(targets), title_height=0.4)
     if not targets:
         axes[0].set_visible(True)
         axes[0].text(

@@ -103,6 +103,13 @@ def _targets_tensor(y: np.ndarray | torch.Tensor, n_targets: int) -> torch.Tenso
     return y
 
 
+def _row_lookup(n: int, index: torch.Tensor) -> torch.Tensor:
+    """[n] map from a GraphSet position to its row in ``index`` (-1 where absent)."""
+    row_of = torch.full((n,), -1, dtype=torch.long, device=index.device)
+    row_of[index] = torch.arange(len(index), device=index.device)
+    return row_of
+
+
 def fit_scaler(
     model: ASGNModel, graphs: GraphSet, index: np.ndarray, y: np.ndarray, atomref: bool
 ) -> torch.Tensor:
@@ -200,8 +207,7 @@ def train_teacher(
     )
     # row r of `target` belongs to molecule index[r]; `row_of` maps a GraphSet position to its row
     target = torch.cat([_targets_tensor(data.y_labelled, n_targets), y_unlabelled]).to(device)
-    row_of = torch.full((len(graphs),), -1, dtype=torch.long, device=device)
-    row_of[index] = torch.arange(len(index), device=device)
+    row_of = _row_lookup(len(graphs), index)
     has_target = bool((~torch.isnan(target)).any())
 
     gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
@@ -284,8 +290,7 @@ def train_mean_teacher(
             torch.full((len(data.unlabelled), n_targets), float("nan")),
         ]
     ).to(device)
-    row_of = torch.full((len(graphs),), -1, dtype=torch.long, device=device)
-    row_of[index] = torch.arange(len(index), device=device)
+    row_of = _row_lookup(len(graphs), index)
     gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history = []
@@ -357,8 +362,7 @@ def train_student(
     model.to(device).train()
     std = fit_scaler(model, graphs, labelled, y_labelled, cfg.atomref).to(device)
     index = torch.as_tensor(np.asarray(labelled), dtype=torch.long, device=device)
-    row_of = torch.full((len(graphs),), -1, dtype=torch.long, device=device)
-    row_of[index] = torch.arange(len(index), device=device)
+    row_of = _row_lookup(len(graphs), index)
     target = _targets_tensor(y_labelled, n_targets).to(device)
     y_val = np.asarray(y_val, dtype=np.float32)
     std_np = std.cpu().numpy()
