@@ -120,6 +120,15 @@ def _load(data: Path, split: pd.DataFrame, device: torch.device) -> tuple[GraphS
     return graphs.to(device), where
 
 
+def _pool_parts(
+    graphs: GraphSet, where: dict[str, np.ndarray], labelled_ids
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the labelled and of the unlabelled pool molecules, in pool order."""
+    pool = where["pool"]
+    is_lab = np.isin(graphs.mol_id[pool], np.asarray(labelled_ids).astype(str))
+    return pool[is_lab], pool[~is_lab]
+
+
 def _labels(frame: pd.DataFrame, ids: np.ndarray, targets: list[str]) -> np.ndarray:
     missing = [t for t in targets if t not in frame.columns]
     if missing:
@@ -211,9 +220,7 @@ def teacher(
     split = read_split(split_path)
     graphs, where = _load(data, split, device)
     labelled = pq.read_table(labelled_path).to_pandas()
-    pool = graphs.mol_id[where["pool"]]
-    is_lab = np.isin(pool, labelled.mol_id)
-    lab_idx, unl_idx = where["pool"][is_lab], where["pool"][~is_lab]
+    lab_idx, unl_idx = _pool_parts(graphs, where, labelled.mol_id)
     y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
     y_pseudo = None
     if pseudo is not None and cfg.pseudo_labels:
@@ -253,7 +260,8 @@ def embed(run_json: Path, data: Path, split_path: Path, checkpoint: Path, out: P
     device = resolve_device(cfg.device)
     graphs, where = _load(data, read_split(split_path), device)
     model, _ = load_checkpoint(checkpoint, cfg.as_dict(), device)
-    _, emb = infer(model, graphs, where["pool"])
+    train_cfg = cfg.train_config(0)
+    _, emb = infer(model, graphs, where["pool"], train_cfg.eval_batch_size, train_cfg.amp)
     width = emb.shape[1]
     table = pa.table(
         {
@@ -286,7 +294,7 @@ def student(
     graphs, where = _load(data, split, device)
     labelled = pq.read_table(labelled_path).to_pandas()
     holdout = pq.read_table(holdout_path).to_pandas()
-    lab_idx = where["pool"][np.isin(graphs.mol_id[where["pool"]], labelled.mol_id)]
+    lab_idx, _ = _pool_parts(graphs, where, labelled.mol_id)
     y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
     y_val = _labels(holdout, graphs.mol_id[where["val"]], cfg.targets)
     y_test = _labels(holdout, graphs.mol_id[where["test"]], cfg.targets)
@@ -326,10 +334,10 @@ def pseudo_label(
     cfg = RunConfig.read(run_json)
     device = resolve_device(cfg.device)
     graphs, where = _load(data, read_split(split_path), device)
-    labelled = pq.read_table(labelled_path)["mol_id"].to_numpy().astype(str)
-    unl_idx = where["pool"][~np.isin(graphs.mol_id[where["pool"]], labelled)]
+    _, unl_idx = _pool_parts(graphs, where, pq.read_table(labelled_path)["mol_id"].to_numpy())
     model, _ = load_checkpoint(checkpoint, cfg.as_dict(), device)
-    pred, _ = infer(model, graphs, unl_idx)
+    train_cfg = cfg.train_config(0)
+    pred, _ = infer(model, graphs, unl_idx, train_cfg.eval_batch_size, train_cfg.amp)
     table = _frame(graphs.mol_id[unl_idx], pred.astype(np.float64), cfg.targets)
     write_table(table, out)
     return table
