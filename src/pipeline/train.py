@@ -183,6 +183,21 @@ class TeacherData:
     y_pseudo: np.ndarray | None = None  # [U, T] the previous student's pseudo-labels, or None (round 0)
 
 
+def _pool_targets(
+    data: TeacherData, n_targets: int, n_graphs: int, device: torch.device, pseudo: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every pool molecule's position (labelled first), its target row (labels; then pseudo-labels
+    if ``pseudo`` and given, else NaN), and the map from a GraphSet position to its row."""
+    index = torch.as_tensor(np.concatenate([data.labelled, data.unlabelled]), dtype=torch.long, device=device)
+    y_unlabelled = (
+        _targets_tensor(data.y_pseudo, n_targets)
+        if pseudo and data.y_pseudo is not None
+        else torch.full((len(data.unlabelled), n_targets), float("nan"))
+    )
+    target = torch.cat([_targets_tensor(data.y_labelled, n_targets), y_unlabelled]).to(device)
+    return index, target, _row_lookup(n_graphs, index)
+
+
 def train_teacher(
     model: ASGNModel,
     graphs: GraphSet,
@@ -199,15 +214,7 @@ def train_teacher(
     n_targets = len(model.config.targets)
     model.to(device).train()
     std = fit_scaler(model, graphs, data.labelled, data.y_labelled, cfg.atomref).to(device)
-    index = torch.as_tensor(np.concatenate([data.labelled, data.unlabelled]), dtype=torch.long, device=device)
-    y_unlabelled = (
-        _targets_tensor(data.y_pseudo, n_targets)
-        if data.y_pseudo is not None
-        else torch.full((len(data.unlabelled), n_targets), float("nan"))
-    )
-    # row r of `target` belongs to molecule index[r]; `row_of` maps a GraphSet position to its row
-    target = torch.cat([_targets_tensor(data.y_labelled, n_targets), y_unlabelled]).to(device)
-    row_of = _row_lookup(len(graphs), index)
+    index, target, row_of = _pool_targets(data, n_targets, len(graphs), device, pseudo=True)
     has_target = bool((~torch.isnan(target)).any())
 
     gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
@@ -283,14 +290,7 @@ def train_mean_teacher(
     ema.train()
     for p in ema.parameters():
         p.requires_grad_(False)
-    index = torch.as_tensor(np.concatenate([data.labelled, data.unlabelled]), dtype=torch.long, device=device)
-    target = torch.cat(
-        [
-            _targets_tensor(data.y_labelled, n_targets),
-            torch.full((len(data.unlabelled), n_targets), float("nan")),
-        ]
-    ).to(device)
-    row_of = _row_lookup(len(graphs), index)
+    index, target, row_of = _pool_targets(data, n_targets, len(graphs), device, pseudo=False)
     gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history = []
