@@ -310,7 +310,6 @@ def featurise_shard(settings: FeaturiseSettings, out: Path, k: int, the_plan: Pl
     ok, check_rejects = check_molecules(mols)
     table, mols, geometry_rejects = graph_table(mols.take(ok), settings.cutoff, settings.rbf())
     rejects += source_rejects + check_rejects + geometry_rejects
-    source = the_plan.source
 
     paths = part_paths(out, k)
     write_table(table, shard_path(out, k), use_dictionary=["mol_id"])
@@ -332,7 +331,7 @@ def featurise_shard(settings: FeaturiseSettings, out: Path, k: int, the_plan: Pl
         "max_atoms": int(mols.n_atoms.max()) if len(mols) else 0,
         "elements": sorted({int(v) for v in np.unique(mols.z)}),
         "targets": list(mols.properties.columns),
-        "units": {t: source.units.get(t, "as given") for t in mols.properties.columns},
+        "units": {t: the_plan.source.units.get(t, "as given") for t in mols.properties.columns},
     }
     write_json(summary, paths["summary"])
     log.info(
