@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench benchmark-mini clean
+.PHONY: demo test lint bench benchmark-mini smiles-pool clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 benchmark-mini: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --resources gpu=1 \
 		--configfile config/benchmark-mini.yaml --replace-workflow-config
+
+# A SMILES pool without labels, labelled each round by GFN2-xTB (config/smiles-pool.yaml).
+smiles-pool: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --resources gpu=1 \
+		--configfile config/smiles-pool.yaml --replace-workflow-config
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q

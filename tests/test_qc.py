@@ -110,7 +110,7 @@ def test_label_molecules_checks_its_arguments():
         label_molecules("orca", ["a"], [WATER_Z], [WATER_POS])
     with pytest.raises(ValueError, match="differ in length"):
         label_molecules("xtb", ["a", "b"], [WATER_Z], [WATER_POS])
-    with pytest.raises(TypeError, match=r"unknown settings \['basis'\]"):
+    with pytest.raises(ValueError, match=r"unknown settings \['basis'\]"):
         label_molecules("xtb", ["a"], [WATER_Z], [WATER_POS], {"basis": "6-31G"})
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import stages
+from pipeline import oracle, stages
 from pipeline.featurise import FeaturiseSettings, featurise
 from pipeline.split import split_dataset
-from pipeline.store import write_json
+from pipeline.store import write_json, write_table
 
 SETTINGS = {
     "run": "t",
@@ -47,12 +48,14 @@ def _round(root, r, select=True):
     """Run round r's stages (label -> teacher -> embed -> student -> pseudo_label -> select)."""
     d, prev = root / f"round_{r:02d}", root / f"round_{r - 1:02d}"
     common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
-    stages.label(
-        root / "data" / "answer_key.parquet",
+    oracle.label_round(
         (root / "initial.parquet") if r == 0 else prev / "selected.parquet",
         r,
         d / "labelled.parquet",
+        d / "label_failures.parquet",
+        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet"),
         previous=None if r == 0 else prev / "labelled.parquet",
+        previous_failures=None if r == 0 else prev / "label_failures.parquet",
     )
     stages.teacher(
         **common,
@@ -88,7 +91,10 @@ def _round(root, r, select=True):
 @pytest.fixture(scope="module")
 def two_rounds(run):
     stages.initial(run / "run.json", run / "data", run / "split.parquet", run / "initial.parquet")
-    stages.label_holdout(run / "data" / "answer_key.parquet", run / "split.parquet", run / "holdout.parquet")
+    oracle.label_holdout(
+        run / "split.parquet", run / "holdout.parquet", run / "holdout_failures.parquet",
+        oracle.OracleInput(answer_key=run / "data" / "answer_key.parquet"),
+    )  # fmt: skip
     for r in (0, 1):
         _round(run, r)
     return run
@@ -153,14 +159,37 @@ def test_selection_is_reproducible(two_rounds, tmp_path):
     assert again.equals(pq.read_table(d / "selected.parquet").to_pandas())
 
 
+def test_molecules_the_oracle_failed_on_are_neither_picked_nor_centres(two_rounds, tmp_path):
+    """Selection with failures = k-center over the pool without them (failed molecules leave the pool)."""
+    from pipeline.select import k_center_greedy
+
+    d = two_rounds / "round_01"
+    first = pq.read_table(d / "selected.parquet")["mol_id"].to_pylist()
+    failed = first[:3]  # the three molecules k-center wanted most
+    failures = pa.table({"mol_id": failed, "reason": ["SCF did not converge"] * 3, "seconds": [1.0] * 3})
+    write_table(failures, tmp_path / "failures.parquet")
+    picks = stages.select(
+        two_rounds / "run.json", d / "embeddings.parquet", d / "labelled.parquet", 1, tmp_path / "s.parquet",
+        failures=tmp_path / "failures.parquet",
+    )["mol_id"].to_pylist()  # fmt: skip
+    assert len(picks) == len(first) and not set(picks) & set(failed)
+    emb = pq.read_table(d / "embeddings.parquet")
+    ids = np.array(emb["mol_id"].to_pylist())
+    X = np.stack(emb["embedding"].to_pylist())
+    keep = ~np.isin(ids, failed)
+    labelled = np.isin(ids[keep], pq.read_table(d / "labelled.parquet")["mol_id"].to_pylist())
+    assert picks == ids[keep][k_center_greedy(X[keep], labelled, len(first))].tolist()
+
+
 def test_label_refuses_already_labelled_or_repeated_picks(two_rounds, tmp_path):
     root = two_rounds
     with pytest.raises(ValueError, match="already labelled"):
-        stages.label(
-            root / "data" / "answer_key.parquet",
+        oracle.label_round(
             root / "initial.parquet",
             1,
             tmp_path / "l.parquet",
+            tmp_path / "f.parquet",
+            oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet"),
             previous=root / "round_00" / "labelled.parquet",
         )
 
@@ -209,9 +238,10 @@ def test_uncertainty_strategies_select_through_the_stages(run, tmp_path, strateg
     (root / "split.parquet").symlink_to(run / "split.parquet")
     write_json({**SETTINGS, "strategy": strategy, **extra}, root / "run.json")
     stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
-    stages.label_holdout(
-        root / "data" / "answer_key.parquet", root / "split.parquet", root / "holdout.parquet"
-    )
+    oracle.label_holdout(
+        root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
+        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet"),
+    )  # fmt: skip
     _round(root, 0, select=False)
     # select with only the embeddings must refuse: these strategies need the graphs and a checkpoint
     d = root / "round_00"

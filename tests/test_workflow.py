@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -297,8 +299,15 @@ TINY_RUN = {
     "model": {"hidden": 16, "n_interactions": 1, "rbf_count": 50, "n_clusters": 4},
     "train": {"teacher_epochs": 1, "student_max_epochs": 2, "patience": 1},
 }
+#: Network jobs on one thread each, two side by side (what `make benchmark-mini` does on 2 cores):
+#: at these model sizes job start-up dominates, so this halves the end-to-end tests' time.
+ONE_THREAD = (
+    "--set-threads",
+    *(f"{r}=1" for r in ("initial", "teacher", "embed", "student", "pseudo_label", "select")),
+)
 ROUND_FILES = (
     "labelled.parquet",
+    "label_failures.parquet",
     "teacher.pt",
     "teacher.json",
     "embeddings.parquet",
@@ -321,7 +330,9 @@ def test_end_to_end_tiny_qm9(tmp_path):
     venv_bin = str(Path(sys.executable).parent)
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
     env = {**os.environ, "PATH": path}
-    r = snakemake("--cores", "2", "--directory", tmp_path, "--configfile", config, env=env, timeout=400)
+    r = snakemake(
+        "--cores", "2", *ONE_THREAD, "--directory", tmp_path, "--configfile", config, env=env, timeout=400
+    )
     assert r.returncode == 0, r.stdout
 
     data = tmp_path / "results" / "data" / "qm9"
@@ -394,7 +405,9 @@ def test_end_to_end_tiny_qm9(tmp_path):
     jobs = plan(tmp_path, config)
     redo = (*ROUND_RULES, "embedding_map", "learning_curve", "round_table", "learning_curve_all", "all")
     assert count(jobs) == dict.fromkeys(redo, 1)
-    r = snakemake("--cores", "2", "--directory", tmp_path, "--configfile", config, env=env, timeout=300)
+    r = snakemake(
+        "--cores", "2", *ONE_THREAD, "--directory", tmp_path, "--configfile", config, env=env, timeout=300
+    )
     assert r.returncode == 0, r.stdout
     assert pq.read_table(last / "selected.parquet").to_pandas().equals(before)
 
@@ -454,3 +467,123 @@ def test_benchmark_mini_plan(tmp_path):
         if j["rule"] == "teacher" and "round_01" in j["output"][0]
     }
     assert "--pseudo" in teachers["asgn-s0"]["shell"] and "--pseudo" not in teachers["random-s0"]["shell"]
+
+
+# ------------------------------------------------------------------------------------ real oracles
+
+#: Radicals (odd electron counts): the xtb oracle refuses them, so they are the pool's sure failures.
+RADICALS = ["[CH3]", "C[CH2]", "[NH2]", "C[O]", "CC[CH2]", "[CH2]O", "N[CH2]", "CC[O]", "O[CH2]C", "C[NH]"]
+
+
+def test_smiles_pool_config_plan_labels_with_xtb_chunks(tmp_path):
+    (tmp_path / "config/examples").mkdir(parents=True)  # inputs are relative to the working directory
+    shutil.copy(REPO / "config/examples/smiles-pool.csv", tmp_path / "config/examples")
+    jobs = plan(tmp_path, REPO / "config" / "smiles-pool.yaml", extra=("--replace-workflow-config",))
+    counts = count(jobs)
+    assert counts["label_chunk"] == 2 * 3 and counts["holdout_chunk"] == 2 and counts["label"] == 3
+    assert leaks(jobs) == [] and not any(
+        "answer_key" in p for j in jobs for p in j["input"] if j["rule"] != "featurise_merge"
+    )
+    chunk = next(j for j in jobs if j["rule"] == "label_chunk" and "round_01" in j["output"][0])
+    assert "results/runs/xtb-gap/round_00/selected.parquet" in chunk["input"]
+    assert "--oracle xtb" in chunk["shell"] and "OMP_NUM_THREADS=1" in chunk["shell"]
+    assert "mem_mb=2000" in chunk["resources"] and "runtime=30" in chunk["resources"]
+    (label,) = [j for j in jobs if j["rule"] == "label" and "round_01" in j["output"][0]]
+    assert sorted(p for p in label["input"] if "label_parts" in p) == [
+        f"results/runs/xtb-gap/round_01/label_parts/chunk-{c:03d}.parquet" for c in range(2)
+    ]
+    assert "results/runs/xtb-gap/round_00/label_failures.parquet" in label["input"]
+    select = next(j for j in jobs if j["rule"] == "select")
+    assert "--failures" in select["shell"]
+
+
+def test_targets_an_oracle_cannot_label_are_refused_before_any_job(tmp_path):
+    config = {
+        "datasets": {"pool": {"source": "smiles", "inputs": ["x.csv"], "oracle": {"name": "xtb"}}},
+        "runs": {"r": {"dataset": "pool", "split": {"val": 1, "test": 1}, "targets": ["gap", "u0"]}},
+    }
+    r = snakemake("-n", "--directory", tmp_path, "--configfile", write_yaml(tmp_path / "c.yaml", config))
+    assert (
+        r.returncode != 0
+        and "runs.r.targets: the xtb oracle of dataset 'pool' cannot label ['u0']" in r.stdout
+    )
+
+
+def test_end_to_end_real_oracles(tmp_path):
+    """Two runs in one invocation, as a user with real pools would have them:
+
+    - `xtb`: a SMILES pool without labels, labelled by GFN2-xTB in chunks; radicals fail, are
+      recorded with their reason and leave the pool; 2 rounds.
+    - `lab`: a QM9 subset labelled by an external lab: the workflow writes its requests and stops
+      with a message; once the forms are filled in (one molecule failed), a rerun finishes the run.
+    """
+    pytest.importorskip("tblite")
+    smiles = (REPO / "config/examples/smiles-pool.csv").read_text().splitlines()[:41]  # header + 40
+    smiles += [f"radical-{k},{s}" for k, s in enumerate(RADICALS)]
+    (tmp_path / "pool.csv").write_text("\n".join(smiles) + "\n")
+    xtb = {**TINY_RUN, "dataset": "pool", "targets": ["gap"], "split": {"val": 6, "test": 6}}
+    xtb.update(initial={"size": 8}, batch=8)
+    lab = {**TINY_RUN, "split": {"val": 10, "test": 10}, "initial": {"size": 8}, "batch": 6, "rounds": 1}
+    pool = {"source": "smiles", "inputs": [str(tmp_path / "pool.csv")]}
+    config = write_yaml(
+        tmp_path / "oracles.yaml",
+        {
+            "datasets": {
+                "pool": {**pool, "oracle": {"name": "xtb", "chunks": 2, "settings": {"accuracy": 1.0}}},
+                "qm9": {"source": "qm9", "limit": 120, "oracle": {"name": "external"}},
+            },
+            "runs": {"xtb": xtb, "lab": lab},
+        },
+    )
+    args = ("--cores", "2", *ONE_THREAD, "--keep-going", "--directory", tmp_path, "--configfile", config)
+    args += ("--replace-workflow-config",)
+    r = snakemake(*args, timeout=400)
+    # the lab's requests stop its run, with a message saying what to do; the xtb run went on
+    assert r.returncode != 0 and "need labels" in r.stdout and "run the workflow again" in r.stdout, r.stdout
+
+    root = tmp_path / "results/runs/xtb"
+    for rnd in ("00", "01"):
+        assert (root / f"round_{rnd}/label_parts/chunk-001.failures.parquet").is_file()
+        assert (tmp_path / f"logs/label_chunk/xtb/round_{rnd}/chunk-000.log").is_file()
+    l0, l1 = (pq.read_table(root / f"round_{r}/labelled.parquet").to_pandas() for r in ("00", "01"))
+    f0, f1 = (pq.read_table(root / f"round_{r}/label_failures.parquet").to_pandas() for r in ("00", "01"))
+    holdout_failed = pq.read_table(root / "holdout_failures.parquet").to_pandas()
+    picked0 = pq.read_table(root / "initial.parquet")["mol_id"].to_pylist()
+    picked1 = pq.read_table(root / "round_00/selected.parquet")["mol_id"].to_pylist()
+    failed = set(f1.mol_id) | set(holdout_failed.mol_id)
+    # every radical that was asked about failed with the reason; nothing else failed
+    assert failed and all(m.startswith("radical-") for m in failed)
+    assert all("odd" in reason for reason in [*f1.reason, *holdout_failed.reason])
+    assert f1.iloc[: len(f0)].equals(f0) and set(f1["round"]) <= {0, 1}  # failures accumulate
+    # L_r holds exactly the picks that did not fail; a failed molecule is never picked again
+    assert set(l0.mol_id) == set(picked0) - set(f0.mol_id)
+    assert set(l1.mol_id) == set(l0.mol_id) | (set(picked1) - set(f1.mol_id))
+    assert not set(picked1) & set(f0.mol_id) and l1.mol_id.is_unique
+    assert l1.gap.between(0.1, 15).all() and (l1.gap - (l1.lumo - l1.homo)).abs().max() < 1e-9
+    # the student is scored on the val/test molecules that got labels
+    holdout = pq.read_table(root / "holdout_labels.parquet").to_pandas()
+    assert len(holdout) + len(holdout_failed) == 12 and not set(holdout.mol_id) & failed
+    assert json.loads((root / "round_01/student.json").read_text())["test_mae"]["gap"] > 0
+
+    # the lab: val/test and round-0 requests, as extended XYZ and a form to fill in
+    lab_root = tmp_path / "results/runs/lab"
+    assert (lab_root / "holdout_to_label.xyz").is_file() and (lab_root / "round_00/to_label.xyz").is_file()
+    assert not (lab_root / "round_00/labelled.parquet").exists()
+    picks = pq.read_table(lab_root / "initial.parquet")["mol_id"].to_pylist()
+    assert pd.read_csv(lab_root / "round_00/to_label.csv").mol_id.tolist() == picks
+    key = pq.read_table(tmp_path / "results/data/qm9/answer_key.parquet").to_pandas().set_index("mol_id")
+    for form in (lab_root / "holdout_to_label.csv", lab_root / "round_00/to_label.csv"):
+        filled = pd.read_csv(form, keep_default_na=False)  # the test plays the lab: QM9's own values
+        filled["homo [eV]"] = key.loc[filled.mol_id, "homo"].to_numpy()
+        if "round_00" in str(form):  # one molecule could not be made
+            filled.loc[0, "failure"], filled.loc[0, "homo [eV]"] = "could not be synthesised", np.nan
+        filled.to_csv(form.with_name(form.name.replace("to_label", "labels")), index=False)
+
+    r = snakemake(*args, timeout=400)
+    assert r.returncode == 0, r.stdout
+    labelled = pq.read_table(lab_root / "round_00/labelled.parquet").to_pandas()
+    assert labelled.mol_id.tolist() == picks[1:] and np.allclose(labelled.homo, key.loc[picks[1:], "homo"])
+    failures = pq.read_table(lab_root / "round_00/label_failures.parquet").to_pandas()
+    assert failures.mol_id.tolist() == picks[:1] and failures.reason.tolist() == ["could not be synthesised"]
+    selected = pq.read_table(lab_root / "round_00/selected.parquet")["mol_id"].to_pylist()
+    assert len(selected) == 6 and picks[0] not in selected  # failed: not offered again

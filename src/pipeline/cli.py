@@ -72,16 +72,6 @@ STAGES: dict[str, tuple[str, str, list[str]]] = {
         "round 0 picks: random or k-center on an untrained teacher",
         ["--run-json", "--data", "--split-path", "--out"],
     ),
-    "label": (
-        "label",
-        "oracle: L_r = L_{r-1} + labels of the selected molecules (reads the answer key)",
-        ["--answer-key", "--selected", "--round", "--out", "--previous?"],
-    ),
-    "label-holdout": (
-        "label_holdout",
-        "oracle: labels of the val and test molecules",
-        ["--answer-key", "--split-path", "--out"],
-    ),
     "teacher": (
         "teacher",
         "semi-supervised teacher of a round",
@@ -135,6 +125,7 @@ STAGES: dict[str, tuple[str, str, list[str]]] = {
             "--split-path?",
             "--checkpoint?",
             "--student-summary?",
+            "--failures?",
         ],
     ),
 }
@@ -148,6 +139,49 @@ def _stage(args: argparse.Namespace) -> None:
         o.strip("-?").replace("-", "_"): getattr(args, o.strip("-?").replace("-", "_")) for o in options
     }
     getattr(stages, function)(**kwargs)
+
+
+def _label(args: argparse.Namespace) -> None:
+    from .oracle import OracleInput, label_holdout, label_round
+
+    source = OracleInput(args.oracle, args.answer_key, args.parts, args.data, args.run_json)
+    if args.command == "label":
+        label_round(
+            args.selected, args.round, args.out, args.failures, source, args.previous, args.previous_failures
+        )
+    else:
+        label_holdout(args.split_path, args.out, args.failures, source)
+
+
+def _label_chunk(args: argparse.Namespace) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    from .oracle import label_chunk
+    from .split import holdout_ids
+
+    if args.holdout:
+        ids = holdout_ids(args.request).mol_id.to_numpy()
+    else:
+        ids = pq.read_table(args.request, columns=["mol_id"])["mol_id"].to_numpy()
+    try:
+        settings = json.loads(args.settings)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--settings is not a JSON object: {err}") from err
+    if not isinstance(settings, dict):
+        raise ValueError(f"--settings must be a JSON object, got {args.settings!r}")
+    label_chunk(args.oracle, args.data, ids, args.chunk, args.chunks, args.out, args.failures, settings)
+
+
+def _add_oracle_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--oracle", default="answer_key", help="answer_key, pyscf, xtb or external")
+    p.add_argument("--failures", required=True, type=Path, help="molecules the oracle could not label")
+    p.add_argument("--answer-key", type=Path, help="answer_key: the dataset's answer_key.parquet")
+    p.add_argument("--parts", nargs="+", type=Path, help="pyscf, xtb: the label chunks (chunk-*.parquet)")
+    p.add_argument("--data", type=Path, help="external: dataset folder (geometries of to_label.xyz)")
+    p.add_argument("--run-json", type=Path, help="external: run.json (the targets to ask for)")
+    p.set_defaults(func=_label)
 
 
 def _named_dir(text: str) -> tuple[str, Path]:
@@ -251,6 +285,40 @@ def build_parser() -> argparse.ArgumentParser:
             name = option.rstrip("?")
             p.add_argument(name, type=int if name == "--round" else Path, required=not option.endswith("?"))
         p.set_defaults(func=_stage)
+
+    # oracles (pipeline.oracle)
+    p = sub.add_parser("label", help="oracle: L_r = L_{r-1} + labels of the selected molecules")
+    p.add_argument(
+        "--selected", required=True, type=Path, help="initial.parquet or the previous selected.parquet"
+    )
+    p.add_argument("--round", required=True, type=int)
+    p.add_argument("--out", required=True, type=Path, help="round_XX/labelled.parquet")
+    p.add_argument("--previous", type=Path, help="the previous round's labelled.parquet")
+    p.add_argument("--previous-failures", type=Path, help="the previous round's label_failures.parquet")
+    _add_oracle_options(p)
+
+    p = sub.add_parser("label-holdout", help="oracle: labels of the val and test molecules")
+    p.add_argument("--split-path", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="holdout_labels.parquet")
+    _add_oracle_options(p)
+
+    p = sub.add_parser(
+        "label-chunk", help="QC oracle (pyscf, xtb): label one chunk of the requested molecules"
+    )
+    p.add_argument("--oracle", required=True, help="pyscf or xtb")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (the geometries)")
+    p.add_argument(
+        "--request", required=True, type=Path, help="Parquet with a mol_id column, or split.parquet"
+    )
+    p.add_argument(
+        "--holdout", action="store_true", help="--request is split.parquet: label its val and test"
+    )
+    p.add_argument("--chunk", required=True, type=int, help="0-based chunk number")
+    p.add_argument("--chunks", required=True, type=int, help="number of chunks the request is split into")
+    p.add_argument("--settings", default="{}", help="JSON object of single-point settings (pipeline.qc)")
+    p.add_argument("--out", required=True, type=Path, help="labels of the chunk (Parquet)")
+    p.add_argument("--failures", required=True, type=Path, help="failures of the chunk (Parquet)")
+    p.set_defaults(func=_label_chunk)
     # reports (pipeline.report): read a run's per-round files, write CSV and PNG
     p = sub.add_parser("learning-curve", help="test MAE against labels, per run and target: CSV + PNG")
     p.add_argument(

@@ -500,7 +500,7 @@ def label_molecules(
         allowed = sorted(set(params) - {"z", "pos", "mol_id"})
         unknown = sorted(set(settings) - set(allowed))
         if unknown:
-            raise TypeError(f"{oracle} oracle: unknown settings {unknown}; allowed: {allowed}")
+            raise ValueError(f"{oracle} oracle: unknown settings {unknown}; allowed: {allowed}")
     if settings.get("optimise"):
         _geometry_optimiser()  # a missing optimiser is a setup error, not one failure per molecule
 

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -76,3 +77,16 @@ def split_dataset(data: Path, out: Path, val: int, test: int, seed: int, pool: i
     counts = {s: int(np.sum(table["split"].to_numpy() == s)) for s in SPLITS}
     log.info("%s: %s", out, ", ".join(f"{k} {v}" for k, v in counts.items()))
     return table
+
+
+def read_split(path: str | Path) -> pd.DataFrame:
+    """A run's split.parquet as a DataFrame (mol_id, split as str)."""
+    split = pq.read_table(path).to_pandas()
+    split["split"] = split["split"].astype(str)
+    return split
+
+
+def holdout_ids(path: str | Path) -> pd.DataFrame:
+    """mol_id and split of the val and test molecules of a split.parquet, in split order."""
+    split = read_split(path)
+    return split[split.split != "pool"][["mol_id", "split"]].reset_index(drop=True)

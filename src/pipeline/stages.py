@@ -10,9 +10,9 @@ what the Snakemake rules call. Round r:
     pseudo_label  student_r's predictions for the unlabelled pool
     select        b new pool molecules (strategy from the run config)
 
-Only :func:`label` and :func:`label_holdout` read the answer key (through :mod:`pipeline.oracle`);
-every other stage sees labels only through labelled.parquet (and the student, for early stopping and
-its reported error, the held-out val/test labels).
+The label stages live in :mod:`pipeline.oracle` (``label_round``, ``label_holdout``: they need no
+torch). Only they read the answer key; every other stage sees labels only through labelled.parquet
+(and the student, for early stopping and its reported error, the held-out val/test labels).
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from . import oracle
 from .graphs import GraphSet, load_graphs
 from .losses import LossWeights
 from .model import ASGNModel, ModelConfig
 from .select import get_strategy
+from .split import read_split
 from .store import write_json, write_table
 from .train import (
     TeacherData,
@@ -101,12 +101,6 @@ class RunConfig:
 # helpers
 
 
-def read_split(path: str | Path) -> pd.DataFrame:
-    split = pq.read_table(path).to_pandas()
-    split["split"] = split["split"].astype(str)
-    return split
-
-
 def _ids(split: pd.DataFrame, which: str) -> np.ndarray:
     return split.mol_id[split.split == which].to_numpy()
 
@@ -171,34 +165,6 @@ def initial(run_json: Path, data: Path, split_path: Path, out: Path) -> pa.Table
     else:
         raise ValueError(f"unknown initial_strategy {cfg.initial_strategy!r}; choose random or kcenter")
     table = pa.table({"mol_id": pool[picks].astype(str), "pick": np.arange(len(picks)), "distance": distance})
-    write_table(table, out)
-    return table
-
-
-def label(answer_key: Path, selected: Path, round: int, out: Path, previous: Path | None = None) -> pa.Table:
-    """L_r = L_{r-1} + oracle(selected): the only per-round stage that reads the answer key."""
-    picked = pq.read_table(selected)["mol_id"].to_numpy().astype(str)
-    before = pq.read_table(previous).to_pandas() if previous is not None else None
-    if before is not None and np.isin(picked, before.mol_id).any():
-        raise ValueError(f"{selected}: picks molecules that are already labelled in {previous}")
-    if len(set(picked)) != len(picked):
-        raise ValueError(f"{selected}: the same molecule is picked twice")
-    new = oracle.answer_key(answer_key, picked)
-    new["round_added"] = np.int32(round)
-    labelled = new if before is None else pd.concat([before, new], ignore_index=True)
-    table = pa.Table.from_pandas(labelled, preserve_index=False)
-    write_table(table, out)
-    log.info("round %d: %d labelled (%d new)", round, len(labelled), len(new))
-    return table
-
-
-def label_holdout(answer_key: Path, split_path: Path, out: Path) -> pa.Table:
-    """Labels of the val and test molecules (for early stopping and the reported error)."""
-    split = read_split(split_path)
-    held = split[split.split != "pool"]
-    labels = oracle.answer_key(answer_key, held.mol_id.to_numpy())
-    labels.insert(1, "split", held.split.to_numpy())
-    table = pa.Table.from_pandas(labels, preserve_index=False)
     write_table(table, out)
     return table
 
@@ -296,6 +262,10 @@ def student(
     holdout = pq.read_table(holdout_path).to_pandas()
     lab_idx, _ = _pool_parts(graphs, where, labelled.mol_id)
     y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
+    for part in ("val", "test"):  # molecules the oracle could not label are not in the holdout labels
+        where[part] = where[part][np.isin(graphs.mol_id[where[part]], holdout.mol_id.to_numpy().astype(str))]
+    if len(where["test"]) == 0:
+        raise ValueError(f"{holdout_path}: no test molecule has a label, so there is no error to report")
     y_val = _labels(holdout, graphs.mol_id[where["val"]], cfg.targets)
     y_test = _labels(holdout, graphs.mol_id[where["test"]], cfg.targets)
     teacher_model, _ = load_checkpoint(teacher_path, cfg.as_dict(), device)
@@ -353,8 +323,12 @@ def select(
     split_path: Path | None = None,
     checkpoint: Path | None = None,
     student_summary: Path | None = None,
+    failures: Path | None = None,
 ) -> pa.Table:
     """The next ``batch`` pool molecules to label, by the run's strategy, in pick order.
+
+    Molecules listed in ``failures`` (label_failures.parquet: the oracle could not label them) are
+    left out of the pool.
 
     Embedding strategies (kcenter, random) read only the embeddings. Uncertainty strategies also
     need the graphs (``data``, ``split_path``) and a ``checkpoint``: the round's student for
@@ -367,6 +341,8 @@ def select(
     ids = emb_table["mol_id"].to_numpy().astype(str)
     labelled_frame = pq.read_table(labelled_path).to_pandas()
     labelled = np.isin(ids, labelled_frame.mol_id.to_numpy().astype(str))
+    # molecules the oracle failed on have left the pool: neither candidates nor centres
+    keep = ~np.isin(ids, pq.read_table(failures)["mol_id"].to_numpy().astype(str)) if failures else None
     seed = int(np.random.SeedSequence([cfg.seed, round, 1]).generate_state(1)[0] % 2**31)
     device = resolve_device(cfg.device)
     strategy = get_strategy(cfg.strategy)
@@ -387,6 +363,8 @@ def select(
             seed,
             device,
         )
+    if keep is not None:
+        ids, X, labelled = ids[keep], X[keep], labelled[keep]
     picks, score = strategy.pick(X, labelled, cfg.batch, seed=seed, device=device)
     table = pa.table({"mol_id": ids[picks], "pick": np.arange(len(picks)), "distance": score})
     write_table(table, out)

@@ -37,11 +37,28 @@ except WorkflowError as err:
 DATASETS = config["datasets"]
 RUNS = config["runs"]
 
+# Oracle name -> (kind, canonical targets it can label or None for any). Mirrors
+# pipeline.oracle.ORACLES (a test checks the two agree).
+ORACLES = {
+    "answer_key": ("lookup", None),
+    "pyscf": ("compute", ["homo", "lumo", "gap", "mu"]),
+    "xtb": ("compute", ["homo", "lumo", "gap", "mu"]),
+    "external": ("external", None),
+}
+
 for _run, _settings in RUNS.items():
     if _settings["dataset"] not in DATASETS:
         raise WorkflowError(
             f"invalid config at runs.{_run}.dataset: '{_settings['dataset']}' is not declared "
             f"under 'datasets' (declared: {', '.join(DATASETS)})"
+        )
+    _oracle = DATASETS[_settings["dataset"]]["oracle"]["name"]
+    _can = ORACLES[_oracle][1]
+    if _can is not None and set(_settings["targets"]) - set(_can):
+        raise WorkflowError(
+            f"invalid config at runs.{_run}.targets: the {_oracle} oracle of dataset "
+            f"'{_settings['dataset']}' cannot label {sorted(set(_settings['targets']) - set(_can))} "
+            f"(it labels {', '.join(_can)})"
         )
 
 # Jobs call the `pipeline` command. With --sdm conda it comes from envs/pipeline.yaml, which
@@ -60,6 +77,7 @@ wildcard_constraints:
     run="|".join(re.escape(name) for name in RUNS),
     shard=r"\d{5}",
     round=r"\d{2}",
+    chunk=r"\d{3}",
 
 
 def get_final_output():
@@ -203,11 +221,6 @@ def get_run_config_json(wildcards):
     return json.dumps(settings, sort_keys=True)
 
 
-def get_run_answer_key(wildcards):
-    """The answer key of the run's dataset: an input of the label rules only."""
-    return f"results/data/{RUNS[wildcards.run]['dataset']}/answer_key.parquet"
-
-
 def get_dataset_graphs(wildcards):
     """Graph shards and manifest of the run's dataset (no labels)."""
     return get_split_input(wildcards)
@@ -217,21 +230,107 @@ def _previous(wildcards):
     return f"{int(wildcards.round) - 1:02d}"
 
 
+# ---------------------------------------------------------------------------------------------
+# Oracles (dataset's `oracle`): answer_key is a lookup in the label rules; pyscf and xtb run as
+# label_chunk jobs (round_{round}/label_parts/chunk-{chunk}.parquet, holdout_parts/ for val/test)
+# that the label rules merge; external writes a request and reads a labels file (pipeline.oracle).
+
+
+def get_oracle(wildcards):
+    """The `oracle` settings of the run's dataset."""
+    return DATASETS[RUNS[wildcards.run]["dataset"]]["oracle"]
+
+
+def _oracle_kind(wildcards):
+    return ORACLES[get_oracle(wildcards)["name"]][0]
+
+
+def _chunk_names(wildcards):
+    return [f"{c:03d}" for c in range(get_oracle(wildcards)["chunks"])]
+
+
+def get_label_request(wildcards):
+    """The molecules round {round} labels: the initial picks (round 0) or round r-1's selection."""
+    if int(wildcards.round) == 0:
+        return f"results/runs/{wildcards.run}/initial.parquet"
+    return f"results/runs/{wildcards.run}/round_{_previous(wildcards)}/selected.parquet"
+
+
+def _oracle_inputs(wildcards, parts):
+    """What the label rules read besides the request: the answer key, the chunks, or the graphs."""
+    kind = _oracle_kind(wildcards)
+    if kind == "lookup":
+        return {"answer_key": f"results/data/{RUNS[wildcards.run]['dataset']}/answer_key.parquet"}
+    if kind == "compute":
+        return {"parts": expand(parts, chunk=_chunk_names(wildcards), allow_missing=True)}
+    return {**get_dataset_graphs(wildcards), "run_json": f"results/runs/{wildcards.run}/run.json"}
+
+
+def _oracle_args(wildcards, input):
+    args = ["--oracle", get_oracle(wildcards)["name"]]
+    kind = _oracle_kind(wildcards)
+    if kind == "lookup":
+        args += ["--answer-key", input.answer_key]
+    elif kind == "compute":
+        args += ["--parts", *input.parts]
+    else:
+        args += ["--data", get_run_dataset_dir(wildcards), "--run-json", input.run_json]
+    return args
+
+
 def get_label_input(wildcards):
     """Round 0 labels the initial picks; round r > 0 adds the picks of round r-1 to L_{r-1}."""
-    dataset = RUNS[wildcards.run]["dataset"]
-    inputs = {"answer_key": f"results/data/{dataset}/answer_key.parquet"}
-    if int(wildcards.round) == 0:
-        inputs["selected"] = f"results/runs/{wildcards.run}/initial.parquet"
-    else:
+    parts = f"results/runs/{wildcards.run}/round_{wildcards.round}/label_parts/chunk-{{chunk}}.parquet"
+    inputs = {"selected": get_label_request(wildcards), **_oracle_inputs(wildcards, parts)}
+    if int(wildcards.round) > 0:
         previous = f"results/runs/{wildcards.run}/round_{_previous(wildcards)}"
-        inputs["selected"] = f"{previous}/selected.parquet"
         inputs["previous"] = f"{previous}/labelled.parquet"
+        inputs["previous_failures"] = f"{previous}/label_failures.parquet"
     return inputs
 
 
 def get_label_args(wildcards, input):
-    return f"--previous {shlex.quote(input.previous)}" if int(wildcards.round) > 0 else ""
+    args = _oracle_args(wildcards, input)
+    if int(wildcards.round) > 0:
+        args += ["--previous", input.previous, "--previous-failures", input.previous_failures]
+    return shlex.join(args)
+
+
+def get_holdout_input(wildcards):
+    parts = f"results/runs/{wildcards.run}/holdout_parts/chunk-{{chunk}}.parquet"
+    return {"split": f"results/runs/{wildcards.run}/split.parquet", **_oracle_inputs(wildcards, parts)}
+
+
+def get_holdout_args(wildcards, input):
+    return shlex.join(_oracle_args(wildcards, input))
+
+
+def get_label_chunk_args(wildcards, threads):
+    """`pipeline label-chunk` options: oracle, chunk of how many, settings as JSON (shell-quoted)."""
+    oracle = get_oracle(wildcards)
+    settings = dict(oracle["settings"])
+    if oracle["name"] == "pyscf":
+        settings.setdefault("threads", threads)
+    args = ["--oracle", oracle["name"], "--chunk", int(wildcards.chunk), "--chunks", oracle["chunks"]]
+    args += ["--settings", json.dumps(settings, sort_keys=True)]
+    return shlex.join(str(arg) for arg in args)
+
+
+def get_oracle_threads(wildcards):
+    return get_oracle(wildcards)["threads"]
+
+
+def get_oracle_mem_mb(wildcards):
+    return get_oracle(wildcards)["mem_mb"]
+
+
+def get_oracle_runtime(wildcards):
+    return get_oracle(wildcards)["runtime"]
+
+
+def get_oracle_gpu(wildcards):
+    """pyscf on a GPU (settings.device: gpu) holds one; every other label chunk holds none."""
+    return int(get_oracle(wildcards)["settings"].get("device") == "gpu")
 
 
 def get_teacher_input(wildcards):
@@ -272,6 +371,8 @@ def get_select_input(wildcards):
         "embeddings": f"{round_dir}/embeddings.parquet",
         "labelled": f"{round_dir}/labelled.parquet",
     }
+    if _oracle_kind(wildcards) != "lookup":  # molecules a real oracle failed on leave the pool
+        inputs["failures"] = f"{round_dir}/label_failures.parquet"
     needs = STRATEGY_NEEDS[RUNS[wildcards.run]["strategy"]]
     if needs != "embeddings":
         inputs.update(get_dataset_graphs(wildcards), split=f"results/runs/{wildcards.run}/split.parquet")
@@ -283,9 +384,10 @@ def get_select_input(wildcards):
 
 def get_select_args(wildcards, input):
     """Extra `pipeline select` options of uncertainty strategies."""
+    args = ["--failures", input.failures] if "failures" in input.keys() else []
     if "checkpoint" not in input.keys():
-        return ""
-    args = ["--data", get_run_dataset_dir(wildcards), "--split-path", input.split, "--checkpoint", input.checkpoint]
+        return shlex.join(args)
+    args += ["--data", get_run_dataset_dir(wildcards), "--split-path", input.split, "--checkpoint", input.checkpoint]
     if "student_summary" in input.keys():
         args += ["--student-summary", input.student_summary]
     return shlex.join(args)
@@ -314,8 +416,8 @@ def get_learning_curve_args(wildcards):
 
 def get_round_outputs():
     """Every per-round artefact of every run (DESIGN.md's layout)."""
-    files = ["labelled.parquet", "teacher.pt", "teacher.json", "embeddings.parquet", "student.pt",
-             "student.json", "pseudo_labels.parquet", "selected.parquet"]
+    files = ["labelled.parquet", "label_failures.parquet", "teacher.pt", "teacher.json", "embeddings.parquet",
+             "student.pt", "student.json", "pseudo_labels.parquet", "selected.parquet"]
     return [
         f"results/runs/{run}/round_{r}/{name}" for run in RUNS for r in get_rounds(run) for name in files
     ]

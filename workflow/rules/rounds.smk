@@ -44,10 +44,12 @@ rule initial:
 
 rule label_holdout:
     input:
-        answer_key=get_run_answer_key,
-        split="results/runs/{run}/split.parquet",
+        unpack(get_holdout_input),
     output:
-        "results/runs/{run}/holdout_labels.parquet",
+        labels="results/runs/{run}/holdout_labels.parquet",
+        failures="results/runs/{run}/holdout_failures.parquet",
+    params:
+        oracle=get_holdout_args,
     log:
         "logs/label_holdout/{run}.log",
     threads: 1
@@ -57,17 +59,18 @@ rule label_holdout:
     conda:
         "../../envs/pipeline.yaml"
     shell:
-        "pipeline --threads {threads} label-holdout --answer-key {input.answer_key}"
-        " --split-path {input.split} --out {output} > {log} 2>&1"
+        "pipeline --threads {threads} label-holdout --split-path {input.split} {params.oracle}"
+        " --out {output.labels} --failures {output.failures} > {log} 2>&1"
 
 
 rule label:
     input:
         unpack(get_label_input),
     output:
-        "results/runs/{run}/round_{round}/labelled.parquet",
+        labels="results/runs/{run}/round_{round}/labelled.parquet",
+        failures="results/runs/{run}/round_{round}/label_failures.parquet",
     params:
-        previous=get_label_args,
+        oracle=get_label_args,
     log:
         "logs/label/{run}/round_{round}.log",
     threads: 1
@@ -77,8 +80,69 @@ rule label:
     conda:
         "../../envs/pipeline.yaml"
     shell:
-        "pipeline --threads {threads} label --answer-key {input.answer_key} --selected {input.selected}"
-        " --round {wildcards.round} {params.previous} --out {output} > {log} 2>&1"
+        "pipeline --threads {threads} label --selected {input.selected} --round {wildcards.round}"
+        " {params.oracle} --out {output.labels} --failures {output.failures} > {log} 2>&1"
+
+
+# Quantum-chemistry oracles (pyscf, xtb): one job per chunk of the molecules to label. The shell
+# command is shared by the per-round and the val/test chunks.
+LABEL_CHUNK_SHELL = (
+    "OMP_NUM_THREADS={threads} pipeline --threads {threads} label-chunk --data {params.data}"
+    " --request {input.request} {params.request} {params.oracle} --out {output.labels}"
+    " --failures {output.failures} > {log} 2>&1"
+)
+
+
+rule label_chunk:
+    input:
+        unpack(get_dataset_graphs),
+        request=get_label_request,
+    output:
+        labels="results/runs/{run}/round_{round}/label_parts/chunk-{chunk}.parquet",
+        failures="results/runs/{run}/round_{round}/label_parts/chunk-{chunk}.failures.parquet",
+    params:
+        data=get_run_dataset_dir,
+        request="",
+        oracle=get_label_chunk_args,
+    log:
+        "logs/label_chunk/{run}/round_{round}/chunk-{chunk}.log",
+    benchmark:
+        "benchmarks/label_chunk/{run}/round_{round}/chunk-{chunk}.tsv"
+    threads: get_oracle_threads
+    resources:
+        mem_mb=get_oracle_mem_mb,
+        runtime=get_oracle_runtime,
+        gpu=get_oracle_gpu,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        LABEL_CHUNK_SHELL
+
+
+rule holdout_chunk:
+    input:
+        unpack(get_dataset_graphs),
+        request="results/runs/{run}/split.parquet",
+    output:
+        labels="results/runs/{run}/holdout_parts/chunk-{chunk}.parquet",
+        failures="results/runs/{run}/holdout_parts/chunk-{chunk}.failures.parquet",
+    params:
+        data=get_run_dataset_dir,
+        request="--holdout",
+        oracle=get_label_chunk_args,
+    log:
+        "logs/holdout_chunk/{run}/chunk-{chunk}.log",
+    benchmark:
+        "benchmarks/holdout_chunk/{run}/chunk-{chunk}.tsv"
+    threads: get_oracle_threads
+    resources:
+        mem_mb=get_oracle_mem_mb,
+        runtime=get_oracle_runtime,
+        gpu=get_oracle_gpu,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        LABEL_CHUNK_SHELL
 
 
 rule teacher:
