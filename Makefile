@@ -28,8 +28,8 @@ benchmark-mini: $(STAMP)
 
 # A SMILES pool without labels, labelled each round by GFN2-xTB (config/smiles-pool.yaml).
 smiles-pool: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --resources gpu=1 \
-		--configfile config/smiles-pool.yaml --replace-workflow-config
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --resources gpu=$(CORES) \
+		--set-threads $(CPU_JOBS) --configfile config/smiles-pool.yaml --replace-workflow-config
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q
