@@ -175,6 +175,12 @@ def label_chunk(
     return labels_table, failed_table
 
 
+def _in_request_order(labels: pd.DataFrame, wanted: np.ndarray) -> pd.DataFrame:
+    """``labels`` rows sorted as their mol_ids come in ``wanted`` (the request), index reset."""
+    order = {m: k for k, m in enumerate(wanted)}
+    return labels.sort_values("mol_id", key=lambda ids: ids.map(order), ignore_index=True)
+
+
 def read_parts(
     parts: Sequence[str | Path], mol_ids: Sequence[str] | np.ndarray
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -199,9 +205,7 @@ def read_parts(
             f"{len(wanted)} requested ({len(missing)} missing, e.g. {missing[:3]}; {len(extra)} "
             f"not requested, e.g. {extra[:3]}); delete them to recompute"
         )
-    order = {m: k for k, m in enumerate(wanted)}
-    labels_df = labels_df.sort_values("mol_id", key=lambda s: s.map(order), ignore_index=True)
-    return labels_df, failed_df
+    return _in_request_order(labels_df, wanted), failed_df
 
 
 # -------------------------------------------------------------------------------------- external
@@ -211,8 +215,8 @@ class LabelsNeeded(RuntimeError):
     """The external oracle is waiting for a person to provide labels (the run stops, then resumes)."""
 
 
-#: Column header of a target in the external files: ``homo [eV]``.
 def _header(target: str) -> str:
+    """Column header of a target in the external files: ``homo [eV]``."""
     return f"{target} [{TARGET_UNITS.get(target, '?')}]"
 
 
@@ -308,8 +312,7 @@ def read_external_labels(
                 f"(e.g. {ids[bad][:3].tolist()}); fill it in, or give a reason in the 'failure' column"
             )
         values[target] = numbers.astype(np.float64)
-    order = {m: k for k, m in enumerate(wanted)}
-    labels = values[~failed.to_numpy()].sort_values("mol_id", key=lambda s: s.map(order), ignore_index=True)
+    labels = _in_request_order(values[~failed.to_numpy()], wanted)
     failures = pd.DataFrame(
         {"mol_id": ids[failed].to_numpy(object), "reason": reason[failed].to_numpy(object), "seconds": np.nan}
     )

@@ -54,11 +54,11 @@ for _run, _settings in RUNS.items():
         )
     _oracle = DATASETS[_settings["dataset"]]["oracle"]["name"]
     _can = ORACLES[_oracle][1]
-    if _can is not None and set(_settings["targets"]) - set(_can):
+    _cannot = sorted(set(_settings["targets"]) - set(_can or _settings["targets"]))
+    if _cannot:
         raise WorkflowError(
             f"invalid config at runs.{_run}.targets: the {_oracle} oracle of dataset "
-            f"'{_settings['dataset']}' cannot label {sorted(set(_settings['targets']) - set(_can))} "
-            f"(it labels {', '.join(_can)})"
+            f"'{_settings['dataset']}' cannot label {_cannot} (it labels {', '.join(_can)})"
         )
 
 # Jobs call the `pipeline` command. With --sdm conda it comes from envs/pipeline.yaml, which
