@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import dataclasses
 
 import pytest
 import torch
@@ -41,49 +41,118 @@ def test_sample_pairs_cover_all_pairs_uniformly():
     assert off.min() > 0.8 * off.mean() and off.max() < 1.2 * off.mean()
 
 
-def test_distance_bins():
-    d = torch.tensor([0.0, 0.99, 1.0, 29.99, 30.0, 45.0])
-    assert distance_bins(d, cutoff=30.0, n_bins=30).tolist() == [0, 0, 1, 29, 29, 29]
+def test_distance_bins_span_the_given_range():
+    d = torch.tensor([0.0, 0.9, 1.0, 1.3299, 1.33, 10.0, 11.0, 45.0])
+    # 30 bins of 0.33 Å over [1.0, 10.9]; below 1.0 -> bin 0, at or above 10.9 -> bin 29
+    assert distance_bins(d, start=1.0, stop=10.9, n_bins=30).tolist() == [0, 0, 0, 0, 1, 27, 29, 29]
 
 
-class _Heads(torch.nn.Module):
-    def __init__(self, hidden=4, types=10, bins=30, clusters=5):
-        super().__init__()
-        self.atom = torch.nn.Linear(hidden, types)
-        self.dist = torch.nn.Linear(hidden, bins)
-        self.cluster = torch.nn.Linear(hidden, clusters)
+def test_distance_bins_resolve_qm9_pair_distances(tmp_path):
+    """On real QM9 molecules, with the bins placed over the distances that occur (as the stages do),
+    every bin but the outer ones receives pairs, and covalent bonds (< 1.6 Å) span several bins; over
+    [0, cutoff] (today's paper default) two thirds of the bins would stay empty."""
+    from pipeline.featurise import FeaturiseSettings, featurise
+    from pipeline.graphs import load_graphs
+    from pipeline.stages import dist_range
 
-    def atom_type_logits(self, node):
-        return self.atom(node)
+    featurise(FeaturiseSettings(source="qm9", limit=400, seed=0), tmp_path)
+    graphs = load_graphs(tmp_path)
+    lo, hi = dist_range(graphs)
+    assert 0.8 <= lo <= 1.0 and 6.0 <= hi <= 12.0
+    bins = distance_bins(graphs.dist, lo, hi, 30)
+    counts = torch.bincount(bins, minlength=30)
+    assert torch.all(counts[1:-1] > 0), counts.tolist()
+    assert len(torch.unique(bins[graphs.dist < 1.6])) >= 3
+    assert (torch.bincount(distance_bins(graphs.dist, 0.0, 30.0, 30), minlength=30) == 0).sum() >= 18
 
-    def dist_bin_logits(self, hi, hj):
-        return self.dist(hi * hj)
 
-    def cluster_logits(self, graph):
-        return self.cluster(graph)
+def _model(**kw):
+    from pipeline.model import ASGNModel, ModelConfig
+
+    torch.manual_seed(0)
+    return ASGNModel(
+        ModelConfig(hidden=8, n_interactions=2, rbf_count=20, n_clusters=3, targets=("homo",), **kw)
+    )
 
 
-def _batch_and_out():
+def _batch():
+    """Two small molecules (CH2-like and a 5-atom one) with random geometry, as a GraphBatch."""
+    from pipeline.graphs import GraphBatch
+
+    g = torch.Generator().manual_seed(0)
     atom_ptr = torch.tensor([0, 3, 8])
-    batch = SimpleNamespace(
-        atom_ptr=atom_ptr, z=torch.tensor([6, 1, 1, 8, 6, 1, 1, 1]), pos=torch.randn(8, 3)
+    z = torch.tensor([6, 1, 1, 8, 6, 1, 1, 1])
+    pos = torch.randn(8, 3, generator=g) * 1.5
+    batch = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1])
+    src, dst = zip(
+        *[
+            (i, j)
+            for m in range(2)
+            for i in range(atom_ptr[m], atom_ptr[m + 1])
+            for j in range(atom_ptr[m], atom_ptr[m + 1])
+            if i != j
+        ],
+        strict=True,
     )
-    out = SimpleNamespace(
-        node=torch.randn(8, 4, requires_grad=True), graph=torch.randn(2, 4), pred=torch.zeros(2, 1)
+    edge_index = torch.tensor([src, dst])
+    dist = (pos[edge_index[0]] - pos[edge_index[1]]).norm(dim=-1)
+    return GraphBatch(
+        z=z, pos=pos, batch=batch, edge_index=edge_index, dist=dist, atom_ptr=atom_ptr, index=torch.arange(2)
     )
-    return batch, out
 
 
-def test_zero_weight_switches_a_term_off():
-    model, (batch, out) = _Heads(), _batch_and_out()
-    target, ids = torch.tensor([[1.0], [float("nan")]]), torch.tensor([0, 3])
-    _, terms = teacher_loss(model, batch, out, target, ids, LossWeights(), torch.ones(1))
+def test_a_masked_atom_type_cannot_be_read_from_the_input():
+    """The reconstruction pass hides atom i's type: its atom-type logits do not change when its true
+    atomic number changes (unmasked, they would: the head reads the answer from the embedding)."""
+    model, batch = _model().eval(), _batch()
+    mask = torch.tensor([0, 4])
+    other = dataclasses.replace(batch, z=batch.z.index_fill(0, mask, 9))  # C -> F at both masked atoms
+    logits = model.atom_type_logits(model(batch, mask=mask).node[mask])
+    torch.testing.assert_close(model.atom_type_logits(model(other, mask=mask).node[mask]), logits)
+    unmasked = model.atom_type_logits(model(other).node[mask])
+    assert not torch.allclose(unmasked, model.atom_type_logits(model(batch).node[mask]))
+
+
+def test_zero_weight_switches_a_term_off_and_passes_are_counted():
+    model, batch = _model(), _batch()
+    calls = []
+    forward = model.forward
+    model.forward = lambda b, mask=None: calls.append(mask is not None) or forward(b, mask=mask)
+    target, ids = torch.tensor([[1.0], [float("nan")]]), torch.tensor([0, 2])
+    _, terms = teacher_loss(model, batch, target, ids, LossWeights(), torch.ones(1))
     assert set(terms) == {"property", "atom_type", "distance", "clustering", "total"}
+    assert sorted(calls) == [False, True]  # a masked pass for L_r, a clean one for L_p and L_c
+    calls.clear()
+    _, terms = teacher_loss(model, batch, target, ids, LossWeights(), torch.ones(1), shared_pass=True)
+    assert calls == [True]  # one masked pass read by every term
+    calls.clear()
     _, terms = teacher_loss(
-        model, batch, out, target, ids, LossWeights(reconstruction=0.0, clustering=0.0), torch.ones(1)
+        model, batch, target, ids, LossWeights(reconstruction=0.0, clustering=0.0), torch.ones(1)
     )
-    assert set(terms) == {"property", "total"}  # ASGN-S: supervised only
-    total, terms = teacher_loss(model, batch, out, None, None, LossWeights(), torch.ones(1))
+    assert set(terms) == {"property", "total"} and calls == [False]  # ASGN-S: supervised only
+    total, terms = teacher_loss(model, batch, None, None, LossWeights(), torch.ones(1))
     assert set(terms) == {"atom_type", "distance", "total"}
     total.backward()
-    assert out.node.grad is not None and out.node.grad.abs().sum() > 0
+    assert model.embedding.weight.grad[model.config.mask_token].abs().sum() > 0  # the mask token learns
+
+
+def test_the_clean_pass_property_term_is_that_of_an_unmasked_forward():
+    model, batch = _model(), _batch()
+    target = torch.tensor([[-6.0], [-7.0]])
+    _, terms = teacher_loss(model, batch, target, None, LossWeights(clustering=0.0), torch.ones(1))
+    expected = property_loss(model(batch).pred.detach(), target, torch.ones(1))
+    assert float(terms["property"]) == pytest.approx(float(expected))
+
+
+def test_pseudo_label_weight_scales_only_pseudo_rows():
+    pred = torch.tensor([[1.0], [2.0], [3.0]])
+    target = torch.tensor([[0.0], [0.0], [0.0]])  # row 0 a true label, rows 1-2 pseudo-labels
+    scale = torch.ones(1)
+    equal = property_loss(pred, target, scale, torch.ones(3))
+    assert float(equal) == pytest.approx(float(property_loss(pred, target, scale)))  # paper: equal weights
+    weighted = property_loss(pred, target, scale, torch.tensor([1.0, 0.1, 0.1]))
+    assert float(weighted) == pytest.approx((1 + 0.1 * 4 + 0.1 * 9) / 3)
+    # weight 0: changing the pseudo-labels changes nothing, gradient included
+    p = pred.clone().requires_grad_()
+    property_loss(p, target, scale, torch.tensor([1.0, 0.0, 0.0])).backward()
+    assert p.grad[1:].abs().sum() == 0 and p.grad[0] != 0

@@ -276,3 +276,47 @@ def test_uncertainty_strategies_select_through_the_stages(run, tmp_path, strateg
     assert len(picks) == 8 and picks.mol_id.is_unique and not set(picks.mol_id) & labelled
     assert (np.diff(picks.distance) <= 0).all() and (picks.distance > 0).all()  # most uncertain first
     assert picks.equals(again)
+
+
+def test_summaries_report_the_teachers_own_error_and_distance_bins(two_rounds):
+    """student.json carries the teacher's own val/test MAE (ASGN-T without a run of its own), and the
+    model's distance bins span the distances in the data, not [0, cutoff]."""
+    student = json.loads((two_rounds / "round_00" / "student.json").read_text())
+    assert set(student["teacher_test_mae"]) == {"homo", "u0"}
+    assert student["teacher_test_mae"] != student["test_mae"]  # fine-tuning changed the model
+    model, _ = stages.load_checkpoint(two_rounds / "round_00" / "teacher.pt")
+    assert 0.8 <= model.config.dist_min <= 1.0 and 5.0 <= model.config.dist_max <= 12.0
+
+
+def test_pretraining_epochs_and_reinitialised_teachers(two_rounds, tmp_path):
+    """Round 0 trains pretrain_epochs; with warm_start off a later teacher ignores the previous one
+    and starts from a fresh initialisation."""
+    train = {**SETTINGS["train"], "pretrain_epochs": 3, "warm_start": False}
+    write_json(dict(SETTINGS, train=train), tmp_path / "run.json")
+    common = {
+        "run_json": tmp_path / "run.json",
+        "data": two_rounds / "data",
+        "split_path": two_rounds / "split.parquet",
+    }
+    r0 = stages.teacher(
+        **common, labelled_path=two_rounds / "round_00" / "labelled.parquet", round=0,
+        out=tmp_path / "t0.pt", summary=tmp_path / "t0.json",
+    )  # fmt: skip
+    assert len(r0["epochs"]) == 3
+    kwargs = dict(
+        labelled_path=two_rounds / "round_01" / "labelled.parquet", round=1, previous=tmp_path / "t0.pt"
+    )
+    r1 = stages.teacher(**common, **kwargs, out=tmp_path / "t1.pt", summary=tmp_path / "t1.json")
+    assert len(r1["epochs"]) == 1 and r1["warm_start"] is False
+    write_json(dict(SETTINGS, train={**train, "warm_start": True}), tmp_path / "warm.json")
+    warm_common = {**common, "run_json": tmp_path / "warm.json"}
+    stages.teacher(
+        **warm_common, labelled_path=two_rounds / "round_00" / "labelled.parquet", round=0,
+        out=tmp_path / "w0.pt", summary=tmp_path / "w0.json",
+    )  # fmt: skip
+    kwargs["previous"] = tmp_path / "w0.pt"
+    warm = stages.teacher(**warm_common, **kwargs, out=tmp_path / "w1.pt", summary=tmp_path / "w1.json")
+    assert warm["warm_start"] is True
+    cold_weights = stages.load_checkpoint(tmp_path / "t1.pt")[0].embedding.weight
+    warm_weights = stages.load_checkpoint(tmp_path / "w1.pt")[0].embedding.weight
+    assert not np.allclose(cold_weights.detach().numpy(), warm_weights.detach().numpy())

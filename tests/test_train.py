@@ -198,3 +198,53 @@ def test_mean_teacher_trains_and_ends_on_the_ema_weights(qm9):
     )
     # decay 1: the EMA never moves, so the result is the starting network (scaling buffers refitted)
     assert torch.equal(frozen.interactions[0].lin1.weight, initial["interactions.0.lin1.weight"])
+
+
+def test_pseudo_weight_zero_keeps_pseudo_labels_out_of_the_teacher(qm9):
+    """losses.pseudo = 0: the teacher's L_p sees only the true labels, whatever the pseudo-labels say."""
+    graphs, y = qm9
+    lab, unl, _ = _split(len(graphs))
+    cfg = TrainConfig(teacher_epochs=1, batch_size=16, weights=LossWeights(pseudo=0.0))
+    none, wild = _model(), _model()
+    train_teacher(none, graphs, TeacherData(lab, y[lab], unl), cfg)
+    train_teacher(wild, graphs, TeacherData(lab, y[lab], unl, y_pseudo=y[unl] + 5.0), cfg)
+    for (name, p), q in zip(none.state_dict().items(), wild.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    weighted = _model()
+    cfg.weights.pseudo = 0.1
+    train_teacher(weighted, graphs, TeacherData(lab, y[lab], unl, y_pseudo=y[unl] + 5.0), cfg)
+    assert not torch.equal(none.interactions[0].lin1.weight, weighted.interactions[0].lin1.weight)
+
+
+def test_a_supervised_teacher_visits_only_the_labelled_molecules(qm9):
+    """No reconstruction, clustering or pseudo-labels: the unlabelled pool has nothing to teach, so
+    it is not iterated over (same weights with or without it, and a tenth of the batches)."""
+    graphs, y = qm9
+    lab, unl, _ = _split(len(graphs))
+    cfg = TrainConfig(teacher_epochs=2, batch_size=8, weights=LossWeights(reconstruction=0, clustering=0))
+    with_pool, alone = _model(), _model()
+    train_teacher(with_pool, graphs, TeacherData(lab, y[lab], unl), cfg)
+    train_teacher(alone, graphs, TeacherData(lab, y[lab], unl[:0]), cfg)
+    for (name, p), q in zip(with_pool.state_dict().items(), alone.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_plateau_schedule_lowers_the_student_learning_rate(qm9):
+    graphs, y = qm9
+    lab, _, val = _split(len(graphs))
+    kw = dict(student_max_epochs=6, patience=10, batch_size=8, lr=0.05)
+    constant = train_student(_model(), graphs, lab, y[lab], val, y[val], TrainConfig(**kw))
+    assert {r["lr"] for r in constant} == {0.05}
+    plateau = train_student(
+        _model(), graphs, lab, y[lab], val, y[val],
+        TrainConfig(**kw, lr_schedule="plateau", lr_patience=0, lr_factor=0.5, min_lr=0.01),
+    )  # fmt: skip
+    lrs = [r["lr"] for r in plateau]
+    assert lrs[0] == 0.05 and min(lrs) < 0.05 and min(lrs) >= 0.01 and lrs == sorted(lrs, reverse=True)
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        TrainConfig(lr_schedule="cosine")
+
+
+def test_round_zero_pretrains_for_its_own_epochs():
+    cfg = TrainConfig(teacher_epochs=4, pretrain_epochs=12)
+    assert cfg.epochs(0) == 12 and cfg.epochs(1) == 4 and TrainConfig(teacher_epochs=4).epochs(0) == 4

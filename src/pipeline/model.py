@@ -58,6 +58,11 @@ class ModelConfig:
     readout: dict[str, str] = field(default_factory=dict)
     n_clusters: int = 100  # M: classes of the cluster head (clustering loss L_c)
     n_dist_bins: int = 30  # K_e: classes of the distance-bin head (reconstruction loss L_r)
+    # Å; the K_e equal-width distance bins span [dist_min, dist_max] (distances below / above fall in
+    # the first / last bin). The stages set them from the distances in the dataset (QM9: 0.96-10.7 Å),
+    # so the bins resolve bond lengths; [0, cutoff] would leave most bins empty.
+    dist_min: float = 0.0
+    dist_max: float = 30.0
     n_atom_types: int = 100  # classes of the atom-type head; class c is atomic number c
     dropout: float = 0.0  # dropout probability inside the property head only (for MC-dropout)
 
@@ -80,12 +85,19 @@ class ModelConfig:
             raise ValueError("hidden must be >= 2, n_interactions and rbf_count >= 1")
         if not self.rbf_stop > self.rbf_start or not self.cutoff > 0:
             raise ValueError("need rbf_stop > rbf_start and cutoff > 0")
+        if not self.dist_max > self.dist_min >= 0:
+            raise ValueError(f"need dist_max > dist_min >= 0, got {self.dist_min}, {self.dist_max}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def rbf_width(self) -> float:
         return (self.rbf_stop - self.rbf_start) / self.rbf_count
+
+    @property
+    def mask_token(self) -> int:
+        """Index of the mask token in the atom embedding (one past the largest atomic number)."""
+        return self.max_z + 1
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (lists for tuples)."""
@@ -350,7 +362,9 @@ class ASGNModel(nn.Module):
       :math:`s`, shift :math:`\mu` and atomref are buffers set by :meth:`fit_scaler`;
     * graph embedding :math:`z_G = \mathrm{mean}_i\, \mathbf{h}_i` (before the property head): the
       embedding k-center selection uses, and the cluster head's input;
-    * atom types: :math:`\mathrm{MLP}(\mathbf{h}_i)` -> ``n_atom_types`` logits (class = atomic number);
+    * atom types: :math:`\mathrm{MLP}(\mathbf{h}_i)` -> ``n_atom_types`` logits (class = atomic number),
+      read from a pass in which atom i's type was replaced by the learnt mask token
+      (``z = config.mask_token``; :meth:`forward` with ``mask``), so the answer is not in its input;
     * distance bins: :math:`\mathrm{MLP}([\mathbf{h}_i \odot \mathbf{h}_j, \mathbf{h}_i + \mathbf{h}_j])`
       -> K_e logits, symmetric in i and j;
     * clusters: :math:`\mathrm{MLP}(z_G)` -> M logits.
@@ -367,7 +381,8 @@ class ASGNModel(nn.Module):
         super().__init__()
         self.config = cfg = config or ModelConfig()
         n_targets, hidden = len(cfg.targets), cfg.hidden
-        self.embedding = nn.Embedding(cfg.max_z + 1, hidden, padding_idx=0)
+        # rows 0..max_z: atomic numbers (0 unused); row max_z + 1: the mask token of L_r
+        self.embedding = nn.Embedding(cfg.mask_token + 1, hidden, padding_idx=0)
         self.filters = FilterNetwork(
             GaussianRBF(cfg.rbf_start, cfg.rbf_stop, cfg.rbf_count), hidden, cfg.n_interactions, cfg.cutoff
         )
@@ -398,7 +413,7 @@ class ASGNModel(nn.Module):
         """Node embeddings h.
 
         Args:
-            z: [a] int64 atomic numbers.
+            z: [a] int64 atomic numbers (``config.mask_token`` for a masked atom).
             edge_index: [2, e] directed edges, each unordered pair in both directions.
             dist: [e] edge lengths (Å), equal for (i, j) and (j, i).
 
@@ -423,17 +438,23 @@ class ASGNModel(nn.Module):
             h = h + block(h, w, sender, receiver)
         return h
 
-    def forward(self, batch: GraphBatch) -> ModelOutput:
+    def forward(self, batch: GraphBatch, mask: Tensor | None = None) -> ModelOutput:
         """Embeddings and property predictions of a batch.
 
         Args:
             batch: a :class:`~pipeline.graphs.GraphBatch` (z [a], batch [a], edge_index [2, e],
                 dist [e], atom_ptr [B + 1]); ``pos`` is not read: the geometry enters as ``dist``.
+            mask: optional [m] indices of atoms whose type is hidden: they enter the network as the
+                mask token (the reconstruction loss's pass). The readout's per-element references
+                still use the true ``batch.z``.
 
         Returns:
             :class:`ModelOutput` with node [a, H], graph [B, H] and pred [B, T] in real units.
         """
-        h = self.embed(batch.z, batch.edge_index, batch.dist)
+        z = batch.z
+        if mask is not None:
+            z = z.index_fill(0, mask, self.config.mask_token)
+        h = self.embed(z, batch.edge_index, batch.dist)
         graph, pred = self.readout(h, batch)
         return ModelOutput(node=h, graph=graph, pred=pred)
 
@@ -490,7 +511,8 @@ class ASGNModel(nn.Module):
             f"{self.__class__.__name__}(hidden={cfg.hidden}, n_interactions={cfg.n_interactions}, "
             f"rbf={cfg.rbf_count}x{cfg.rbf_width:g}A from {cfg.rbf_start:g}, cutoff={cfg.cutoff:g}, "
             f"targets={list(cfg.targets)}, readout={list(cfg.readout.values())}, "
-            f"clusters={cfg.n_clusters}, dist_bins={cfg.n_dist_bins}, atom_types={cfg.n_atom_types}, "
+            f"clusters={cfg.n_clusters}, dist_bins={cfg.n_dist_bins}x[{cfg.dist_min:g}, {cfg.dist_max:g}]A, "
+            f"atom_types={cfg.n_atom_types}, "
             f"dropout={cfg.dropout:g})"
         )
 

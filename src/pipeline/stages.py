@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,10 +85,13 @@ class RunConfig:
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
-    def model_config(self, cutoff: float) -> ModelConfig:
-        return ModelConfig(
-            **{"cutoff": cutoff, "rbf_stop": cutoff, **self.model, "targets": tuple(self.targets)}
-        )
+    def model_config(self, cutoff: float, dist_range: tuple[float, float] = (0.0, 30.0)) -> ModelConfig:
+        """The architecture: RBF and filters up to the dataset's ``cutoff`` and, unless the run sets
+        ``model.dist_min``/``dist_max``, distance bins over ``dist_range`` (see :func:`dist_range`)."""
+        values = {k: v for k, v in self.model.items() if v is not None}
+        values.setdefault("dist_min", dist_range[0])
+        values.setdefault("dist_max", max(dist_range[1], values["dist_min"] + 0.1))
+        return ModelConfig(**{"cutoff": cutoff, "rbf_stop": cutoff, **values, "targets": tuple(self.targets)})
 
     def train_config(self, round: int) -> TrainConfig:
         values = dict(self.train)
@@ -134,11 +138,20 @@ def _frame(ids: np.ndarray, values: np.ndarray, targets: list[str]) -> pa.Table:
     return pa.table({"mol_id": pa.array(ids.astype(str)), **{t: values[:, k] for k, t in enumerate(targets)}})
 
 
-def _new_model(cfg: RunConfig, cutoff: float, seed: int, device: torch.device) -> ASGNModel:
+def dist_range(graphs: GraphSet) -> tuple[float, float]:
+    """The span of the pair distances stored in ``graphs``, rounded outward to 0.1 Å (QM9: 0.9 to
+    10.8 Å): where the distance bins of the reconstruction loss go."""
+    if not graphs.dist.numel():
+        return 0.0, graphs.cutoff
+    lo, hi = float(graphs.dist.min()), float(graphs.dist.max())
+    return math.floor(lo * 10) / 10, math.ceil(hi * 10) / 10
+
+
+def _new_model(cfg: RunConfig, graphs: GraphSet, seed: int, device: torch.device) -> ASGNModel:
     """A freshly initialised model; the initialisation is seeded without touching global RNG state."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = ASGNModel(cfg.model_config(cutoff))
+        model = ASGNModel(cfg.model_config(graphs.cutoff, dist_range(graphs)))
     return model.to(device)
 
 
@@ -159,7 +172,7 @@ def initial(run_json: Path, data: Path, split_path: Path, out: Path) -> pa.Table
     elif cfg.initial_strategy == "kcenter":
         device = resolve_device(cfg.device)
         graphs, where = _load(data, split, device)
-        model = _new_model(cfg, graphs.cutoff, cfg.seed, device)
+        model = _new_model(cfg, graphs, cfg.seed, device)
         _, emb = infer(model, graphs, where["pool"])
         picks, distance = get_strategy("kcenter").pick(emb, np.zeros(len(pool), bool), cfg.initial_size)
     else:
@@ -180,7 +193,9 @@ def teacher(
     previous: Path | None = None,
     pseudo: Path | None = None,
 ) -> dict:
-    """teacher_r: warm-started from ``previous`` (teacher_{r-1}), learns L_r and ``pseudo`` labels."""
+    """teacher_r: warm-started from ``previous`` (teacher_{r-1}; a fresh initialisation without it or
+    with ``train.warm_start`` off), learns L_r and ``pseudo`` labels for ``train.teacher_epochs``
+    epochs (round 0: ``train.pretrain_epochs``)."""
     cfg = RunConfig.read(run_json)
     device = resolve_device(cfg.device)
     split = read_split(split_path)
@@ -192,17 +207,19 @@ def teacher(
     if pseudo is not None and cfg.pseudo_labels:
         y_pseudo = _labels(pq.read_table(pseudo).to_pandas(), graphs.mol_id[unl_idx], cfg.targets)
     train_cfg = cfg.train_config(round)
-    if previous is not None:
+    warm = previous is not None and train_cfg.warm_start
+    if warm:
         model, _ = load_checkpoint(previous, cfg.as_dict(), device)
     else:
-        model = _new_model(cfg, graphs.cutoff, train_cfg.seed, device)
+        model = _new_model(cfg, graphs, train_cfg.seed, device)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     start = time.perf_counter()
     data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo)
+    epochs = train_cfg.epochs(round)
     if train_cfg.semi == "mean_teacher":
-        history = train_mean_teacher(model, graphs, data_r, train_cfg, gen)
+        history = train_mean_teacher(model, graphs, data_r, train_cfg, gen, epochs)
     elif train_cfg.semi == "asgn":
-        history = train_teacher(model, graphs, data_r, train_cfg, gen)
+        history = train_teacher(model, graphs, data_r, train_cfg, gen, epochs)
     else:
         raise ValueError(f"unknown train.semi {train_cfg.semi!r}; choose asgn or mean_teacher")
     save_checkpoint(out, model, cfg.as_dict(), round, gen)
@@ -211,7 +228,7 @@ def teacher(
         "labelled": int(len(lab_idx)),
         "unlabelled": int(len(unl_idx)),
         "pseudo_labels": y_pseudo is not None,
-        "warm_start": previous is not None,
+        "warm_start": warm,
         "device": str(device),
         "seconds": time.perf_counter() - start,
         "epochs": history,
@@ -271,6 +288,9 @@ def student(
     teacher_model, _ = load_checkpoint(teacher_path, cfg.as_dict(), device)
     train_cfg = cfg.train_config(round)
     start = time.perf_counter()
+    # the teacher's own error, before fine-tuning (the ASGN-T ablation without a run of its own)
+    teacher_val, _ = infer(teacher_model, graphs, where["val"], train_cfg.eval_batch_size, train_cfg.amp)
+    teacher_test, _ = infer(teacher_model, graphs, where["test"], train_cfg.eval_batch_size, train_cfg.amp)
     model = transfer(teacher_model)
     history: list[dict] = []
     if cfg.student:
@@ -286,6 +306,8 @@ def student(
         "fine_tuned": cfg.student,
         "val_mae": dict(zip(cfg.targets, map(float, mae(pred_val, y_val)), strict=True)),
         "test_mae": dict(zip(cfg.targets, map(float, mae(pred_test, y_test)), strict=True)),
+        "teacher_val_mae": dict(zip(cfg.targets, map(float, mae(teacher_val, y_val)), strict=True)),
+        "teacher_test_mae": dict(zip(cfg.targets, map(float, mae(teacher_test, y_test)), strict=True)),
         "epochs": len(history),
         "best_epoch": best,
         "device": str(device),

@@ -2,9 +2,12 @@
 
 * Teacher (semi-supervised): every pool molecule, labelled or not, is in its epochs. Loss
   L_t = w_p·L_p + w_r·L_r + w_c·L_c (:func:`pipeline.losses.teacher_loss`); L_p sees the true labels
-  of the labelled molecules and the previous student's pseudo-labels of the others. Cluster ids for
+  of the labelled molecules and the previous student's pseudo-labels of the others, each pseudo-label
+  weighted ``weights.pseudo`` (1: the paper's equal weighting). L_r masks the atoms whose types it
+  reconstructs; L_p and L_c read a clean pass unless ``shared_pass``. Cluster ids for
   L_c come from Sinkhorn over the cluster scores of all training molecules, recomputed every
-  ``cluster_every`` epochs. The teacher of round r warm-starts from round r-1's.
+  ``cluster_every`` epochs. The teacher of round r warm-starts from round r-1's (unless
+  ``warm_start`` is off); round 0's pre-trains for ``pretrain_epochs``.
 * Student: a copy of the teacher's weights, fine-tuned on the labelled molecules only (L_p), early
   stopped on validation MAE, best epoch restored.
 * Inference: predictions and graph embeddings z_G in eval mode, in one pass.
@@ -35,7 +38,11 @@ from .model import ASGNModel, ModelConfig
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
+# 2: the atom embedding has a mask-token row; ModelConfig has the distance-bin range
+CHECKPOINT_VERSION = 2
+
+#: Student learning-rate schedules (TrainConfig.lr_schedule).
+LR_SCHEDULES = ("constant", "plateau")
 
 
 @dataclass
@@ -46,10 +53,25 @@ class TrainConfig:
     batch_size: int = 32  # molecules per training batch
     eval_batch_size: int = 256  # molecules per inference batch
     teacher_epochs: int = 20  # teacher epochs per round (over the whole pool)
+    # round 0's teacher epochs: Algorithm 1 pre-trains the teacher on the pool before the first
+    # selection; None = teacher_epochs
+    pretrain_epochs: int | None = None
+    # the teacher of round r > 0 starts from round r-1's weights (True) or from a fresh
+    # initialisation (False: the paper's Random baseline re-initialises when a batch is labelled)
+    warm_start: bool = True
     student_max_epochs: int = 500  # upper bound; early stopping usually ends sooner
     patience: int = 20  # student: epochs without a better validation MAE before stopping
-    weights: LossWeights = field(default_factory=LossWeights)  # w_p, w_r, w_c; 0 switches a term off
-    alpha: float = 0.4  # reconstruction: sampled atom pairs per atom of a molecule
+    # student learning rate: "constant", or "plateau" (multiply by lr_factor after lr_patience epochs
+    # without a better validation score, down to min_lr; schnetpack's ReduceLROnPlateau)
+    lr_schedule: str = "constant"
+    lr_factor: float = 0.5
+    lr_patience: int = 10
+    min_lr: float = 1e-5
+    weights: LossWeights = field(default_factory=LossWeights)  # w_p, w_r, w_c, pseudo; 0 switches off
+    alpha: float = 0.4  # reconstruction: sampled atom pairs per atom of a molecule (masked atoms i)
+    # L_p and L_c read the reconstruction's masked pass too (one pass, as the authors' code) instead
+    # of a clean pass of their own (pipeline.losses.teacher_loss)
+    shared_pass: bool = False
     cluster_every: int = 5  # teacher epochs between Sinkhorn re-assignments of cluster ids
     sinkhorn_lam: float = 25.0  # lambda of the entropy-regularised transport
     atomref: bool = True  # fit per-element references for sum-readout targets
@@ -61,6 +83,16 @@ class TrainConfig:
     ema_decay: float = 0.99  # mean_teacher: EMA decay of the weights per step
     consistency: float = 1.0  # mean_teacher: weight of the consistency loss
     noise: float = 0.05  # mean_teacher: std (Å) of the Gaussian noise on distances, per forward
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+
+    def epochs(self, round: int) -> int:
+        """Teacher epochs of round ``round`` (round 0 pre-trains for ``pretrain_epochs``)."""
+        if round == 0 and self.pretrain_epochs is not None:
+            return self.pretrain_epochs
+        return self.teacher_epochs
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -184,18 +216,30 @@ class TeacherData:
 
 
 def _pool_targets(
-    data: TeacherData, n_targets: int, n_graphs: int, device: torch.device, pseudo: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every pool molecule's position (labelled first), its target row (labels; then pseudo-labels
-    if ``pseudo`` and given, else NaN), and the map from a GraphSet position to its row."""
-    index = torch.as_tensor(np.concatenate([data.labelled, data.unlabelled]), dtype=torch.long, device=device)
-    y_unlabelled = (
-        _targets_tensor(data.y_pseudo, n_targets)
-        if pseudo and data.y_pseudo is not None
-        else torch.full((len(data.unlabelled), n_targets), float("nan"))
+    data: TeacherData,
+    n_targets: int,
+    n_graphs: int,
+    device: torch.device,
+    pseudo_weight: float,
+    unlabelled: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The molecules an epoch visits (labelled first; then the unlabelled ones if ``unlabelled``),
+    each one's target row (labels; pseudo-labels if given and ``pseudo_weight`` > 0, else NaN), its
+    row's weight in L_p (1 for labels, ``pseudo_weight`` for pseudo-labels), and the map from a
+    GraphSet position to its row."""
+    parts = [data.labelled, data.unlabelled] if unlabelled else [data.labelled]
+    index = torch.as_tensor(np.concatenate(parts), dtype=torch.long, device=device)
+    rows = [_targets_tensor(data.y_labelled, n_targets)]
+    n_unl = len(data.unlabelled) if unlabelled else 0
+    if pseudo_weight > 0 and data.y_pseudo is not None:
+        rows.append(_targets_tensor(data.y_pseudo, n_targets)[:n_unl])
+    else:
+        rows.append(torch.full((n_unl, n_targets), float("nan")))
+    target = torch.cat(rows).to(device)
+    weight = torch.cat([torch.ones(len(data.labelled)), torch.full((n_unl,), float(pseudo_weight))]).to(
+        device
     )
-    target = torch.cat([_targets_tensor(data.y_labelled, n_targets), y_unlabelled]).to(device)
-    return index, target, _row_lookup(n_graphs, index)
+    return index, target, weight, _row_lookup(n_graphs, index)
 
 
 def train_teacher(
@@ -204,26 +248,33 @@ def train_teacher(
     data: TeacherData,
     cfg: TrainConfig,
     generator: torch.Generator | None = None,
+    epochs: int | None = None,
 ) -> list[dict[str, float]]:
     """Train the teacher in place on labelled and unlabelled molecules; returns per-epoch loss terms.
 
     ``generator`` (default: seeded from ``cfg.seed``) drives shuffling and pair sampling; its state
-    afterwards belongs in the checkpoint.
+    afterwards belongs in the checkpoint. ``epochs`` defaults to ``cfg.teacher_epochs``. A teacher
+    with nothing to learn from the unlabelled molecules (no reconstruction, no clustering, no
+    pseudo-labels: the supervised baselines) visits only the labelled ones.
     """
     device = graphs.device
     n_targets = len(model.config.targets)
     model.to(device).train()
     std = fit_scaler(model, graphs, data.labelled, data.y_labelled, cfg.atomref).to(device)
-    index, target, row_of = _pool_targets(data, n_targets, len(graphs), device, pseudo=True)
+    w = cfg.weights
+    uses_pool = bool(w.reconstruction or w.clustering or (w.pseudo and data.y_pseudo is not None))
+    index, target, row_weight, row_of = _pool_targets(
+        data, n_targets, len(graphs), device, w.pseudo, unlabelled=uses_pool
+    )
     has_target = bool((~torch.isnan(target)).any())
 
     gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     cluster_ids = None
     history = []
-    for epoch in range(cfg.teacher_epochs):
+    for epoch in range(cfg.teacher_epochs if epochs is None else epochs):
         start = time.perf_counter()
-        if cfg.weights.clustering and epoch % cfg.cluster_every == 0:
+        if w.clustering and epoch % cfg.cluster_every == 0:
             cluster_ids = assign_clusters(model, graphs, index, cfg)
         sums: dict[str, torch.Tensor] = {}
         n_batches = 0
@@ -231,18 +282,16 @@ def train_teacher(
             rows = row_of[idx]
             batch = graphs.batch(idx)
             with autocast(device, cfg.amp):
-                out = model(batch)
                 loss, terms = teacher_loss(
                     model,
                     batch,
-                    out,
                     target[rows] if has_target else None,
                     cluster_ids[rows] if cluster_ids is not None else None,
-                    cfg.weights,
+                    w,
                     std,
+                    target_weight=row_weight[rows],
                     alpha=cfg.alpha,
-                    n_dist_bins=model.config.n_dist_bins,
-                    cutoff=model.config.cutoff,
+                    shared_pass=cfg.shared_pass,
                     generator=gen,
                 )
             optimiser.zero_grad(set_to_none=True)
@@ -274,6 +323,7 @@ def train_mean_teacher(
     data: TeacherData,
     cfg: TrainConfig,
     generator: torch.Generator | None = None,
+    epochs: int | None = None,
 ) -> list[dict[str, float]]:
     """Mean Teacher (Tarvainen & Valpola 2017), the semi-supervised baseline, in place of ASGN's teacher.
 
@@ -290,11 +340,11 @@ def train_mean_teacher(
     ema.train()
     for p in ema.parameters():
         p.requires_grad_(False)
-    index, target, row_of = _pool_targets(data, n_targets, len(graphs), device, pseudo=False)
+    index, target, _, row_of = _pool_targets(data, n_targets, len(graphs), device, pseudo_weight=0.0)
     gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history = []
-    for epoch in range(cfg.teacher_epochs):
+    for epoch in range(cfg.teacher_epochs if epochs is None else epochs):
         start = time.perf_counter()
         sums = {"property": 0.0, "consistency": 0.0}
         n_batches = 0
@@ -352,8 +402,11 @@ def train_student(
 ) -> list[dict[str, float]]:
     """Fine-tune ``model`` (the teacher's copy) on labelled molecules with early stopping on val MAE.
 
-    The model ends with the weights of its best validation epoch. Validation MAE is averaged over
-    targets after dividing by each target's std, so targets in different units weigh the same.
+    With ``cfg.lr_schedule == "plateau"`` the learning rate is multiplied by ``cfg.lr_factor`` after
+    ``cfg.lr_patience`` epochs without a better validation score (not below ``cfg.min_lr``); each
+    epoch's record has its ``lr``. The model ends with the weights of its best validation epoch.
+    Validation MAE is averaged over targets after dividing by each target's std, so targets in
+    different units weigh the same.
     With no validation molecules (``len(val) == 0``) it trains ``cfg.student_max_epochs`` epochs and
     keeps the final weights.
     """
@@ -369,6 +422,11 @@ def train_student(
 
     gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed + 1)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = None
+    if cfg.lr_schedule == "plateau" and len(val):
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimiser, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
+        )
     best, best_state, best_epoch, history = math.inf, copy.deepcopy(model.state_dict()), -1, []
     for epoch in range(cfg.student_max_epochs):
         start = time.perf_counter()
@@ -392,7 +450,10 @@ def train_student(
         val_mae = mae(pred, y_val)
         score = float(np.nanmean(val_mae / std_np))
         record["val_score"] = score
+        record["lr"] = optimiser.param_groups[0]["lr"]
         record.update({f"val_mae_{t}": float(v) for t, v in zip(model.config.targets, val_mae, strict=True)})
+        if scheduler is not None:
+            scheduler.step(score)
         record["seconds"] = time.perf_counter() - start
         history.append(record)
         log.info("student epoch %d: %s", epoch, _fmt(record))
