@@ -3,7 +3,8 @@
 The synthetic result set: methods asgn, random and qbc, seeds 0-2, targets u0 and mu. Each method's
 mean curve over seeds is MEAN below; seed s adds (s - 1) * SPREAD, so at every round the mean over
 seeds is exactly MEAN and the sample std exactly SPREAD. asgn and random reach 500 labels, qbc only
-400, so the final budget common to all runs is 400.
+400, so the final budget common to all runs is 400. Validation MAEs are 1.1 x the test MAEs; the
+teacher's own test MAEs 2 x, its validation MAEs 2.2 x.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 
 from pipeline.benchmark import (
+    PAIRED_COLUMNS,
     collect,
     default_threshold,
     final_budget_table,
@@ -24,6 +26,7 @@ from pipeline.benchmark import (
     label_savings,
     labels_to_reach,
     mean_curve,
+    paired_differences,
     parse_run_name,
     write_csv,
     write_figure,
@@ -54,7 +57,7 @@ def curves() -> pd.DataFrame:
             for r, n in enumerate(LABELS[: len(MEAN[method, "u0"])]):
                 for target in ("mu", "u0"):
                     test = MEAN[method, target][r] + (seed - 1) * SPREAD[method]
-                    rows.append((f"{method}-s{seed}", r, n, target, 1.1 * test, test))
+                    rows.append((f"{method}-s{seed}", r, n, target, 1.1 * test, test, 2.2 * test, 2 * test))
     return pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS)
 
 
@@ -104,6 +107,85 @@ def test_collect_names_a_bad_run_and_catches_a_curve_given_twice():
         collect(clash)
 
 
+def named(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[str, int]]]:
+    """The curves with runs renamed run-{k} (not {method}-s{seed}), and the mapping back."""
+    names = {run: f"run-{k}" for k, run in enumerate(dict.fromkeys(table["run"]))}
+    methods = {new: parse_run_name(old) for old, new in names.items()}
+    return table.assign(run=table["run"].map(names)), methods
+
+
+def test_collect_takes_method_and_seed_from_a_mapping(df):
+    table, methods = named(curves())
+    mapped = collect(table, methods={**methods, "unfinished-run": ("asgn", 7)})  # extra names: fine
+    assert list(dict.fromkeys(mapped["method"])) == METHODS
+    pd.testing.assert_frame_equal(mapped.drop(columns="run"), df.drop(columns="run"))
+    row = mapped[mapped["run"] == "run-8"].iloc[0]
+    assert (row["method"], row["seed"]) == ("qbc", 2)
+    # with a mapping, names need not parse; every run must be in it
+    del methods["run-4"]
+    with pytest.raises(ValueError, match="run 'run-4' has no method and seed"):
+        collect(table, methods=methods)
+    methods["run-4"] = ("asgn", 1)  # run-1 is asgn seed 1 too
+    with pytest.raises(ValueError, match="'run-1' and 'run-4' are both method 'asgn', seed 1"):
+        collect(table, methods=methods)
+
+
+def test_curves_without_teacher_or_val_columns_still_collect():
+    old = curves().drop(columns=["val_mae", "teacher_val_mae", "teacher_test_mae"])
+    df = collect(old)
+    assert df[["val_mae", "teacher_val_mae", "teacher_test_mae"]].isna().all().all()
+    assert final_budget_table(df)["u0_mean"][0] == pytest.approx(0.04)
+
+
+def test_a_derived_method_is_its_source_evaluated_by_the_teacher(df):
+    both = collect(curves(), derived={"asgn-t": "asgn"})
+    assert list(dict.fromkeys(both["method"])) == ["asgn", "asgn-t", "random", "qbc"]  # after its source
+    assert both["run"].nunique() == 9  # no new runs: ASGN-T is read off ASGN's
+    derived = both[both["method"] == "asgn-t"].reset_index(drop=True)
+    source = df[df["method"] == "asgn"].reset_index(drop=True)
+    assert list(derived["run"]) == list(source["run"])
+    assert list(derived["seed"]) == list(source["seed"])
+    assert list(derived["labelled"]) == list(source["labelled"])
+    assert np.allclose(derived["test_mae"], source["teacher_test_mae"])
+    assert np.allclose(derived["val_mae"], source["teacher_val_mae"])
+    pd.testing.assert_frame_equal(both[both["method"] != "asgn-t"].reset_index(drop=True), df)
+
+    table = final_budget_table(both).set_index("method")
+    assert table.loc["asgn-t", "seeds"] == 3
+    assert table.loc["asgn-t", "u0_mean"] == pytest.approx(2 * MEAN["asgn", "u0"][3])
+    assert table.loc["asgn-t", "u0_std"] == pytest.approx(2 * SPREAD["asgn"])
+    assert table.loc["asgn-t", "u0_val_mean"] == pytest.approx(2.2 * MEAN["asgn", "u0"][3])
+    assert table.loc["asgn", "u0_mean"] == pytest.approx(MEAN["asgn", "u0"][3])  # the source unchanged
+
+
+def test_derived_method_errors():
+    with pytest.raises(ValueError, match="source method 'asgn-x' of derived method 'asgn-t' has no runs"):
+        collect(curves(), derived={"asgn-t": "asgn-x"})
+    with pytest.raises(ValueError, match="derived method 'random' has runs of its own"):
+        collect(curves(), derived={"random": "asgn"})
+    no_teacher = curves().drop(columns=["teacher_val_mae", "teacher_test_mae"])
+    with pytest.raises(
+        ValueError, match="source method 'asgn' of derived method 'asgn-t' has no teacher MAEs"
+    ):
+        collect(no_teacher, derived={"asgn-t": "asgn"})
+    # a curve given twice is still caught, and derived rows (same run, round, target) are not it
+    with pytest.raises(ValueError, match="'asgn-s0' has round 0 .* more than once"):
+        collect(pd.concat([curves(), curves()[curves()["run"] == "asgn-s0"]]), derived={"asgn-t": "asgn"})
+
+
+def test_rounds_without_a_teacher_mae_are_missing_from_the_derived_method_only():
+    table = curves()
+    table.loc[(table["run"] == "asgn-s0") & (table["labelled"] == 400), "teacher_test_mae"] = math.nan
+    both = collect(table, derived={"asgn-t": "asgn"})
+    assert 400 not in set(both[(both["method"] == "asgn-t") & (both["seed"] == 0)]["labelled"])
+    assert 400 in set(both[(both["method"] == "asgn") & (both["seed"] == 0)]["labelled"])
+    with pytest.raises(
+        ValueError, match=r"budget 400 labels is missing from runs of method\(s\) asgn-t \(asgn-s0\)$"
+    ):
+        final_budget_table(both, budget=400)
+    assert set(final_budget_table(both)["labelled"]) == {300}  # the largest every method reached
+
+
 # --------------------------------------------------------------------------------------------------
 # Table 1
 
@@ -120,6 +202,15 @@ def test_table_is_mean_and_std_over_seeds_at_the_largest_common_budget(df):
             assert table[f"{target}_std"][k] == pytest.approx(SPREAD[method])
             assert table[f"{target}_n_seeds"][k] == 3
     assert list(table["u0"]) == ["0.0400 ± 0.0050", "0.100 ± 0.010", "0.200 ± 0.020"]
+
+
+def test_table_has_the_validation_mae_beside_the_test_mae(df):
+    table = final_budget_table(df)
+    for k, method in enumerate(METHODS):
+        for target in ("u0", "mu"):
+            assert table[f"{target}_val_mean"][k] == pytest.approx(1.1 * MEAN[method, target][3])
+            assert table[f"{target}_val_std"][k] == pytest.approx(1.1 * SPREAD[method])
+    assert final_budget_table(df[df["seed"] == 0])["u0_val_std"].isna().all()
 
 
 def test_an_explicit_budget_is_used_and_one_a_method_lacks_is_an_error_naming_it(df):
@@ -197,6 +288,80 @@ def test_label_efficiency_table(df):
 
 
 # --------------------------------------------------------------------------------------------------
+# paired differences
+
+T_975_2 = 4.302652729911275  # Student t, 97.5% quantile, 2 degrees of freedom
+
+
+def small_benchmark() -> pd.DataFrame:
+    """u0 at 100 labels: asgn and random of seeds 0-2, random also seed 3, qbc seed 0 only."""
+    test = {
+        "random": [0.10, 0.12, 0.11, 0.50],
+        "asgn": [0.07, 0.08, 0.09],
+        "qbc": [0.13],
+    }
+    rows = []
+    for method, maes in test.items():
+        for seed, mae in enumerate(maes):
+            val = mae + (0.005 if method == "asgn" else 0.0)
+            rows.append((f"{method}-s{seed}", 0, 100, "u0", val, mae, math.nan, math.nan))
+    return collect(pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS))
+
+
+def test_paired_differences_by_hand():
+    paired = paired_differences(small_benchmark())
+    assert list(paired.columns) == PAIRED_COLUMNS
+    assert list(paired["method"]) == ["asgn", "qbc"]
+    assert set(paired["baseline"]) == {"random"} and set(paired["labelled"]) == {100}
+    asgn = paired.set_index("method").loc["asgn"]
+    # pairs: seeds 0-2 (random's seed 3 has no asgn partner); diffs -0.03, -0.04, -0.02
+    assert asgn["n_pairs"] == 3
+    assert asgn["mean_diff"] == pytest.approx(-0.03)
+    assert asgn["std_diff"] == pytest.approx(0.01)
+    half = T_975_2 * 0.01 / math.sqrt(3)
+    assert (asgn["ci_low"], asgn["ci_high"]) == pytest.approx((-0.03 - half, -0.03 + half))
+    ratios = [0.07 / 0.10, 0.08 / 0.12, 0.09 / 0.11]
+    mean = sum(ratios) / 3
+    std = math.sqrt(sum((r - mean) ** 2 for r in ratios) / 2)
+    assert asgn["ratio"] == pytest.approx(mean)
+    half = T_975_2 * std / math.sqrt(3)
+    assert (asgn["ratio_ci_low"], asgn["ratio_ci_high"]) == pytest.approx((mean - half, mean + half))
+    # validation: asgn's val MAE is its test MAE + 0.005, random's its test MAE
+    half = T_975_2 * 0.01 / math.sqrt(3)
+    assert asgn["val_mean_diff"] == pytest.approx(-0.025)
+    assert (asgn["val_ci_low"], asgn["val_ci_high"]) == pytest.approx((-0.025 - half, -0.025 + half))
+    # one pair: a difference, but no spread and no interval
+    qbc = paired.set_index("method").loc["qbc"]
+    assert qbc["n_pairs"] == 1 and qbc["mean_diff"] == pytest.approx(0.03)
+    assert qbc["ratio"] == pytest.approx(1.3)
+    assert qbc[["std_diff", "ci_low", "ci_high", "ratio_ci_low", "ratio_ci_high", "val_ci_low"]].isna().all()
+
+
+def test_paired_confidence_level_and_budget(df):
+    wide = paired_differences(small_benchmark(), confidence=0.99).set_index("method").loc["asgn"]
+    half = 9.924843200918276 * 0.01 / math.sqrt(3)  # t 99.5%, 2 degrees of freedom
+    assert (wide["ci_low"], wide["ci_high"]) == pytest.approx((-0.03 - half, -0.03 + half))
+    paired = paired_differences(df)
+    assert list(paired["target"]) == ["mu", "mu", "u0", "u0"]
+    assert set(paired["labelled"]) == {400} and set(paired["n_pairs"]) == {3}
+    u0 = paired[paired["target"] == "u0"].set_index("method")
+    # u0 at 400: asgn 0.04 + (s - 1) 0.005, random 0.1 + (s - 1) 0.01 -> diffs -0.06 - (s - 1) 0.005
+    assert u0.loc["asgn", "mean_diff"] == pytest.approx(-0.06)
+    assert u0.loc["asgn", "std_diff"] == pytest.approx(0.005)
+    at_200 = paired_differences(df, budget=200).set_index(["target", "method"])
+    assert at_200.loc[("u0", "asgn"), "mean_diff"] == pytest.approx(0.2 - 0.4)
+    with pytest.raises(ValueError, match=r"budget 500 .* qbc"):
+        paired_differences(df, budget=500)
+
+
+def test_paired_differences_need_the_baseline(df):
+    with pytest.raises(ValueError, match="baseline 'supervised' has no runs"):
+        paired_differences(df, baseline="supervised")
+    with pytest.raises(ValueError, match="confidence"):
+        paired_differences(df, confidence=95)
+
+
+# --------------------------------------------------------------------------------------------------
 # writing
 
 
@@ -211,6 +376,15 @@ def test_markdown_has_mean_std_cells_units_and_label_efficiency(df, tmp_path):
     assert "| asgn | 3 | 0.6000 ± 0.0050 | **0.0400 ± 0.0050** |" in text  # best mean in bold
     assert "| random | 3 | 0.500 ± 0.010 | 0.100 ± 0.010 |" in text
     assert "| qbc | 3 | **0.300 ± 0.020** | 0.200 ± 0.020 |" in text
+    # the validation table, after the test table, in the same layout: settings are chosen on it
+    test_part, validation = text.split("## Validation MAE")
+    assert "0.660" not in test_part
+    assert "chosen on this table, never on the test MAE" in validation
+    assert "| method | seeds | mu (D) | u0 (eV) |" in validation
+    assert "| asgn | 3 | 0.6600 ± 0.0055 | **0.0440 ± 0.0055** |" in validation
+    assert "| random | 3 | 0.550 ± 0.011 | 0.110 ± 0.011 |" in validation
+    assert "| qbc | 3 | **0.330 ± 0.022** | 0.220 ± 0.022 |" in validation
+    assert "## Paired difference" not in text  # not given
     efficiency = text.split("## Label efficiency")[1]
     assert (
         "| target | threshold | asgn | random | qbc | asgn: saved vs random | qbc: saved vs random |"
@@ -224,6 +398,24 @@ def test_markdown_has_mean_std_cells_units_and_label_efficiency(df, tmp_path):
 def test_markdown_without_a_baseline_says_so(df, tmp_path):
     text = write_markdown(final_budget_table(df), None, tmp_path / "b.md")
     assert "Not computed" in text and "±" in text
+    empty = pd.DataFrame(columns=PAIRED_COLUMNS)
+    text = write_markdown(final_budget_table(df), None, tmp_path / "b.md", paired=empty)
+    paired = text.split("## Paired difference to the baseline")[1].split("## Label efficiency")[0]
+    assert "Not computed" in paired
+
+
+def test_markdown_paired_section_gives_differences_and_ratios_with_intervals(tmp_path):
+    bench = small_benchmark()
+    table, paired = final_budget_table(bench), paired_differences(bench)
+    text = write_markdown(table, None, tmp_path / "b.md", paired=paired)
+    section = text.split("## Paired difference to random")[1].split("## Label efficiency")[0]
+    assert text.index("## Validation MAE") < text.index("## Paired difference to random")
+    assert "same seed share the data split and the initial labelled molecules" in section
+    assert "An interval that excludes 0 is a difference at 95%" in section
+    assert "| target | method | pairs | difference [95% CI] | ratio [95% CI] |" in section
+    # -0.03 ± 4.3027 * 0.01 / sqrt(3) = -0.03 ± 0.0248; ratio 0.728 ± 0.198
+    assert "| u0 (eV) | asgn | 3 | −0.0300 [−0.0548, −0.0052] | 0.728 [0.530, 0.926] |" in section
+    assert "| u0 (eV) | qbc | 1 | 0.0300 [—] | 1.30 [—] |" in section  # one pair: no interval
 
 
 def test_csv_round_trips(df, tmp_path):
@@ -291,3 +483,69 @@ def test_benchmark_table_command(tmp_path):
 
     r = run_cli(*args, "--budget", 500)
     assert r.returncode == 2 and "qbc" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_benchmark_table_command_with_run_methods_derived_method_and_paired_csv(tmp_path):
+    table, methods = named(curves())
+    paths = []
+    for run, rows in table.groupby("run", sort=False):
+        paths += ["--curve", tmp_path / "runs" / run / "learning_curve.csv"]
+        paths[-1].parent.mkdir(parents=True)
+        rows.to_csv(paths[-1], index=False)
+    out = tmp_path / "bench"
+    outputs = ["--csv", out / "t.csv", "--markdown", out / "t.md", "--png", out / "t.png"]
+    mapping = [arg for run, (m, seed) in methods.items() for arg in ("--run-method", f"{run}={m}:{seed}")]
+    r = run_cli(
+        "benchmark-table",
+        *paths,
+        *outputs,
+        *mapping,
+        *("--derived", "asgn-t=asgn", "--paired-csv", out / "paired.csv"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "4 methods, 9 runs, at 400 labels" in r.stderr
+    written = pd.read_csv(out / "t.csv")
+    assert list(written["method"]) == ["asgn", "asgn-t", "random", "qbc"]
+    assert written["u0_mean"][1] == pytest.approx(2 * MEAN["asgn", "u0"][3])  # the teacher's own MAE
+    assert written["u0_val_mean"][0] == pytest.approx(1.1 * MEAN["asgn", "u0"][3])
+    paired = pd.read_csv(out / "paired.csv")
+    assert list(paired.columns) == PAIRED_COLUMNS
+    assert list(paired["method"]) == ["asgn", "asgn-t", "qbc"] * 2
+    u0 = paired[paired["target"] == "u0"].set_index("method")
+    assert u0.loc["asgn", "mean_diff"] == pytest.approx(-0.06)
+    assert u0.loc["asgn-t", "mean_diff"] == pytest.approx(0.08 - 0.1)
+    text = (out / "t.md").read_text(encoding="utf-8")
+    assert "## Paired difference to random" in text and "| u0 (eV) | asgn | 3 | −0.0600 [" in text
+
+    # --run-method must cover every run; its and --derived's format is checked
+    r = run_cli("benchmark-table", *paths, *outputs, *mapping[:-2])
+    assert r.returncode == 2 and "run 'run-8' has no method and seed" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_cli("benchmark-table", *paths, *outputs, "--run-method", "run-0=asgn")
+    assert r.returncode == 2 and "expected RUN=METHOD:SEED" in r.stderr
+    r = run_cli("benchmark-table", *paths, *outputs, *mapping, "--run-method", "run-0=asgn:5")
+    assert r.returncode == 2 and "--run-method given more than once for ['run-0']" in r.stderr
+    r = run_cli("benchmark-table", *paths, *outputs, *mapping, "--derived", "asgn-t")
+    assert r.returncode == 2 and "expected NEW=SOURCE" in r.stderr
+    r = run_cli("benchmark-table", *paths, *outputs, *mapping, "--derived", "asgn-t=nope")
+    assert r.returncode == 2 and "source method 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_benchmark_table_command_without_the_baseline_writes_an_empty_paired_csv(tmp_path):
+    table = curves()
+    table = table[~table["run"].str.startswith("random")]
+    path = tmp_path / "lc.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "bench"
+    r = run_cli(
+        "benchmark-table",
+        *("--curve", path, "--csv", out / "t.csv", "--markdown", out / "t.md", "--png", out / "t.png"),
+        *("--paired-csv", out / "paired.csv"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "paired differences skipped" in r.stderr
+    paired = pd.read_csv(out / "paired.csv")
+    assert paired.empty and list(paired.columns) == PAIRED_COLUMNS
+    assert "## Paired difference to the baseline\n\nNot computed" in (out / "t.md").read_text(
+        encoding="utf-8"
+    )

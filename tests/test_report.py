@@ -68,6 +68,8 @@ def write_round(folder: Path, run: str, r: int, rng: np.random.Generator) -> Non
         "fine_tuned": True,
         "val_mae": {t: 1.1 * test_mae(run, r, t) for t in TARGETS},
         "test_mae": {t: test_mae(run, r, t) for t in TARGETS},
+        "teacher_val_mae": {t: 2.2 * test_mae(run, r, t) for t in TARGETS},
+        "teacher_test_mae": {t: 2.0 * test_mae(run, r, t) for t in TARGETS},
         "epochs": 7 + r,
         "best_epoch": 2 + r,
         "device": "cpu",
@@ -120,7 +122,16 @@ def run_cli(*args):
 
 def test_learning_curve_has_one_row_per_run_round_target(runs):
     table = learning_curve(runs)
-    assert list(table.columns) == ["run", "round", "labelled", "target", "val_mae", "test_mae"]
+    assert list(table.columns) == [
+        "run",
+        "round",
+        "labelled",
+        "target",
+        "val_mae",
+        "test_mae",
+        "teacher_val_mae",
+        "teacher_test_mae",
+    ]
     assert len(table) == 2 * ROUNDS * len(TARGETS)
     # sorted by run (as given), round, target (canonical QM9 order: mu before u0)
     assert list(table.run) == ["a"] * 6 + ["b"] * 6
@@ -130,6 +141,25 @@ def test_learning_curve_has_one_row_per_run_round_target(runs):
     for row in table.itertuples():
         assert row.test_mae == pytest.approx(test_mae(row.run, row.round, row.target))
         assert row.val_mae == pytest.approx(1.1 * row.test_mae)
+        # the teacher checkpoint's own MAEs, before fine-tuning
+        assert row.teacher_test_mae == pytest.approx(2.0 * row.test_mae)
+        assert row.teacher_val_mae == pytest.approx(2.2 * row.test_mae)
+
+
+def test_learning_curve_of_rounds_without_teacher_maes_leaves_them_empty(runs, tmp_path):
+    # student.json written before the teacher's MAEs were recorded: an old run still reads
+    path = runs["a"] / "round_01" / "student.json"
+    record = json.loads(path.read_text())
+    del record["teacher_val_mae"], record["teacher_test_mae"]
+    path.write_text(json.dumps(record))
+    table = learning_curve(runs)
+    old = (table.run == "a") & (table["round"] == 1)
+    assert old.sum() == len(TARGETS)
+    assert table.loc[old, ["teacher_val_mae", "teacher_test_mae"]].isna().all().all()
+    assert table.loc[old, "test_mae"].notna().all()
+    assert table.loc[~old, ["teacher_val_mae", "teacher_test_mae"]].notna().all().all()
+    write_learning_curve(table, tmp_path / "c.csv", tmp_path / "c.png")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "c.csv"), table)
 
 
 def test_learning_curve_keeps_the_order_runs_are_given_in(runs):

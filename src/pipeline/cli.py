@@ -218,10 +218,38 @@ def _round_table(args: argparse.Namespace) -> None:
     write_round_table(round_table(args.run_dir), args.csv)
 
 
+def _run_method(text: str) -> tuple[str, tuple[str, int]]:
+    """``RUN=METHOD:SEED`` (of ``--run-method``) -> (run, (method, seed)); the method may hold colons."""
+    run, sep, rest = text.partition("=")
+    method, colon, seed = rest.rpartition(":")
+    if not (sep and colon and run and method and seed.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected RUN=METHOD:SEED with an integer seed, got {text!r}")
+    return run, (method, int(seed))
+
+
+def _derived_method(text: str) -> tuple[str, str]:
+    """``NEW=SOURCE`` (of ``--derived``) -> (new method, source method)."""
+    new, sep, source = text.partition("=")
+    if not (sep and new and source):
+        raise argparse.ArgumentTypeError(f"expected NEW=SOURCE, got {text!r}")
+    return new, source
+
+
+def _unique(pairs: list[tuple[str, object]], option: str) -> dict:
+    """``pairs`` as a dict; a name given twice is an error naming it."""
+    names = [name for name, _ in pairs]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{option} given more than once for {twice}")
+    return dict(pairs)
+
+
 def _benchmark_table(args: argparse.Namespace) -> None:
     from .benchmark import collect, read_curves, write_benchmark
 
-    df = collect(read_curves(args.curve))
+    methods = _unique(args.run_method, "--run-method") if args.run_method else None
+    derived = _unique(args.derived, "--derived") if args.derived else None
+    df = collect(read_curves(args.curve), methods=methods, derived=derived)
     table, _ = write_benchmark(
         df,
         args.csv,
@@ -230,6 +258,7 @@ def _benchmark_table(args: argparse.Namespace) -> None:
         budget=args.budget,
         baseline=args.baseline,
         efficiency_csv=args.efficiency_csv,
+        paired_csv=args.paired_csv,
     )
     log.info(
         "benchmark: %d methods, %d runs, at %d labels", len(table), df["run"].nunique(), table["labelled"][0]
@@ -346,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, type=Path, help="results/runs/{run}")
     p.add_argument("--csv", required=True, type=Path)
     p.set_defaults(func=_round_table)
-    # benchmark (pipeline.benchmark): methods x seeds, runs named {method}-s{seed}
+    # benchmark (pipeline.benchmark): methods x seeds, runs named {method}-s{seed} or mapped to them
     p = sub.add_parser(
         "benchmark-table", help="test MAE at the final budget (mean ± std over seeds), label savings, figure"
     )
@@ -356,14 +385,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         type=Path,
         metavar="CSV",
-        help="a run's learning_curve.csv (runs named {method}-s{seed}); repeat for each run",
+        help="a run's learning_curve.csv (runs named {method}-s{seed} unless --run-method); repeat for each",
+    )
+    p.add_argument(
+        "--run-method",
+        action="append",
+        default=[],
+        type=_run_method,
+        metavar="RUN=METHOD:SEED",
+        help="method and seed of a run, instead of parsing its name; if given, give it for every run",
+    )
+    p.add_argument(
+        "--derived",
+        action="append",
+        default=[],
+        type=_derived_method,
+        metavar="NEW=SOURCE",
+        help="a method read off SOURCE's runs from their teacher MAEs (e.g. asgn-t=asgn); repeatable",
     )
     p.add_argument("--csv", required=True, type=Path, help="final-budget table: a row per method")
-    p.add_argument("--markdown", required=True, type=Path, help="Table 1 and label efficiency, Markdown")
+    p.add_argument(
+        "--markdown", required=True, type=Path, help="Table 1 (test, val), paired differences, efficiency"
+    )
     p.add_argument("--png", required=True, type=Path, help="test MAE against labels, mean ± std per method")
     p.add_argument("--budget", type=int, help="labels to compare at (default: the largest all runs reached)")
     p.add_argument("--baseline", default="random", help="method the label savings are measured against")
     p.add_argument("--efficiency-csv", type=Path, help="also write the label-efficiency table here")
+    p.add_argument(
+        "--paired-csv", type=Path, help="also write the paired differences to the baseline (per seed) here"
+    )
     p.set_defaults(func=_benchmark_table)
     return parser
 

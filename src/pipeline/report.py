@@ -41,7 +41,16 @@ __all__ = [
 ]
 
 #: Columns of :func:`learning_curve`'s long table, one row per (run, round, target).
-LEARNING_CURVE_COLUMNS = ["run", "round", "labelled", "target", "val_mae", "test_mae"]
+LEARNING_CURVE_COLUMNS = [
+    "run",
+    "round",
+    "labelled",
+    "target",
+    "val_mae",
+    "test_mae",
+    "teacher_val_mae",
+    "teacher_test_mae",
+]
 
 _ROUND_DIR = re.compile(r"round_(\d+)")
 _DPI = 150
@@ -101,8 +110,12 @@ def learning_curve(run_dirs: Mapping[str, str | Path]) -> pd.DataFrame:
             ``round_XX/student.json``; rounds without one (a run still going, or stopped) are skipped.
 
     Returns:
-        Columns ``run, round, labelled, target, val_mae, test_mae``, sorted by run (in the order of
-        ``run_dirs``), round, and target (canonical order). ``labelled`` is |L_r|, the x of the curve.
+        Columns :data:`LEARNING_CURVE_COLUMNS`: ``run, round, labelled, target, val_mae, test_mae,
+        teacher_val_mae, teacher_test_mae``, sorted by run (in the order of ``run_dirs``), round, and
+        target (canonical order). ``labelled`` is |L_r|, the x of the curve. ``val_mae`` and
+        ``test_mae`` are the student's (the round's result); ``teacher_val_mae`` and
+        ``teacher_test_mae`` the teacher checkpoint's own, before fine-tuning. A MAE the student.json
+        does not record (the teacher's, in rounds written before it was recorded) is NaN.
     """
     rows = []
     for run, folder in run_dirs.items():
@@ -111,18 +124,25 @@ def learning_curve(run_dirs: Mapping[str, str | Path]) -> pd.DataFrame:
             if student is None:
                 continue
             val = student.get("val_mae", {})
+            teacher_val = student.get("teacher_val_mae", {})
+            teacher_test = student.get("teacher_test_mae", {})
             for target, test in student["test_mae"].items():
-                rows.append((run, r, student["labelled"], target, val.get(target, math.nan), test))
+                rows.append(
+                    (
+                        run,
+                        r,
+                        student["labelled"],
+                        target,
+                        val.get(target, math.nan),
+                        test,
+                        teacher_val.get(target, math.nan),
+                        teacher_test.get(target, math.nan),
+                    )
+                )
     table = pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS)
+    maes = ("val_mae", "test_mae", "teacher_val_mae", "teacher_test_mae")
     table = table.astype(
-        {
-            "run": str,
-            "round": "int64",
-            "labelled": "int64",
-            "target": str,
-            "val_mae": float,
-            "test_mae": float,
-        }
+        {"run": str, "round": "int64", "labelled": "int64", "target": str, **dict.fromkeys(maes, float)}
     )
     ranks = {
         "run": _ranks(list(table["run"]), list(run_dirs)),
