@@ -157,9 +157,12 @@ def test_paper_config_plan_on_top_of_the_default_config(tmp_path):
     split = [c for c in commands if " split --data " in c][0]
     assert "--val 10000 --test 10000" in split
     settings = [c for c in commands if c.startswith("pipeline run-config")]
-    assert all('"n_clusters": 100' in c and '"teacher_epochs": 20' in c for c in settings), (
+    assert all('"n_clusters": 100' in c and '"student_max_epochs": 500' in c for c in settings), (
         "demo model leaked"
     )
+    asgn, random = (next(c for c in settings if f'"run": "{run}"' in c) for run in ("asgn", "random"))
+    assert '"teacher_epochs": 20' in asgn and '"warm_start": true' in asgn
+    assert '"teacher_epochs": 0' in random and '"warm_start": false' in random  # the paper's Random
     assert leaks(jobs) == []
 
 
@@ -454,19 +457,75 @@ def test_benchmark_mini_plan(tmp_path):
     )
     (table,) = [j for j in jobs if j["rule"] == "benchmark_table"]
     runs = {p.split("/")[2] for p in table["input"]}
-    methods = {r.rsplit("-s", 1)[0] for r in runs}
+    methods = {r.removeprefix("mini-").rsplit("-s", 1)[0] for r in runs}
     assert (
         methods == {"asgn", "asgn_t", "asgn_s", "random", "qbc", "mc_dropout", "mean_teacher"}
         and len(runs) == 21
     )
+    assert "--run-method mini-asgn-s0=asgn:0" in table["shell"] and "--baseline random" in table["shell"]
+    assert table["output"][0] == "results/benchmark/mini/table.csv"
     assert leaks(jobs) == []
-    # supervised baselines learn no pseudo-labels; ASGN's teachers do
+    # supervised baselines learn no pseudo-labels; ASGN's teachers do; Random starts afresh each round
     teachers = {
         j["output"][0].split("/")[2]: j
         for j in jobs
         if j["rule"] == "teacher" and "round_01" in j["output"][0]
     }
-    assert "--pseudo" in teachers["asgn-s0"]["shell"] and "--pseudo" not in teachers["random-s0"]["shell"]
+    assert (
+        "--pseudo" in teachers["mini-asgn-s0"]["shell"]
+        and "--pseudo" not in teachers["mini-random-s0"]["shell"]
+    )
+    assert "--previous" in teachers["mini-asgn-s0"]["shell"]
+    assert "--previous" not in teachers["mini-random-s0"]["shell"]
+
+
+def test_benchmark_cpu_plan_expands_methods_and_seeds(tmp_path):
+    """config/benchmark-cpu.yaml: a base, small overrides and seeds become runs; ASGN-T has no runs of
+    its own (it reads ASGN's teachers); each part is its own target; same seed = same split and
+    initial labels."""
+    config = REPO / "config" / "benchmark-cpu.yaml"
+    ssl = plan(tmp_path, config, extra=("--replace-workflow-config", "results/benchmark/ssl/table.md"))
+    counts = count(ssl)
+    assert counts["teacher"] == 4 * 3 and counts["student"] == 12 and "select" not in counts
+    (table,) = [j for j in ssl if j["rule"] == "benchmark_table"]
+    assert "--derived asgn_t=asgn" in table["shell"] and "--baseline supervised" in table["shell"]
+    assert "--paired-csv results/benchmark/ssl/paired.csv" in table["shell"]
+    al = plan(tmp_path, config, extra=("--replace-workflow-config", "results/benchmark/al/table.md"))
+    counts = count(al)
+    assert counts["teacher"] == 3 * 3 * 5 and counts["select"] == 3 * 3 * 4  # no picks after the last round
+    teachers = {j["output"][0]: j["shell"] for j in al if j["rule"] == "teacher"}
+    assert "--previous" not in teachers["results/runs/al-random-s1/round_02/teacher.pt"]
+    assert "--previous" in teachers["results/runs/al-asgn-s1/round_02/teacher.pt"]
+    assert "--pseudo" in teachers["results/runs/al-asgn-s1/round_02/teacher.pt"]
+    assert leaks(ssl) == [] and leaks(al) == []
+    # the resolved settings: run.json of the expanded runs
+    snakemake(
+        "--directory", tmp_path, "--configfile", config, "--replace-workflow-config", "--cores", "1",
+        "results/runs/ssl-supervised-s2/run.json", "results/runs/ssl-asgn-s2/run.json",
+    )  # fmt: skip
+    sup = json.loads((tmp_path / "results/runs/ssl-supervised-s2/run.json").read_text())
+    asgn = json.loads((tmp_path / "results/runs/ssl-asgn-s2/run.json").read_text())
+    assert sup["seed"] == asgn["seed"] == 2 and sup["train"]["teacher_epochs"] == 0
+    assert asgn["train"]["pretrain_epochs"] == 12 and asgn["train"]["weights"]["reconstruction"] == 1.0
+    assert sup["train"]["lr_schedule"] == asgn["train"]["lr_schedule"] == "plateau"  # same student
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"methods": {"a": {"train": {"epoch": 3}}}}, "invalid config at runs.b-a-s0.train"),
+        ({"derived": {"t": "nope"}}, "benchmarks.b.derived.t: method 'nope' is not among"),
+        ({"baseline": "nope"}, "benchmarks.b.baseline: 'nope' is not a method"),
+        ({"seeds": []}, "invalid config at benchmarks.b.seeds"),
+    ],
+)
+def test_bad_benchmark_matrices_are_named_before_any_job(tmp_path, change, message):
+    bench = {"seeds": [0], "baseline": "a", "base": {"dataset": "qm9", "split": {"val": 1, "test": 1}},
+             "methods": {"a": {}}}  # fmt: skip
+    config = {"datasets": {"qm9": {"source": "qm9", "limit": 20}}, "benchmarks": {"b": {**bench, **change}}}
+    r = snakemake("-n", "--directory", tmp_path, "--configfile", write_yaml(tmp_path / "c.yaml", config),
+                  "--replace-workflow-config")  # fmt: skip
+    assert r.returncode != 0 and message in r.stdout, r.stdout
 
 
 # ------------------------------------------------------------------------------------ real oracles

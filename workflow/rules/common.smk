@@ -19,23 +19,38 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from pipeline.settings import expand_benchmarks
 
-# Schema defaults are filled in here, so the rest of the workflow can index every key. An invalid
-# config stops the workflow before any job starts, with one line naming the offending key.
+
+def _validate(config):
+    """Fill in schema defaults, so the rest of the workflow can index every key. An invalid config
+    stops the workflow before any job starts, with one line naming the offending key."""
+    try:
+        validate(config, schema="../schemas/config.schema.yaml")
+    except WorkflowError as err:
+        invalid = err.__context__  # the jsonschema error that Snakemake wraps
+        if not isinstance(invalid, jsonschema.ValidationError):
+            raise
+        where = ".".join(str(key) for key in invalid.absolute_path) or "top level"
+        raise WorkflowError(
+            f"invalid config at {where}: {invalid.message} "
+            "(every key is described in workflow/schemas/config.schema.yaml)"
+        ) from None
+
+
+# Benchmarks (base + per-method overrides x seeds) become runs, which are then checked as runs.
+_validate(config)
 try:
-    validate(config, schema="../schemas/config.schema.yaml")
-except WorkflowError as err:
-    invalid = err.__context__  # the jsonschema error that Snakemake wraps
-    if not isinstance(invalid, jsonschema.ValidationError):
-        raise
-    where = ".".join(str(key) for key in invalid.absolute_path) or "top level"
-    raise WorkflowError(
-        f"invalid config at {where}: {invalid.message} "
-        "(every key is described in workflow/schemas/config.schema.yaml)"
-    ) from None
+    config["runs"], BENCHMARK_RUNS = expand_benchmarks(config)
+except ValueError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+_validate(config)
 
 DATASETS = config["datasets"]
 RUNS = config["runs"]
+BENCHMARKS = config["benchmarks"]
+if not RUNS:
+    raise WorkflowError("invalid config: no runs (declare some under 'runs' or 'benchmarks')")
 
 # Oracle name -> (kind, canonical targets it can label or None for any). Mirrors
 # pipeline.oracle.ORACLES (a test checks the two agree).
@@ -75,6 +90,7 @@ os.environ.update(
 wildcard_constraints:
     dataset="|".join(re.escape(name) for name in DATASETS),
     run="|".join(re.escape(name) for name in RUNS),
+    benchmark="|".join(re.escape(name) for name in BENCHMARKS) or "(?!)",
     shard=r"\d{5}",
     round=r"\d{2}",
     chunk=r"\d{3}",
@@ -89,25 +105,34 @@ def get_final_output():
         + expand("results/runs/{run}/rounds.csv", run=RUNS)
         + ["results/learning_curve.csv", "results/learning_curve.png"]
         + [f"results/runs/{run}/round_{r}/embedding_map.png" for run in RUNS for r in get_rounds(run)]
-        + (BENCHMARK_OUTPUTS if "benchmark" in config else [])
+        + get_benchmark_outputs()
     )
 
 
-BENCHMARK_OUTPUTS = [
-    "results/benchmark/table.csv",
-    "results/benchmark/table.md",
-    "results/benchmark/efficiency.csv",
-    "results/benchmark/figure.png",
-]
+def get_benchmark_outputs(benchmarks=None):
+    """results/benchmark/{benchmark}/...: the comparison tables and figure of each benchmark."""
+    names = ["table.csv", "table.md", "paired.csv", "efficiency.csv", "figure.png"]
+    return expand("results/benchmark/{benchmark}/{name}", benchmark=benchmarks or BENCHMARKS, name=names)
+
+
+def _benchmark_members(benchmark):
+    return {run: member for run, member in BENCHMARK_RUNS.items() if member.benchmark == benchmark}
 
 
 def get_benchmark_curves(wildcards):
-    return expand("results/runs/{run}/learning_curve.csv", run=RUNS)
+    return expand("results/runs/{run}/learning_curve.csv", run=_benchmark_members(wildcards.benchmark))
 
 
 def get_benchmark_args(wildcards, input):
-    settings = config["benchmark"]
-    args = [arg for path in input for arg in ("--curve", path)] + ["--baseline", settings["baseline"]]
+    """`pipeline benchmark-table` options: the curves, which method and seed each run is, the
+    derived methods, the baseline and the budget (shell-quoted)."""
+    settings = BENCHMARKS[wildcards.benchmark]
+    args = [arg for path in input for arg in ("--curve", path)]
+    for run, member in _benchmark_members(wildcards.benchmark).items():
+        args += ["--run-method", f"{run}={member.method}:{member.seed}"]
+    for derived, source in settings["derived"].items():
+        args += ["--derived", f"{derived}={source}"]
+    args += ["--baseline", settings["baseline"]]
     if settings["budget"] is not None:
         args += ["--budget", str(settings["budget"])]
     return shlex.join(args)
@@ -343,16 +368,17 @@ def get_teacher_input(wildcards):
     }
     if int(wildcards.round) > 0:
         previous = f"results/runs/{wildcards.run}/round_{_previous(wildcards)}"
-        inputs["previous"] = f"{previous}/teacher.pt"
+        if RUNS[wildcards.run]["train"]["warm_start"]:
+            inputs["previous"] = f"{previous}/teacher.pt"
         if RUNS[wildcards.run]["pseudo_labels"]:
             inputs["pseudo"] = f"{previous}/pseudo_labels.parquet"
     return inputs
 
 
 def get_teacher_args(wildcards, input):
-    if int(wildcards.round) == 0:
-        return ""
-    args = ["--previous", input.previous]
+    args = []
+    if "previous" in input.keys():
+        args += ["--previous", input.previous]
     if "pseudo" in input.keys():
         args += ["--pseudo", input.pseudo]
     return shlex.join(args)

@@ -104,18 +104,20 @@ rule benchmark_table:
     input:
         get_benchmark_curves,
     output:
-        csv="results/benchmark/table.csv",
-        markdown="results/benchmark/table.md",
-        efficiency="results/benchmark/efficiency.csv",
+        csv="results/benchmark/{benchmark}/table.csv",
+        markdown="results/benchmark/{benchmark}/table.md",
+        paired="results/benchmark/{benchmark}/paired.csv",
+        efficiency="results/benchmark/{benchmark}/efficiency.csv",
         png=report(
-            "results/benchmark/figure.png",
+            "results/benchmark/{benchmark}/figure.png",
             caption="../report/learning_curve.rst",
             category="Benchmark",
+            subcategory="{benchmark}",
         ),
     params:
         args=get_benchmark_args,
     log:
-        "logs/benchmark_table/all.log",
+        "logs/benchmark_table/{benchmark}.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -124,4 +126,4 @@ rule benchmark_table:
         "../../envs/pipeline.yaml"
     shell:
         "pipeline benchmark-table {params.args} --csv {output.csv} --markdown {output.markdown}"
-        " --efficiency-csv {output.efficiency} --png {output.png} > {log} 2>&1"
+        " --paired-csv {output.paired} --efficiency-csv {output.efficiency} --png {output.png} > {log} 2>&1"
