@@ -454,13 +454,20 @@ def test_figure_has_a_mean_line_and_std_band_per_method_per_panel(df, tmp_path):
 # the command
 
 
+def _write_curves(table, root):
+    """Each run's rows as results/runs/{run}/learning_curve.csv under ``root``; ["--curve", path, ...]."""
+    args = []
+    for run, rows in table.groupby("run", sort=False):
+        path = root / "runs" / run / "learning_curve.csv"
+        path.parent.mkdir(parents=True)
+        rows.to_csv(path, index=False)
+        args += ["--curve", path]
+    return args
+
+
 def test_benchmark_table_command(tmp_path):
     table = curves()
-    paths = []
-    for run, rows in table.groupby("run", sort=False):
-        paths += ["--curve", tmp_path / "runs" / run / "learning_curve.csv"]
-        paths[-1].parent.mkdir(parents=True)
-        rows.to_csv(paths[-1], index=False)
+    paths = _write_curves(table, tmp_path)
     out = tmp_path / "bench"
     args = [
         "benchmark-table",
@@ -487,11 +494,7 @@ def test_benchmark_table_command(tmp_path):
 
 def test_benchmark_table_command_with_run_methods_derived_method_and_paired_csv(tmp_path):
     table, methods = named(curves())
-    paths = []
-    for run, rows in table.groupby("run", sort=False):
-        paths += ["--curve", tmp_path / "runs" / run / "learning_curve.csv"]
-        paths[-1].parent.mkdir(parents=True)
-        rows.to_csv(paths[-1], index=False)
+    paths = _write_curves(table, tmp_path)
     out = tmp_path / "bench"
     outputs = ["--csv", out / "t.csv", "--markdown", out / "t.md", "--png", out / "t.png"]
     mapping = [arg for run, (m, seed) in methods.items() for arg in ("--run-method", f"{run}={m}:{seed}")]

@@ -236,9 +236,8 @@ def _pool_targets(
     else:
         rows.append(torch.full((n_unl, n_targets), float("nan")))
     target = torch.cat(rows).to(device)
-    weight = torch.cat([torch.ones(len(data.labelled)), torch.full((n_unl,), float(pseudo_weight))]).to(
-        device
-    )
+    weight = torch.ones(len(index), device=device)
+    weight[len(data.labelled) :] = pseudo_weight
     return index, target, weight, _row_lookup(n_graphs, index)
 
 
