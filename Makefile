@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench benchmark-mini benchmark-cpu benchmark-cpu-ssl benchmark-cpu-al smiles-pool clean
+.PHONY: demo test lint bench benchmark-mini benchmark-cpu benchmark-cpu-ssl benchmark-cpu-pseudo benchmark-cpu-al smiles-pool clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,15 +27,18 @@ benchmark-mini: $(STAMP)
 		--set-threads $(CPU_JOBS) --configfile config/benchmark-mini.yaml --replace-workflow-config
 
 # Does ASGN save labels? config/benchmark-cpu.yaml, in two parts that run (and resume) on their own:
-# ssl (semi-supervised check at 1,000 labels) and al (active learning, 500 to 2,500 labels).
+# ssl (semi-supervised check at 1,000 labels), pseudo (the pseudo-label weight al uses, chosen on
+# validation data) and al (active learning, 500 to 2,500 labels).
 BENCH_CPU := PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) \
 	--resources gpu=$(CORES) --set-threads $(CPU_JOBS) --rerun-incomplete \
 	--configfile config/benchmark-cpu.yaml --replace-workflow-config
 benchmark-cpu-ssl: $(STAMP)
 	$(BENCH_CPU) results/benchmark/ssl/table.md
+benchmark-cpu-pseudo: $(STAMP)
+	$(BENCH_CPU) results/benchmark/pseudo/table.md
 benchmark-cpu-al: $(STAMP)
 	$(BENCH_CPU) results/benchmark/al/table.md
-benchmark-cpu: benchmark-cpu-ssl benchmark-cpu-al
+benchmark-cpu: benchmark-cpu-ssl benchmark-cpu-pseudo benchmark-cpu-al
 
 # A SMILES pool without labels, labelled each round by GFN2-xTB (config/smiles-pool.yaml).
 smiles-pool: $(STAMP)
