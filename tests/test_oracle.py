@@ -4,7 +4,6 @@ validated labels file."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -36,23 +35,6 @@ def data(tmp_path_factory: pytest.TempPathFactory, qm9_lines: list[str]) -> Path
 @pytest.fixture(scope="module")
 def ids(data: Path) -> np.ndarray:
     return load_graphs(data).mol_id.astype(str)
-
-
-def test_registry_matches_the_workflow_mirror_and_schema():
-    import yaml
-
-    common = (REPO / "workflow/rules/common.smk").read_text()
-    block = re.search(r"^ORACLES = (\{.*?\n\})", common, flags=re.M | re.S).group(1)
-    mirror = eval(block)
-    assert mirror == {
-        name: (o.kind, None if o.targets is None else list(o.targets)) for name, o in oracle.ORACLES.items()
-    }
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    names = schema["$defs"]["dataset"]["properties"]["oracle"]["properties"]["name"]["enum"]
-    assert names == list(oracle.ORACLES)
-    assert oracle.ORACLES["xtb"].targets == ("homo", "lumo", "gap", "mu")  # not energy: not QM9's u0
-    with pytest.raises(ValueError, match="unknown oracle 'orca'.*answer_key, pyscf, xtb, external"):
-        oracle.get_oracle("orca")
 
 
 @pytest.mark.parametrize(("n", "chunks"), [(10, 3), (2, 4), (0, 2), (7, 1)])

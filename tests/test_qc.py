@@ -17,7 +17,6 @@ from pipeline import qc
 from pipeline.featurise import FeaturiseSettings, featurise
 from pipeline.graphs import load_graphs
 from pipeline.qc import (
-    ORACLE_TARGETS,
     CalculationFailed,
     InvalidMolecule,
     Molecule,
@@ -25,6 +24,7 @@ from pipeline.qc import (
     pyscf_single_point,
     xtb_single_point,
 )
+from pipeline.registry import ORACLES
 from pipeline.units import HARTREE_TO_EV, TARGETS
 
 # QM9 molecule 3, water, at QM9's B3LYP/6-31G(2df,p) geometry (Å).
@@ -98,11 +98,13 @@ def test_malformed_molecules_are_refused(z, pos, message):
 
 
 def test_oracle_targets_are_canonical_except_energy():
-    for oracle, targets in ORACLE_TARGETS.items():
-        assert oracle in qc.SINGLE_POINTS
-        assert set(targets) - {"energy"} <= set(TARGETS)
+    computing = {name: o for name, o in ORACLES.items() if o.kind == "compute"}
+    assert set(computing) == {"pyscf", "xtb"}
+    for info in computing.values():
+        assert callable(info.single_point_function())
+        assert set(info.columns) - {"energy"} == set(info.targets) <= set(TARGETS)
     # A total electronic energy is not QM9's U0 (that includes the zero-point energy): its own name.
-    assert "energy" not in TARGETS and "u0" not in ORACLE_TARGETS["pyscf"]
+    assert "energy" not in TARGETS and "u0" not in ORACLES["pyscf"].columns
 
 
 def test_label_molecules_checks_its_arguments():
@@ -198,22 +200,22 @@ def test_label_molecules_records_failures_and_labels_the_rest(qm9_small, monkeyp
     """One molecule's SCF fails for real (max_cycle=1), one is refused (odd); the others are labelled."""
     pytest.importorskip("pyscf")
     graphs, _ = qm9_small
-    real = qc.SINGLE_POINTS["pyscf"]
+    real = qc.pyscf_single_point
 
     def starve_nh3(z, pos, mol_id="", **settings):
         if mol_id == "dsgdb9nsd_000002":
             settings["max_cycle"] = 1
         return real(z, pos, mol_id=mol_id, **settings)
 
-    monkeypatch.setitem(qc.SINGLE_POINTS, "pyscf", starve_nh3)
+    monkeypatch.setattr(qc, "pyscf_single_point", starve_nh3)
     ids = ["dsgdb9nsd_000001", "dsgdb9nsd_000002", "dsgdb9nsd_000003"]
     zs, poss = zip(*(_molecule(graphs, m) for m in ids), strict=True)
     labels, failures = label_molecules(
         "pyscf", [*ids, "radical"], [*zs, OH_Z], [*poss, OH_POS], {"basis": "6-31G", "threads": 2}
     )
-    assert list(labels.columns) == ["mol_id", *ORACLE_TARGETS["pyscf"]]
+    assert list(labels.columns) == ["mol_id", *ORACLES["pyscf"].columns]
     assert labels["mol_id"].tolist() == ["dsgdb9nsd_000001", "dsgdb9nsd_000003"]
-    assert np.isfinite(labels[ORACLE_TARGETS["pyscf"]].to_numpy()).all()
+    assert np.isfinite(labels[list(ORACLES["pyscf"].columns)].to_numpy()).all()
     assert list(failures.columns) == ["mol_id", "reason", "seconds"]
     assert failures["mol_id"].tolist() == ["dsgdb9nsd_000002", "radical"]
     assert failures.loc[0, "reason"].startswith("SCF did not converge in 1 cycles")
@@ -268,7 +270,7 @@ def test_xtb_labels_featurised_molecules(qm9_small):
     zs, poss = zip(*(_molecule(graphs, m) for m in ids), strict=True)
     labels, failures = label_molecules("xtb", ids, zs, poss)
     assert failures.empty and labels["mol_id"].tolist() == ids
-    assert np.isfinite(labels[ORACLE_TARGETS["xtb"]].to_numpy()).all()
+    assert np.isfinite(labels[list(ORACLES["xtb"].columns)].to_numpy()).all()
     # Semi-empirical, but the dipoles of these small molecules follow QM9's roughly.
     mu = pd.Series(labels["mu"].to_numpy(), index=ids)
     assert (mu - key.loc[ids, "mu"]).abs().max() < 0.6

@@ -40,7 +40,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .qc import ORACLE_TARGETS
+from . import registry
+from .registry import OracleInfo
 from .split import holdout_ids
 from .store import atomic_path, write_table
 from .units import TARGET_UNITS
@@ -48,34 +49,15 @@ from .units import TARGET_UNITS
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Oracle:
-    kind: str  # "lookup" (answer key), "compute" (chunked QC jobs) or "external" (labels file)
-    targets: tuple[str, ...] | None  # canonical targets it can label (None: whatever the source has)
-    description: str
-
-
-def _canonical(columns: Sequence[str]) -> tuple[str, ...]:
-    """The columns of a QC oracle that are canonical targets (its ``energy`` is not: see pipeline.qc)."""
-    return tuple(c for c in columns if c in TARGET_UNITS)
-
-
-#: Oracle name -> what it is. The workflow mirrors the kinds and targets (workflow/rules/common.smk;
-#: a test checks that the two agree).
-ORACLES: dict[str, Oracle] = {
-    "answer_key": Oracle("lookup", None, "look the labels up in the dataset's answer key"),
-    "pyscf": Oracle("compute", _canonical(ORACLE_TARGETS["pyscf"]), "DFT single point with PySCF"),
-    "xtb": Oracle("compute", _canonical(ORACLE_TARGETS["xtb"]), "GFN2-xTB single point with tblite"),
-    "external": Oracle("external", None, "labels computed or measured elsewhere, read from a file"),
-}
+#: Oracle name -> what it is (kind, targets, what its jobs need): the registry's.
+ORACLES: dict[str, OracleInfo] = registry.ORACLES
 
 FAILURE_SCHEMA = pa.schema([("mol_id", pa.string()), ("reason", pa.string()), ("seconds", pa.float64())])
 
 
-def get_oracle(name: str) -> Oracle:
-    if name not in ORACLES:
-        raise ValueError(f"unknown oracle {name!r}; known: {', '.join(ORACLES)}")
-    return ORACLES[name]
+def get_oracle(name: str) -> OracleInfo:
+    """The oracle registered under ``name``; the error lists the valid names."""
+    return registry.oracle_info(name)
 
 
 def failures_table(frame: pd.DataFrame | None = None) -> pa.Table:

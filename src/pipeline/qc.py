@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import registry
 from .units import HARTREE_TO_EV
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,6 @@ log = logging.getLogger(__name__)
 BOHR_TO_ANGSTROM = 0.529177210903
 #: Atomic unit of electric dipole moment (e·bohr) in Debye (CODATA 2018).
 EBOHR_TO_DEBYE = 2.541746473
-
-#: Targets each oracle labels: the canonical names of DESIGN.md (homo, lumo, gap in eV, mu in D) plus
-#: ``energy`` (eV), the total energy at the given geometry, which is not QM9's u0 (see the module doc).
-ORACLE_TARGETS: dict[str, list[str]] = {
-    "pyscf": ["homo", "lumo", "gap", "mu", "energy"],
-    "xtb": ["homo", "lumo", "gap", "mu", "energy"],
-}
 
 
 class CalculationFailed(RuntimeError):
@@ -460,12 +454,6 @@ def xtb_single_point(
 
 # ------------------------------------------------------------------------------------------- labelling
 
-#: Oracle name -> single-point function(z, pos, **settings) -> dict with at least ORACLE_TARGETS[name].
-SINGLE_POINTS: dict[str, Callable[..., dict[str, Any]]] = {
-    "pyscf": pyscf_single_point,
-    "xtb": xtb_single_point,
-}
-
 
 def label_molecules(
     oracle: str,
@@ -484,17 +472,21 @@ def label_molecules(
     logged (logger ``pipeline.qc``).
 
     Returns:
-        ``labels``: mol_id + ORACLE_TARGETS[oracle] (float64), the labelled molecules in input order;
+        ``labels``: mol_id + the oracle's columns (``pipeline.registry.ORACLES[oracle].columns``:
+        homo, lumo, gap in eV, mu in D, and ``energy`` in eV, the total energy at the given geometry,
+        which is not QM9's u0), float64, the labelled molecules in input order;
         ``failures``: mol_id, reason, seconds.
     """
-    if oracle not in SINGLE_POINTS:
-        raise ValueError(f"unknown QC oracle {oracle!r}; known: {sorted(SINGLE_POINTS)}")
+    info = registry.ORACLES.get(oracle)
+    if info is None or info.single_point is None:
+        computing = [name for name, o in registry.ORACLES.items() if o.single_point is not None]
+        raise ValueError(f"unknown QC oracle {oracle!r}; known: {computing}")
     if not len(mol_ids) == len(z_list) == len(pos_list):
         raise ValueError(
             f"mol_ids, z_list and pos_list differ in length ({len(mol_ids)}, {len(z_list)}, {len(pos_list)})"
         )
     settings = dict(settings or {})
-    func = SINGLE_POINTS[oracle]
+    func = info.single_point_function()
     params = inspect.signature(func).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         allowed = sorted(set(params) - {"z", "pos", "mol_id"})
@@ -504,7 +496,7 @@ def label_molecules(
     if settings.get("optimise"):
         _geometry_optimiser()  # a missing optimiser is a setup error, not one failure per molecule
 
-    targets = ORACLE_TARGETS[oracle]
+    targets = list(info.columns)
     rows: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     total = len(mol_ids)

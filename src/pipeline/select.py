@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import registry
+
 __all__ = ["STRATEGIES", "Strategy", "get_strategy", "k_center_greedy"]
 
 #: Screening blocks [rows, labelled]: (bytes, most rows). Within L2/L3 cache on a CPU; large on a
@@ -275,12 +277,12 @@ def _dense_picks(
 
 
 # --------------------------------------------------------------------------------------------------
-# Strategies: the one place their names live. A strategy says what the select stage must give it
-# (``needs``) and picks from it: `pick(X, labelled [N] bool, budget, *, seed, device)` returns the
-# picks in pick order and a per-pick score. X is the pool's embeddings [N, d] for "embeddings"
-# strategies, and a per-molecule uncertainty [N] (prediction variance; NaN for labelled molecules)
-# for "student" (MC-dropout samples of the round's student) and "committee" (K students fine-tuned
-# from the round's teacher) strategies.
+# Strategies: their names and needs live in pipeline.registry. A strategy says what the select
+# stage must give it (``needs``) and picks from it: `pick(X, labelled [N] bool, budget, *, seed,
+# device)` returns the picks in pick order and a per-pick score. X is the pool's embeddings [N, d]
+# for "embeddings" strategies, and a per-molecule uncertainty [N] (prediction variance; NaN for
+# labelled molecules) for "student" (MC-dropout samples of the round's student) and "committee"
+# (K students fine-tuned from the round's teacher) strategies.
 
 
 @dataclass(frozen=True)
@@ -312,19 +314,24 @@ def _most_uncertain(scores, labelled, budget, *, seed=0, device=None):
     return picks, np.asarray(scores, dtype=np.float64)[picks]
 
 
+#: Strategy name (pipeline.registry.STRATEGIES) -> its picking function.
+_PICKS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "kcenter": _kcenter,
+    "random": _random,
+    "mc_dropout": _most_uncertain,
+    "qbc": _most_uncertain,
+}
+if set(_PICKS) != set(registry.STRATEGIES):  # a strategy added to one but not the other
+    raise ImportError(
+        f"pipeline.select picks {sorted(_PICKS)} but the registry has {sorted(registry.STRATEGIES)}"
+    )
+
 STRATEGIES: dict[str, Strategy] = {
-    "kcenter": Strategy("embeddings", _kcenter, "k-center greedy on the teacher's graph embeddings (ASGN)"),
-    "random": Strategy("embeddings", _random, "uniform over the unlabelled pool (seeded)"),
-    "mc_dropout": Strategy(
-        "student", _most_uncertain, "largest MC-dropout variance of the student (BALD-style)"
-    ),
-    "qbc": Strategy("committee", _most_uncertain, "largest disagreement of K students (query by committee)"),
+    name: Strategy(info.needs, _PICKS[name], info.description) for name, info in registry.STRATEGIES.items()
 }
 
 
 def get_strategy(name: str) -> Strategy:
     """The selection strategy registered under ``name``; the error lists the valid names."""
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}") from None
+    registry.strategy_info(name)  # an unknown name: the error lists the valid ones
+    return STRATEGIES[name]

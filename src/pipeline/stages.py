@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from . import registry
 from .graphs import GraphSet, load_graphs
 from .losses import LossWeights
 from .model import ASGNModel, ModelConfig
@@ -52,6 +53,13 @@ from .train import (
 )
 
 log = logging.getLogger(__name__)
+
+#: train.semi (pipeline.registry.TEACHERS) -> the teacher's training loop.
+_TEACHERS = {"asgn": train_teacher, "mean_teacher": train_mean_teacher}
+if set(_TEACHERS) != set(registry.TEACHERS):  # a teacher kind added to one but not the other
+    raise ImportError(
+        f"pipeline.stages trains {sorted(_TEACHERS)}; the registry has {sorted(registry.TEACHERS)}"
+    )
 
 
 @dataclass
@@ -164,6 +172,7 @@ def initial(run_json: Path, data: Path, split_path: Path, out: Path) -> pa.Table
     cfg = RunConfig.read(run_json)
     split = read_split(split_path)
     pool = _ids(split, "pool")
+    registry.initial_info(cfg.initial_strategy)  # an unknown name: the error lists the valid ones
     if cfg.initial_size > len(pool):
         raise ValueError(f"initial_size {cfg.initial_size} is larger than the pool ({len(pool)} molecules)")
     if cfg.initial_strategy == "random":
@@ -175,8 +184,6 @@ def initial(run_json: Path, data: Path, split_path: Path, out: Path) -> pa.Table
         model = _new_model(cfg, graphs, cfg.seed, device)
         _, emb = infer(model, graphs, where["pool"])
         picks, distance = get_strategy("kcenter").pick(emb, np.zeros(len(pool), bool), cfg.initial_size)
-    else:
-        raise ValueError(f"unknown initial_strategy {cfg.initial_strategy!r}; choose random or kcenter")
     table = pa.table({"mol_id": pool[picks].astype(str), "pick": np.arange(len(picks)), "distance": distance})
     write_table(table, out)
     return table
@@ -215,13 +222,8 @@ def teacher(
     gen = torch.Generator().manual_seed(train_cfg.seed)
     start = time.perf_counter()
     data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo)
-    epochs = train_cfg.epochs(round)
-    if train_cfg.semi == "mean_teacher":
-        history = train_mean_teacher(model, graphs, data_r, train_cfg, gen, epochs)
-    elif train_cfg.semi == "asgn":
-        history = train_teacher(model, graphs, data_r, train_cfg, gen, epochs)
-    else:
-        raise ValueError(f"unknown train.semi {train_cfg.semi!r}; choose asgn or mean_teacher")
+    registry.teacher_info(train_cfg.semi)  # an unknown name: the error lists the valid ones
+    history = _TEACHERS[train_cfg.semi](model, graphs, data_r, train_cfg, gen, train_cfg.epochs(round))
     save_checkpoint(out, model, cfg.as_dict(), round, gen)
     record = {
         "round": round,

@@ -19,6 +19,10 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+# The workflow imports the package's light modules (names and config resolution; stdlib only), from
+# this checkout, whichever Python runs Snakemake.
+sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+from pipeline.registry import ORACLES, STRATEGIES
 from pipeline.settings import expand_benchmarks
 
 
@@ -52,15 +56,6 @@ BENCHMARKS = config["benchmarks"]
 if not RUNS:
     raise WorkflowError("invalid config: no runs (declare some under 'runs' or 'benchmarks')")
 
-# Oracle name -> (kind, canonical targets it can label or None for any). Mirrors
-# pipeline.oracle.ORACLES (a test checks the two agree).
-ORACLES = {
-    "answer_key": ("lookup", None),
-    "pyscf": ("compute", ["homo", "lumo", "gap", "mu"]),
-    "xtb": ("compute", ["homo", "lumo", "gap", "mu"]),
-    "external": ("external", None),
-}
-
 for _run, _settings in RUNS.items():
     if _settings["dataset"] not in DATASETS:
         raise WorkflowError(
@@ -68,7 +63,7 @@ for _run, _settings in RUNS.items():
             f"under 'datasets' (declared: {', '.join(DATASETS)})"
         )
     _oracle = DATASETS[_settings["dataset"]]["oracle"]["name"]
-    _can = ORACLES[_oracle][1]
+    _can = ORACLES[_oracle].targets
     _cannot = sorted(set(_settings["targets"]) - set(_can or _settings["targets"]))
     if _cannot:
         raise WorkflowError(
@@ -267,7 +262,7 @@ def get_oracle(wildcards):
 
 
 def _oracle_kind(wildcards):
-    return ORACLES[get_oracle(wildcards)["name"]][0]
+    return ORACLES[get_oracle(wildcards)["name"]].kind
 
 
 def _chunk_names(wildcards):
@@ -333,9 +328,7 @@ def get_holdout_args(wildcards, input):
 def get_label_chunk_args(wildcards, threads):
     """`pipeline label-chunk` options: oracle, chunk of how many, settings as JSON (shell-quoted)."""
     oracle = get_oracle(wildcards)
-    settings = dict(oracle["settings"])
-    if oracle["name"] == "pyscf":
-        settings.setdefault("threads", threads)
+    settings = ORACLES[oracle["name"]].job_settings(oracle["settings"], threads)
     args = ["--oracle", oracle["name"], "--chunk", int(wildcards.chunk), "--chunks", oracle["chunks"]]
     args += ["--settings", json.dumps(settings, sort_keys=True)]
     return shlex.join(str(arg) for arg in args)
@@ -354,8 +347,9 @@ def get_oracle_runtime(wildcards):
 
 
 def get_oracle_gpu(wildcards):
-    """pyscf on a GPU (settings.device: gpu) holds one; every other label chunk holds none."""
-    return int(get_oracle(wildcards)["settings"].get("device") == "gpu")
+    """GPUs a label chunk holds: pyscf on a GPU (settings.device: gpu) one, everything else none."""
+    oracle = get_oracle(wildcards)
+    return ORACLES[oracle["name"]].gpus(oracle["settings"])
 
 
 def get_teacher_input(wildcards):
@@ -384,11 +378,6 @@ def get_teacher_args(wildcards, input):
     return shlex.join(args)
 
 
-# What each selection strategy needs besides the round's embeddings and labelled set (mirrors
-# Strategy.needs in src/pipeline/select.py; a test checks the two agree).
-STRATEGY_NEEDS = {"kcenter": "embeddings", "random": "embeddings", "mc_dropout": "student", "qbc": "committee"}
-
-
 def get_select_input(wildcards):
     """Embeddings and L_r; uncertainty strategies also read the graphs and a checkpoint."""
     round_dir = f"results/runs/{wildcards.run}/round_{wildcards.round}"
@@ -399,7 +388,7 @@ def get_select_input(wildcards):
     }
     if _oracle_kind(wildcards) != "lookup":  # molecules a real oracle failed on leave the pool
         inputs["failures"] = f"{round_dir}/label_failures.parquet"
-    needs = STRATEGY_NEEDS[RUNS[wildcards.run]["strategy"]]
+    needs = STRATEGIES[RUNS[wildcards.run]["strategy"]].needs
     if needs != "embeddings":
         inputs.update(get_dataset_graphs(wildcards), split=f"results/runs/{wildcards.run}/split.parquet")
         inputs["checkpoint"] = f"{round_dir}/student.pt" if needs == "student" else f"{round_dir}/teacher.pt"

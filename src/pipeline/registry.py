@@ -1,0 +1,156 @@
+"""The names the package and the workflow share, each with what it needs: the one place they live.
+
+Selection strategies, oracles, teacher kinds and initial-selection strategies are chosen by name in
+the config. This module says, for each name, what the workflow must wire up (a strategy's inputs,
+an oracle's kind, targets, GPU and settings), and the package's implementations are keyed by these
+same names (:mod:`pipeline.select`, :mod:`pipeline.oracle`, :mod:`pipeline.qc`,
+:mod:`pipeline.stages`). ``workflow/rules/common.smk`` imports it, so it imports nothing heavy: no
+torch, so that label jobs stay fast. Molecule sources have their registry in
+:data:`pipeline.sources.SOURCES`. The config schema's ``enum`` lists are checked against these
+(``tests/test_registry.py``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "INITIAL_STRATEGIES",
+    "ORACLES",
+    "STRATEGIES",
+    "TEACHERS",
+    "OracleInfo",
+    "StrategyInfo",
+    "initial_info",
+    "oracle_info",
+    "strategy_info",
+    "teacher_info",
+]
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """A selection strategy, as the workflow sees it."""
+
+    #: what the select stage must give it besides the round's labelled set: "embeddings" (the
+    #: teacher's z_G of the pool), "student" (the round's student, for MC-dropout samples) or
+    #: "committee" (the round's teacher and student.json, to fine-tune K students from)
+    needs: str
+    description: str
+
+
+#: Strategy name -> what it needs (the picking functions: pipeline.select.STRATEGIES).
+STRATEGIES: dict[str, StrategyInfo] = {
+    "kcenter": StrategyInfo("embeddings", "k-center greedy on the teacher's graph embeddings (ASGN)"),
+    "random": StrategyInfo("embeddings", "uniform over the unlabelled pool (seeded)"),
+    "qbc": StrategyInfo("committee", "largest disagreement of K students (query by committee)"),
+    "mc_dropout": StrategyInfo("student", "largest MC-dropout variance of the student (BALD-style)"),
+}
+
+
+@dataclass(frozen=True)
+class OracleInfo:
+    """An oracle: who labels the picked (and the val/test) molecules."""
+
+    #: "lookup" (the answer key), "compute" (chunked quantum-chemistry jobs) or "external" (a file)
+    kind: str
+    description: str
+    #: canonical targets it can label (None: whatever the dataset's answer key or the lab has)
+    targets: tuple[str, ...] | None = None
+    #: compute: every column its calculation writes (the targets, plus ``energy`` in eV: the total
+    #: energy at the stored geometry, which is not QM9's u0)
+    columns: tuple[str, ...] = ()
+    #: compute: "module:function" of its single point, function(z, pos, **settings) -> dict of columns
+    single_point: str | None = None
+    #: compute: the settings key that sets its thread count (the job's threads fill it in)
+    threads_setting: str | None = None
+    #: compute: settings under which a job holds a GPU (key, value), e.g. ("device", "gpu")
+    gpu_setting: tuple[str, Any] | None = None
+
+    def job_settings(self, settings: Mapping[str, Any], threads: int) -> dict[str, Any]:
+        """The settings a label job passes to the single point: the config's, with the job's threads."""
+        out = dict(settings)
+        if self.threads_setting is not None:
+            out.setdefault(self.threads_setting, threads)
+        return out
+
+    def gpus(self, settings: Mapping[str, Any]) -> int:
+        """GPUs one label job of this oracle holds under these settings (0 or 1)."""
+        if self.gpu_setting is None:
+            return 0
+        key, value = self.gpu_setting
+        return int(settings.get(key) == value)
+
+    def single_point_function(self) -> Callable[..., dict[str, Any]]:
+        """The single-point function (imported on first use: pyscf and tblite are heavy)."""
+        if self.single_point is None:
+            raise ValueError(f"the {self.kind} oracle computes nothing itself")
+        module, name = self.single_point.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_QC_TARGETS = ("homo", "lumo", "gap", "mu")
+
+#: Oracle name -> what it is and what its jobs need.
+ORACLES: dict[str, OracleInfo] = {
+    "answer_key": OracleInfo("lookup", "look the labels up in the dataset's answer key"),
+    "pyscf": OracleInfo(
+        "compute",
+        "DFT single point with PySCF",
+        targets=_QC_TARGETS,
+        columns=(*_QC_TARGETS, "energy"),
+        single_point="pipeline.qc:pyscf_single_point",
+        threads_setting="threads",
+        gpu_setting=("device", "gpu"),
+    ),
+    "xtb": OracleInfo(
+        "compute",
+        "GFN2-xTB single point with tblite",
+        targets=_QC_TARGETS,
+        columns=(*_QC_TARGETS, "energy"),
+        single_point="pipeline.qc:xtb_single_point",
+    ),
+    "external": OracleInfo("external", "labels computed or measured elsewhere, read from a file"),
+}
+
+#: train.semi: how the teacher uses the unlabelled pool -> description.
+TEACHERS: dict[str, str] = {
+    "asgn": "reconstruction, clustering and pseudo-label losses (pipeline.train.train_teacher)",
+    "mean_teacher": "consistency to an EMA of the weights, the baseline (pipeline.train.train_mean_teacher)",
+}
+
+#: initial.strategy: how round 0's labelled set is picked -> description.
+INITIAL_STRATEGIES: dict[str, str] = {
+    "random": "seeded uniform picks from the pool",
+    "kcenter": "k-center greedy on an untrained teacher's embeddings",
+}
+
+
+def _lookup(registry: Mapping[str, Any], name: str, what: str) -> Any:
+    try:
+        return registry[name]
+    except KeyError:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(registry)}") from None
+
+
+def strategy_info(name: str) -> StrategyInfo:
+    """The strategy registered under ``name``; the error lists the valid names."""
+    return _lookup(STRATEGIES, name, "strategy")
+
+
+def oracle_info(name: str) -> OracleInfo:
+    """The oracle registered under ``name``; the error lists the valid names."""
+    return _lookup(ORACLES, name, "oracle")
+
+
+def teacher_info(name: str) -> str:
+    """The description of teacher kind ``name`` (train.semi); the error lists the valid names."""
+    return _lookup(TEACHERS, name, "train.semi")
+
+
+def initial_info(name: str) -> str:
+    """The description of initial strategy ``name``; the error lists the valid names."""
+    return _lookup(INITIAL_STRATEGIES, name, "initial_strategy")

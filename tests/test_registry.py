@@ -1,0 +1,81 @@
+"""The one registry of names the package and the workflow share: schema, implementations, jobs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import oracle, registry, select
+from pipeline.sources import SOURCES
+from pipeline.units import TARGETS
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+
+
+def _enum(*path: str) -> list[str]:
+    node = SCHEMA["$defs"]
+    for key in path:
+        node = node[key] if key in node else node["properties"][key]
+    return node["enum"]
+
+
+def test_the_schema_offers_exactly_the_registered_names():
+    assert _enum("run", "strategy") == list(registry.STRATEGIES)
+    assert _enum("dataset", "oracle", "name") == list(registry.ORACLES)
+    assert _enum("run", "train", "semi") == list(registry.TEACHERS)
+    assert _enum("run", "initial", "strategy") == list(registry.INITIAL_STRATEGIES)
+    assert _enum("dataset", "source") == list(SOURCES)
+
+
+def test_implementations_are_keyed_by_the_registry():
+    assert {n: s.needs for n, s in select.STRATEGIES.items()} == {
+        n: s.needs for n, s in registry.STRATEGIES.items()
+    }
+    assert oracle.ORACLES is registry.ORACLES
+    for info in registry.ORACLES.values():
+        assert (info.single_point is not None) == (info.kind == "compute")
+        assert info.targets is None or set(info.targets) <= set(TARGETS)
+
+
+@pytest.mark.parametrize(
+    ("lookup", "name", "message"),
+    [
+        (
+            select.get_strategy,
+            "bald",
+            "unknown strategy 'bald'; choose one of kcenter, random, qbc, mc_dropout",
+        ),
+        (oracle.get_oracle, "orca", "unknown oracle 'orca'; choose one of answer_key, pyscf, xtb, external"),
+        (registry.teacher_info, "vat", "unknown train.semi 'vat'; choose one of asgn, mean_teacher"),
+        (registry.initial_info, "gmm", "unknown initial_strategy 'gmm'; choose one of random, kcenter"),
+    ],
+)
+def test_an_unknown_name_is_refused_with_the_valid_ones(lookup, name, message):
+    with pytest.raises(ValueError, match=message):
+        lookup(name)
+
+
+def test_oracle_jobs_get_their_threads_and_gpus_from_the_oracle():
+    pyscf, xtb = registry.ORACLES["pyscf"], registry.ORACLES["xtb"]
+    assert pyscf.job_settings({"basis": "def2-SVP"}, threads=4) == {"basis": "def2-SVP", "threads": 4}
+    assert pyscf.job_settings({"threads": 2}, threads=4) == {"threads": 2}  # the config's own wins
+    assert xtb.job_settings({}, threads=4) == {}  # tblite takes no thread setting
+    assert pyscf.gpus({"device": "gpu"}) == 1 and pyscf.gpus({}) == 0 and xtb.gpus({"device": "gpu"}) == 0
+    with pytest.raises(ValueError, match="computes nothing"):
+        registry.ORACLES["answer_key"].single_point_function()
+
+
+def test_the_workflow_side_imports_no_torch_and_no_numpy():
+    """common.smk imports pipeline.registry and pipeline.settings when it parses the config; label
+    jobs and the Snakemake process must not pay for torch (or need it at all)."""
+    code = (
+        "import sys; sys.path.insert(0, 'src'); import pipeline.registry, pipeline.settings; "
+        "print(sorted(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
