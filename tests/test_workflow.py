@@ -486,7 +486,7 @@ def test_benchmark_cpu_plan_expands_methods_and_seeds(tmp_path):
     config = REPO / "config" / "benchmark-cpu.yaml"
     ssl = plan(tmp_path, config, extra=("--replace-workflow-config", "results/benchmark/ssl/table.md"))
     counts = count(ssl)
-    assert counts["teacher"] == 4 * 3 and counts["student"] == 12 and "select" not in counts
+    assert counts["teacher"] == 7 * 3 and counts["student"] == 21 and "select" not in counts
     (table,) = [j for j in ssl if j["rule"] == "benchmark_table"]
     assert "--derived asgn_t=asgn" in table["shell"] and "--baseline supervised" in table["shell"]
     assert "--paired-csv results/benchmark/ssl/paired.csv" in table["shell"]
