@@ -110,6 +110,15 @@ def runs(tmp_path: Path) -> dict[str, Path]:
     return folders
 
 
+def files(folder: Path, name: str = "student.json") -> list[Path]:
+    """A run's per-round summaries, as the workflow passes them (round_00, round_01, ...)."""
+    return [folder / f"round_{r:02d}" / name for r in range(ROUNDS)]
+
+
+def students(runs: dict[str, Path]) -> dict[str, list[Path]]:
+    return {run: files(folder) for run, folder in runs.items()}
+
+
 def run_cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *map(str, args)], capture_output=True, text=True
@@ -121,7 +130,7 @@ def run_cli(*args):
 
 
 def test_learning_curve_has_one_row_per_run_round_target(runs):
-    table = learning_curve(runs)
+    table = learning_curve(students(runs))
     assert list(table.columns) == [
         "run",
         "round",
@@ -152,7 +161,7 @@ def test_learning_curve_of_rounds_without_teacher_maes_leaves_them_empty(runs, t
     record = json.loads(path.read_text())
     del record["teacher_val_mae"], record["teacher_test_mae"]
     path.write_text(json.dumps(record))
-    table = learning_curve(runs)
+    table = learning_curve(students(runs))
     old = (table.run == "a") & (table["round"] == 1)
     assert old.sum() == len(TARGETS)
     assert table.loc[old, ["teacher_val_mae", "teacher_test_mae"]].isna().all().all()
@@ -163,33 +172,35 @@ def test_learning_curve_of_rounds_without_teacher_maes_leaves_them_empty(runs, t
 
 
 def test_learning_curve_keeps_the_order_runs_are_given_in(runs):
-    table = learning_curve({"b": runs["b"], "a": runs["a"]})
+    table = learning_curve({"b": files(runs["b"]), "a": files(runs["a"])})
     assert list(dict.fromkeys(table.run)) == ["b", "a"]
 
 
-def test_learning_curve_skips_unfinished_rounds(runs):
-    (runs["b"] / "round_02" / "student.json").unlink()  # teacher done, student not yet
-    (runs["b"] / "round_03").mkdir()  # a round that has not started
-    table = learning_curve(runs)
-    assert len(table) == (ROUNDS + ROUNDS - 1) * len(TARGETS)
+def test_learning_curve_reads_only_the_rounds_it_is_given(runs):
+    """A round left in the run folder by an older config (here round_05, and a later round_03 that
+    the current config does not have) is not in the curve: only the given summaries are read."""
+    for r in (3, 5):
+        write_round(runs["b"] / f"round_{r:02d}", "b", r, np.random.default_rng(r))
+    table = learning_curve({"a": files(runs["a"]), "b": files(runs["b"])[:2]})
     assert sorted(set(table["round"][table.run == "b"])) == [0, 1]
     assert sorted(set(table["round"][table.run == "a"])) == [0, 1, 2]
+    assert len(table) == (ROUNDS + 2) * len(TARGETS)
 
 
-def test_learning_curve_of_a_missing_run_folder_is_an_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such run folder"):
-        learning_curve({"a": tmp_path / "nope"})
+def test_learning_curve_of_a_missing_summary_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such summary"):
+        learning_curve({"a": [tmp_path / "round_00" / "student.json"]})
 
 
 def test_a_summary_in_the_wrong_round_folder_is_an_error(runs):
     path = runs["a"] / "round_01" / "student.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "round": 2}))
     with pytest.raises(ValueError, match="round 2"):
-        learning_curve(runs)
+        learning_curve(students(runs))
 
 
 def test_write_learning_curve_csv_and_png(runs, tmp_path):
-    table = learning_curve(runs)
+    table = learning_curve(students(runs))
     csv, png = tmp_path / "out" / "learning_curve.csv", tmp_path / "out" / "learning_curve.png"
     fig = write_learning_curve(table, csv, png, title="test run")
     pd.testing.assert_frame_equal(pd.read_csv(csv), table)
@@ -220,8 +231,7 @@ def test_learning_curve_of_an_unknown_target_says_units_as_given(tmp_path):
 
 
 def test_learning_curve_with_no_finished_round_still_writes_files(tmp_path):
-    (tmp_path / "run").mkdir()
-    table = learning_curve({"a": tmp_path / "run"})
+    table = learning_curve({"a": []})
     assert table.empty and list(table.columns)[:4] == ["run", "round", "labelled", "target"]
     write_learning_curve(table, tmp_path / "c.csv", tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes().startswith(PNG_MAGIC)
@@ -298,7 +308,7 @@ def test_pca_2d_of_degenerate_embeddings():
 
 
 def test_round_table_has_one_row_per_round(runs, tmp_path):
-    table = round_table(runs["a"])
+    table = round_table(files(runs["a"], "teacher.json"), files(runs["a"]))
     assert list(table["round"]) == [0, 1, 2]
     assert list(table.labelled) == [10, 15, 20]
     assert list(table.new_labels) == [10, BATCH, BATCH]
@@ -315,10 +325,8 @@ def test_round_table_has_one_row_per_round(runs, tmp_path):
 
 
 def test_round_table_of_a_run_in_progress(runs):
-    (runs["a"] / "round_02" / "student.json").unlink()
-    (runs["a"] / "round_00" / "student.json").unlink()
-    (runs["a"] / "round_00" / "teacher.json").unlink()  # round 0 gone entirely
-    table = round_table(runs["a"])
+    # round 0 gone entirely, round 2's student not finished
+    table = round_table(files(runs["a"], "teacher.json")[1:], files(runs["a"])[1:2])
     assert list(table["round"]) == [1, 2]
     assert table.new_labels.isna().tolist() == [True, False]  # round 1's is unknown: no round 0 to count from
     assert table.new_labels[1] == BATCH
@@ -330,25 +338,30 @@ def test_round_table_of_a_run_in_progress(runs):
 # commands
 
 
+def _student_args(runs):
+    return [
+        arg
+        for run, paths in students(runs).items()
+        for path in paths
+        for arg in ("--student", f"{run}={path}")
+    ]
+
+
 def test_learning_curve_command(runs, tmp_path):
     csv, png = tmp_path / "lc.csv", tmp_path / "lc.png"
-    r = run_cli(
-        "learning-curve", "--run", f"a={runs['a']}", "--run", f"b={runs['b']}", "--csv", csv, "--png", png
-    )
+    r = run_cli("learning-curve", *_student_args(runs), "--csv", csv, "--png", png)
     assert r.returncode == 0, r.stderr
-    assert "2 runs, 6 finished rounds" in r.stderr
-    pd.testing.assert_frame_equal(pd.read_csv(csv), learning_curve(runs))
+    assert "2 runs, 6 rounds" in r.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(csv), learning_curve(students(runs)))
     assert png.read_bytes().startswith(PNG_MAGIC)
 
 
 def test_learning_curve_command_errors(runs, tmp_path):
     out = ["--csv", tmp_path / "lc.csv", "--png", tmp_path / "lc.png"]
-    r = run_cli("learning-curve", "--run", str(runs["a"]), *out)
-    assert r.returncode == 2 and "expected NAME=DIR" in r.stderr
-    r = run_cli("learning-curve", "--run", f"a={runs['a']}", "--run", f"a={runs['b']}", *out)
-    assert r.returncode == 2 and "names must be unique" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("learning-curve", "--run", f"a={tmp_path / 'nope'}", *out)
-    assert r.returncode == 2 and "no such run folder" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("learning-curve", "--student", str(runs["a"]), *out)
+    assert r.returncode == 2 and "expected RUN=FILE" in r.stderr
+    r = run_cli("learning-curve", "--student", f"a={tmp_path / 'nope.json'}", *out)
+    assert r.returncode == 2 and "no such summary" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "lc.csv").exists()
 
 
@@ -365,7 +378,15 @@ def test_embedding_map_command(runs, tmp_path):
 
 def test_round_table_command(runs, tmp_path):
     csv = tmp_path / "rounds.csv"
-    r = run_cli("round-table", "--run-dir", runs["b"], "--csv", csv)
+    r = run_cli(
+        "round-table",
+        "--teacher",
+        *files(runs["b"], "teacher.json"),
+        "--student",
+        *files(runs["b"]),
+        "--csv",
+        csv,
+    )
     assert r.returncode == 0, r.stderr
     assert list(pd.read_csv(csv)["new_labels"]) == [10, BATCH, BATCH]
 

@@ -142,6 +142,13 @@ def test_demo_config_plan(tmp_path):
     # teacher, embeds, pseudo-labels or selects.
     holdout = {j["rule"] for j in jobs for p in j["input"] if "holdout_labels" in p}
     assert holdout == {"student"}
+    # reports read the summaries of exactly the configured rounds, given by name: a round_03 left by
+    # an older config with more rounds can never enter the curve
+    (curve,) = [j for j in jobs if j["rule"] == "learning_curve" and "runs/asgn/" in j["output"][0]]
+    given = re.findall(r"--student (\S+)", curve["shell"])
+    assert given == [f"asgn=results/runs/asgn/round_{r:02d}/student.json" for r in range(3)]
+    (table,) = [j for j in jobs if j["rule"] == "round_table" and "runs/asgn/" in j["output"][0]]
+    assert "round_00/teacher.json" in table["shell"] and "--run-dir" not in table["shell"]
 
 
 def test_paper_config_plan_on_top_of_the_default_config(tmp_path):

@@ -184,24 +184,23 @@ def _add_oracle_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_label)
 
 
-def _named_dir(text: str) -> tuple[str, Path]:
-    """``NAME=DIR`` (of ``--run``) -> (name, folder)."""
-    name, sep, folder = text.partition("=")
-    if not (sep and name and folder):
-        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {text!r}")
-    return name, Path(folder)
+def _named_file(text: str) -> tuple[str, Path]:
+    """``RUN=FILE`` (of ``--student``) -> (run, file)."""
+    name, sep, path = text.partition("=")
+    if not (sep and name and path):
+        raise argparse.ArgumentTypeError(f"expected RUN=FILE, got {text!r}")
+    return name, Path(path)
 
 
 def _learning_curve(args: argparse.Namespace) -> None:
     from .report import learning_curve, write_learning_curve
 
-    runs = dict(args.run)
-    if len(runs) != len(args.run):
-        raise ValueError(f"--run names must be unique, got {[name for name, _ in args.run]}")
+    runs: dict[str, list[Path]] = {}
+    for run, path in args.student:
+        runs.setdefault(run, []).append(path)
     table = learning_curve(runs)
     write_learning_curve(table, args.csv, args.png, title=args.title)
-    finished = len(table[["run", "round"]].drop_duplicates())
-    log.info("learning curve: %d runs, %d finished rounds", len(runs), finished)
+    log.info("learning curve: %d runs, %d rounds", len(runs), len(args.student))
 
 
 def _embedding_map(args: argparse.Namespace) -> None:
@@ -215,7 +214,7 @@ def _embedding_map(args: argparse.Namespace) -> None:
 def _round_table(args: argparse.Namespace) -> None:
     from .report import round_table, write_round_table
 
-    write_round_table(round_table(args.run_dir), args.csv)
+    write_round_table(round_table(args.teacher, args.student), args.csv)
 
 
 def _run_method(text: str) -> tuple[str, tuple[str, int]]:
@@ -351,12 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     # reports (pipeline.report): read a run's per-round files, write CSV and PNG
     p = sub.add_parser("learning-curve", help="test MAE against labels, per run and target: CSV + PNG")
     p.add_argument(
-        "--run",
+        "--student",
         required=True,
         action="append",
-        type=_named_dir,
-        metavar="NAME=DIR",
-        help="a run's name and folder (results/runs/{run}); repeat for each run to compare",
+        type=_named_file,
+        metavar="RUN=FILE",
+        help="a run's name and one round's student.json; repeat for each round and each run to compare",
     )
     p.add_argument("--csv", required=True, type=Path, help="long table: run, round, labelled, target, MAEs")
     p.add_argument("--png", required=True, type=Path)
@@ -372,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_embedding_map)
 
     p = sub.add_parser("round-table", help="per-round summary of a run (labels, losses, epochs, times, MAE)")
-    p.add_argument("--run-dir", required=True, type=Path, help="results/runs/{run}")
+    p.add_argument("--teacher", nargs="*", default=[], type=Path, help="the rounds' teacher.json files")
+    p.add_argument("--student", nargs="*", default=[], type=Path, help="the rounds' student.json files")
     p.add_argument("--csv", required=True, type=Path)
     p.set_defaults(func=_round_table)
     # benchmark (pipeline.benchmark): methods x seeds, runs named {method}-s{seed} or mapped to them

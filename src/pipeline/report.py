@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,29 +57,23 @@ _DPI = 150
 
 
 # --------------------------------------------------------------------------------------------------
-# reading a run folder
+# reading a run's per-round summaries (the files are given: nothing scans a folder, so rounds of an
+# older config left on disk are never read)
 
 
-def _rounds(run_dir: Path) -> list[tuple[int, Path]]:
-    """(round, folder) of every ``round_XX`` folder of a run, in round order."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such run folder")
-    found = []
-    for path in run_dir.iterdir():
-        match = _ROUND_DIR.fullmatch(path.name)
-        if match and path.is_dir():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def _read_json(path: Path, round: int) -> dict | None:
-    """A round's JSON summary, or None if that stage has not finished; checks its round number."""
+def _read_json(path: str | Path) -> dict:
+    """A round's JSON summary; its round number must agree with a ``round_XX`` folder holding it."""
+    path = Path(path)
     if not path.is_file():
-        return None
+        raise FileNotFoundError(f"{path}: no such summary (has that round finished?)")
     record = json.loads(path.read_text())
-    if record.get("round", round) != round:
-        raise ValueError(f"{path}: says round {record['round']}, but lies in the folder of round {round}")
+    if "round" not in record:
+        raise ValueError(f"{path}: not a round summary (no 'round')")
+    match = _ROUND_DIR.fullmatch(path.parent.name)
+    if match and int(match.group(1)) != record["round"]:
+        raise ValueError(
+            f"{path}: says round {record['round']}, but lies in the folder of round {int(match.group(1))}"
+        )
     return record
 
 
@@ -102,27 +96,27 @@ def panel_grid(n_panels: int, title_height: float = 0.4) -> tuple[Figure, list]:
     return fig, axes
 
 
-def learning_curve(run_dirs: Mapping[str, str | Path]) -> pd.DataFrame:
-    """Long table of every finished round's val and test MAE, one row per (run, round, target).
+def learning_curve(runs: Mapping[str, Sequence[str | Path]]) -> pd.DataFrame:
+    """Long table of the given rounds' val and test MAE, one row per (run, round, target).
 
     Args:
-        run_dirs: run name -> its folder (``results/runs/{run}``). Rounds are read from
-            ``round_XX/student.json``; rounds without one (a run still going, or stopped) are skipped.
+        runs: run name -> the ``round_XX/student.json`` files of its rounds (any order; each says
+            its round). Only these are read: a round of an older config left in the run folder does
+            not enter the curve.
 
     Returns:
         Columns :data:`LEARNING_CURVE_COLUMNS`: ``run, round, labelled, target, val_mae, test_mae,
-        teacher_val_mae, teacher_test_mae``, sorted by run (in the order of ``run_dirs``), round, and
+        teacher_val_mae, teacher_test_mae``, sorted by run (in the order of ``runs``), round, and
         target (canonical order). ``labelled`` is |L_r|, the x of the curve. ``val_mae`` and
         ``test_mae`` are the student's (the round's result); ``teacher_val_mae`` and
         ``teacher_test_mae`` the teacher checkpoint's own, before fine-tuning. A MAE the student.json
         does not record (the teacher's, in rounds written before it was recorded) is NaN.
     """
     rows = []
-    for run, folder in run_dirs.items():
-        for r, path in _rounds(Path(folder)):
-            student = _read_json(path / "student.json", r)
-            if student is None:
-                continue
+    for run, paths in runs.items():
+        for path in paths:
+            student = _read_json(path)
+            r = student["round"]
             val = student.get("val_mae", {})
             teacher_val = student.get("teacher_val_mae", {})
             teacher_test = student.get("teacher_test_mae", {})
@@ -145,7 +139,7 @@ def learning_curve(run_dirs: Mapping[str, str | Path]) -> pd.DataFrame:
         {"run": str, "round": "int64", "labelled": "int64", "target": str, **dict.fromkeys(maes, float)}
     )
     ranks = {
-        "run": _ranks(list(table["run"]), list(run_dirs)),
+        "run": _ranks(list(table["run"]), list(runs)),
         "target": _ranks(list(table["target"]), TARGETS),
     }
     table = table.sort_values(
@@ -154,8 +148,9 @@ def learning_curve(run_dirs: Mapping[str, str | Path]) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def round_table(run_dir: str | Path) -> pd.DataFrame:
-    """One row per round of a run that has a teacher.json or a student.json: what it cost and gave.
+def round_table(teachers: Sequence[str | Path], students: Sequence[str | Path]) -> pd.DataFrame:
+    """One row per round of a run, from its rounds' teacher.json and student.json: what each cost and
+    gave. Only the files given are read (each says its round); a round may have either or both.
 
     Columns: ``round``, ``labelled`` (|L_r|), ``new_labels`` (labels added for this round; empty when
     the previous round's summary is missing), ``teacher_epochs``, ``teacher_seconds``,
@@ -164,12 +159,16 @@ def round_table(run_dir: str | Path) -> pd.DataFrame:
     ``student_seconds``, ``fine_tuned``, and ``test_mae_{target}`` per target.
     Stages that have not finished leave their columns empty.
     """
+    by_round: dict[int, dict[str, dict]] = {}
+    for kind, paths in (("teacher", teachers), ("student", students)):
+        for path in paths:
+            record = _read_json(path)
+            if kind in by_round.setdefault(record["round"], {}):
+                raise ValueError(f"{path}: a second {kind} summary of round {record['round']}")
+            by_round[record["round"]][kind] = record
     rows = []
-    for r, path in _rounds(Path(run_dir)):
-        teacher = _read_json(path / "teacher.json", r)
-        student = _read_json(path / "student.json", r)
-        if teacher is None and student is None:
-            continue
+    for r in sorted(by_round):
+        teacher, student = by_round[r].get("teacher"), by_round[r].get("student")
         row: dict = {"round": r, "labelled": (student or teacher)["labelled"]}
         if teacher is not None:
             epochs = teacher.get("epochs", [])

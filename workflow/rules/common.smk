@@ -408,25 +408,31 @@ def get_select_args(wildcards, input):
     return shlex.join(args)
 
 
+def _students(run):
+    return expand("results/runs/{run}/round_{round}/student.json", run=run, round=get_rounds(run))
+
+
 def get_learning_curve_input(wildcards):
-    return expand(
-        "results/runs/{run}/round_{round}/student.json", run=wildcards.run, round=get_rounds(wildcards.run)
-    )
-
-
-def get_round_table_input(wildcards):
-    run, rounds = wildcards.run, get_rounds(wildcards.run)
-    return expand("results/runs/{run}/round_{round}/{name}.json", run=run, round=rounds, name=["teacher", "student"])
+    return _students(wildcards.run)
 
 
 def get_all_students(wildcards):
-    return [f for run in RUNS for f in expand(
-        "results/runs/{run}/round_{round}/student.json", run=run, round=get_rounds(run)
-    )]
+    return [path for run in RUNS for path in _students(run)]
 
 
-def get_learning_curve_args(wildcards):
-    return " ".join(f"--run {run}=results/runs/{run}" for run in RUNS)
+def get_learning_curve_args(wildcards, input):
+    """`--student RUN=FILE` for each round of each run the curve shows (shell-quoted)."""
+    runs = [wildcards.run] if "run" in wildcards.keys() else list(RUNS)
+    return shlex.join(arg for run in runs for path in _students(run) for arg in ("--student", f"{run}={path}"))
+
+
+def get_round_table_input(wildcards):
+    round_dir = "results/runs/{run}/round_{round}/{name}.json"
+    rounds = get_rounds(wildcards.run)
+    return {
+        "teachers": expand(round_dir, run=wildcards.run, round=rounds, name="teacher"),
+        "students": expand(round_dir, run=wildcards.run, round=rounds, name="student"),
+    }
 
 
 def get_round_outputs():

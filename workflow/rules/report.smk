@@ -13,6 +13,8 @@ rule learning_curve:
             category="Learning curves",
             subcategory="{run}",
         ),
+    params:
+        students=get_learning_curve_args,
     log:
         "logs/learning_curve/{run}.log",
     threads: 1
@@ -22,7 +24,7 @@ rule learning_curve:
     conda:
         "../../envs/pipeline.yaml"
     shell:
-        "pipeline learning-curve --run {wildcards.run}=results/runs/{wildcards.run} --title {wildcards.run}"
+        "pipeline learning-curve {params.students} --title {wildcards.run}"
         " --csv {output.csv} --png {output.png} > {log} 2>&1"
 
 
@@ -38,7 +40,7 @@ rule learning_curve_all:
             subcategory="all runs",
         ),
     params:
-        runs=get_learning_curve_args,
+        students=get_learning_curve_args,
     log:
         "logs/learning_curve/all.log",
     threads: 1
@@ -48,13 +50,13 @@ rule learning_curve_all:
     conda:
         "../../envs/pipeline.yaml"
     shell:
-        "pipeline learning-curve {params.runs} --title 'all runs' --csv {output.csv} --png {output.png}"
+        "pipeline learning-curve {params.students} --title 'all runs' --csv {output.csv} --png {output.png}"
         " > {log} 2>&1"
 
 
 rule round_table:
     input:
-        get_round_table_input,
+        unpack(get_round_table_input),
     output:
         report(
             "results/runs/{run}/rounds.csv",
@@ -71,7 +73,8 @@ rule round_table:
     conda:
         "../../envs/pipeline.yaml"
     shell:
-        "pipeline round-table --run-dir results/runs/{wildcards.run} --csv {output} > {log} 2>&1"
+        "pipeline round-table --teacher {input.teachers} --student {input.students} --csv {output}"
+        " > {log} 2>&1"
 
 
 rule embedding_map:
