@@ -104,10 +104,10 @@ def get_final_output():
     )
 
 
-def get_benchmark_outputs(benchmarks=None):
+def get_benchmark_outputs():
     """results/benchmark/{benchmark}/...: the comparison tables and figure of each benchmark."""
     names = ["table.csv", "table.md", "paired.csv", "efficiency.csv", "figure.png"]
-    return expand("results/benchmark/{benchmark}/{name}", benchmark=benchmarks or BENCHMARKS, name=names)
+    return expand("results/benchmark/{benchmark}/{name}", benchmark=BENCHMARKS, name=names)
 
 
 def _benchmark_members(benchmark):
