@@ -119,18 +119,17 @@ def test_zero_weight_switches_a_term_off_and_passes_are_counted():
     forward = model.forward
     model.forward = lambda b, mask=None: calls.append(mask is not None) or forward(b, mask=mask)
     target, ids = torch.tensor([[1.0], [float("nan")]]), torch.tensor([0, 2])
-    _, terms = teacher_loss(model, batch, target, ids, LossWeights(), torch.ones(1))
+    _, terms = teacher_loss(model, batch, target, ids, LossWeights(), torch.ones(1), shared_pass=False)
     assert set(terms) == {"property", "atom_type", "distance", "clustering", "total"}
     assert sorted(calls) == [False, True]  # a masked pass for L_r, a clean one for L_p and L_c
     calls.clear()
     _, terms = teacher_loss(model, batch, target, ids, LossWeights(), torch.ones(1), shared_pass=True)
     assert calls == [True]  # one masked pass read by every term
     calls.clear()
-    _, terms = teacher_loss(
-        model, batch, target, ids, LossWeights(reconstruction=0.0, clustering=0.0), torch.ones(1)
-    )
+    supervised = LossWeights(reconstruction=0.0, clustering=0.0)
+    _, terms = teacher_loss(model, batch, target, ids, supervised, torch.ones(1), shared_pass=True)
     assert set(terms) == {"property", "total"} and calls == [False]  # ASGN-S: supervised only
-    total, terms = teacher_loss(model, batch, None, None, LossWeights(), torch.ones(1))
+    total, terms = teacher_loss(model, batch, None, None, LossWeights(), torch.ones(1), shared_pass=False)
     assert set(terms) == {"atom_type", "distance", "total"}
     total.backward()
     assert model.embedding.weight.grad[model.config.mask_token].abs().sum() > 0  # the mask token learns
@@ -139,7 +138,9 @@ def test_zero_weight_switches_a_term_off_and_passes_are_counted():
 def test_the_clean_pass_property_term_is_that_of_an_unmasked_forward():
     model, batch = _model(), _batch()
     target = torch.tensor([[-6.0], [-7.0]])
-    _, terms = teacher_loss(model, batch, target, None, LossWeights(clustering=0.0), torch.ones(1))
+    _, terms = teacher_loss(
+        model, batch, target, None, LossWeights(clustering=0.0), torch.ones(1), shared_pass=False
+    )
     expected = property_loss(model(batch).pred.detach(), target, torch.ones(1))
     assert float(terms["property"]) == pytest.approx(float(expected))
 

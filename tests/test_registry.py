@@ -79,3 +79,21 @@ def test_the_workflow_side_imports_no_torch_and_no_numpy():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_schema_defaults_are_the_dataclass_defaults():
+    """A default lives in the dataclass and the schema both; they must not drift (the workflow fills
+    the schema's, Python users get the dataclass')."""
+    from pipeline.losses import LossWeights
+    from pipeline.model import ModelConfig
+    from pipeline.train import TrainConfig
+
+    run = SCHEMA["$defs"]["run"]["properties"]
+    # null in the schema: resolved from the data at run time (the distance bins' range)
+    resolved_later = {"dist_min", "dist_max"}
+    for section, instance in (("train", TrainConfig()), ("model", ModelConfig()), ("losses", LossWeights())):
+        for key, spec in run[section]["properties"].items():
+            if key in resolved_later:
+                assert spec["default"] is None
+                continue
+            assert spec["default"] == getattr(instance, key), f"{section}.{key}"
