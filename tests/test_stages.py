@@ -320,3 +320,24 @@ def test_pretraining_epochs_and_reinitialised_teachers(two_rounds, tmp_path):
     cold_weights = stages.load_checkpoint(tmp_path / "t1.pt")[0].embedding.weight
     warm_weights = stages.load_checkpoint(tmp_path / "w1.pt")[0].embedding.weight
     assert not np.allclose(cold_weights.detach().numpy(), warm_weights.detach().numpy())
+
+
+def test_without_a_student_the_teacher_is_the_result(two_rounds, tmp_path):
+    """student: false (ASGN-T): the round's error is the teacher's own, recorded once for both."""
+    write_json(dict(SETTINGS, student=False), tmp_path / "run.json")
+    common = {
+        "run_json": tmp_path / "run.json",
+        "data": two_rounds / "data",
+        "split_path": two_rounds / "split.parquet",
+    }
+    labelled = two_rounds / "round_00" / "labelled.parquet"
+    stages.teacher(
+        **common, labelled_path=labelled, round=0, out=tmp_path / "t.pt", summary=tmp_path / "t.json"
+    )
+    record = stages.student(
+        **common, labelled_path=labelled, holdout_path=two_rounds / "holdout.parquet",
+        teacher_path=tmp_path / "t.pt", round=0, out=tmp_path / "s.pt", summary=tmp_path / "s.json",
+    )  # fmt: skip
+    assert record["epochs"] == 0 and record["fine_tuned"] is False
+    assert record["test_mae"] == record["teacher_test_mae"] and record["val_mae"] == record["teacher_val_mae"]
+    assert all(np.isfinite(v) for v in record["test_mae"].values())

@@ -37,7 +37,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.stats import t as student_t
 
-from .report import panel_grid
+from .report import LEARNING_CURVE_COLUMNS, panel_grid
 from .store import atomic_path
 from .units import TARGET_UNITS, TARGETS
 
@@ -70,7 +70,7 @@ _RUN_NAME = re.compile(r"(?P<method>.+)-s(?P<seed>\d+)")
 _CURVE_COLUMNS = ["run", "round", "labelled", "target", "test_mae"]
 #: MAE columns :func:`collect` fills with NaN when the curves lack them (curves written before
 #: :func:`pipeline.report.learning_curve` recorded them).
-_OPTIONAL_MAE_COLUMNS = ["val_mae", "teacher_val_mae", "teacher_test_mae"]
+_OPTIONAL_MAE_COLUMNS = [c for c in LEARNING_CURVE_COLUMNS if c not in _CURVE_COLUMNS]
 #: Columns of :func:`label_efficiency`'s table, one row per (target, method).
 EFFICIENCY_COLUMNS = ["target", "threshold", "baseline", "method", "labels", "saving"]
 #: Columns of :func:`paired_differences`' table, one row per (target, method).

@@ -59,7 +59,7 @@ class ModelConfig:
     n_clusters: int = 100  # M: classes of the cluster head (clustering loss L_c)
     n_dist_bins: int = 30  # K_e: classes of the distance-bin head (reconstruction loss L_r)
     # Å; the K_e equal-width distance bins span [dist_min, dist_max] (distances below / above fall in
-    # the first / last bin). The stages set them from the distances in the dataset (QM9: 0.96-10.7 Å),
+    # the first / last bin). The stages set them from the distances in the dataset (QM9: ~0.9-11 Å),
     # so the bins resolve bond lengths; [0, cutoff] would leave most bins empty.
     dist_min: float = 0.0
     dist_max: float = 30.0
