@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,8 @@ def test_qm9_schema_units_and_manifest(tmp_path, qm9_csv):
     assert row["z"] == [6, 1, 1, 1, 1]
     assert row["pos"][1] == pytest.approx([0.002150416, -0.0060313176, 0.0019761204], abs=1e-7)
     assert len(row["edge_src"]) == 20  # full graph: 5 * 4 ordered pairs
+    # QM9 molecules are neutral closed shells
+    assert set(graphs["charge"].to_pylist()) == {0} and set(graphs["multiplicity"].to_pylist()) == {1}
     assert manifest["counts"]["molecules"] == 40 and manifest["units"]["homo"] == "eV"
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert pq.read_table(out / "rejects.parquet").num_rows == 0
@@ -138,9 +141,14 @@ def test_input_without_valid_molecule_fails_naming_it(tmp_path, qm9_csv, qm9_lin
     lines = [qm9_lines[0]] + [line.replace("'H'", "'Q'") for line in qm9_lines[1:6]]
     csv = qm9_csv(lines, name="all_bad.csv")
     out = tmp_path / "data"
-    with pytest.raises(FeaturiseError, match=r"no valid molecule in .*all_bad\.csv.*unknown element"):
+    with pytest.raises(FeaturiseError, match=r"no valid molecule in .*all_bad\.csv.*unknown element") as err:
         _features(out, csv)
-    assert pq.read_table(out / "rejects.parquet").num_rows == 5  # the reasons are still on disk
+    # The message points at files that survive the failed merge job, whose outputs (rejects.parquet
+    # among them) Snakemake deletes.
+    (out / "rejects.parquet").unlink()
+    pattern = re.search(r"reason in (\S+),", str(err.value)).group(1)
+    named = sorted(Path("/").glob(pattern.lstrip("/")))
+    assert named and sum(pq.read_table(p).num_rows for p in named) == 5
 
 
 def test_limit_is_deterministic_subset(tmp_path, qm9_csv):
@@ -200,7 +208,12 @@ def test_cutoff_prunes_edges_and_is_recorded(tmp_path, qm9_csv):
 
 @pytest.mark.parametrize(
     ("kw", "message"),
-    [({"cutoff": 0.0}, "cutoff"), ({"limit": 0}, "limit"), ({"num_shards": 0}, "num_shards")],
+    [
+        ({"cutoff": 0.0}, "cutoff"),
+        ({"limit": 0}, "limit"),
+        ({"num_shards": 0}, "num_shards"),
+        ({"fragments": "all"}, r"fragments must be one of \['largest', 'reject'\]"),
+    ],
 )
 def test_bad_settings_are_named(tmp_path, kw, message):
     with pytest.raises(ValueError, match=message):
@@ -247,3 +260,61 @@ def test_smiles_source_end_to_end(tmp_path):
     assert manifest["units"]["homo"] == "as given"
     reasons = " | ".join(pq.read_table(tmp_path / "out" / "rejects.parquet")["reason"].to_pylist())
     assert "C1CC" in reasons and "unclosed ring" in reasons
+
+
+IONS = "id,smiles\nmea_hcl,C[NH3+].[Cl-]\nnaoac,CC(=O)[O-].[Na+]\nhydrate,CCO.O\nmethyl,[CH3]\nethanol,CCO\n"
+
+
+@pytest.mark.parametrize("num_shards", [1, 2])
+def test_charge_and_multiplicity_reach_the_graph_shards_and_salts_lose_their_counter_ions(
+    tmp_path, num_shards
+):
+    csv = tmp_path / "ions.csv"
+    csv.write_text(IONS)
+    settings = FeaturiseSettings(source="smiles", inputs=[str(csv)], num_shards=num_shards)
+    manifest = featurise(settings, tmp_path / "out")
+    graphs = _read_graphs(tmp_path / "out")
+    assert graphs.schema.remove_metadata() == GRAPH_SCHEMA
+    rows = {r["mol_id"]: r for r in graphs.to_pylist()}
+    assert list(rows) == ["mea_hcl", "naoac", "hydrate", "methyl", "ethanol"]
+    assert [rows[m]["charge"] for m in rows] == [1, -1, 0, 0, 0]
+    assert [rows[m]["multiplicity"] for m in rows] == [1, 1, 1, 2, 1]
+    assert 17 not in rows["mea_hcl"]["z"] and 11 not in rows["naoac"]["z"]  # no Cl-, no Na+
+    assert rows["hydrate"]["n_atoms"] == 9  # ethanol without its water
+    assert min(min(r["dist"]) for r in rows.values()) > 0.9  # no fragments stacked on each other
+    assert manifest["fragments"] == "largest"
+    assert manifest["counts"]["charged"] == 2 and manifest["counts"]["open_shell"] == 1
+
+
+def test_fragments_reject_lists_salts_in_rejects(tmp_path):
+    csv = tmp_path / "ions.csv"
+    csv.write_text(IONS)
+    manifest = featurise(
+        FeaturiseSettings(source="smiles", inputs=[str(csv)], fragments="reject"), tmp_path / "out"
+    )
+    assert _read_graphs(tmp_path / "out")["mol_id"].to_pylist() == ["methyl", "ethanol"]
+    rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pandas().set_index("mol_id")
+    assert set(rejects.index) == {"mea_hcl", "naoac", "hydrate"}
+    assert "CC(=O)[O-], [Na+]" in rejects.reason["naoac"] and "fragments" in rejects.reason["naoac"]
+    assert manifest["fragments"] == "reject"
+
+
+def test_a_multiplicity_the_electrons_cannot_have_is_rejected(tmp_path):
+    from ase import Atoms
+    from ase.io import write
+
+    water = [[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]]
+    frames = [
+        Atoms("OH2", positions=water, info={"mol_id": "doublet_water", "multiplicity": 2}),
+        Atoms("OH2", positions=water, info={"mol_id": "cation", "charge": 1}),  # 9 electrons: a doublet
+        Atoms("H", positions=[[0, 0, 0]], info={"mol_id": "proton", "charge": 1}),
+        Atoms("OH2", positions=water, info={"mol_id": "water"}),
+    ]
+    write(tmp_path / "spins.extxyz", frames, format="extxyz")
+    featurise(FeaturiseSettings(source="files", inputs=[str(tmp_path / "spins.extxyz")]), tmp_path / "out")
+    graphs = _read_graphs(tmp_path / "out")
+    assert graphs["mol_id"].to_pylist() == ["cation", "water"]
+    assert graphs["charge"].to_pylist() == [1, 0] and graphs["multiplicity"].to_pylist() == [2, 1]
+    reasons = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pandas().set_index("mol_id").reason
+    assert "multiplicity 2 is impossible with 10 electrons (charge +0)" in reasons["doublet_water"]
+    assert "charge +1 leaves 0 electrons" in reasons["proton"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.featurise import FeaturiseSettings, featurise
+from pipeline.featurise import FeaturiseError, FeaturiseSettings, featurise, merge_parts
 from pipeline.graphs import load_graphs
+from pipeline.oracle import read_geometries
+from pipeline.split import dataset_ids
 
 
 @pytest.fixture
@@ -20,7 +23,7 @@ def dataset(tmp_path, qm9_csv):
 
 def test_load_matches_parquet_rows(dataset):
     graphs = load_graphs(dataset)
-    rows = pq.read_table(dataset / "graphs").to_pylist()
+    rows = pq.read_table(dataset / "graphs").to_pylist()  # the 3 shards the manifest names
     assert len(graphs) == len(rows) == 40 and graphs.cutoff == 4.0 and graphs.rbf["count"] == 300
     for m, row in enumerate(rows):
         a, e = (
@@ -67,3 +70,90 @@ def test_subset_by_ids_keeps_requested_order(dataset):
 def test_missing_dataset_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="featurise the dataset first"):
         load_graphs(tmp_path / "absent")
+
+
+# Every reader of a dataset's graphs (training, the QC oracles' geometries, the split) reads exactly the
+# shards the manifest names, and refuses a shard whose bytes changed since featurisation.
+READERS = {
+    "load_graphs": lambda data: list(load_graphs(data).mol_id),
+    "read_geometries": lambda data: [g[0] for g in read_geometries(data, dataset_ids(data)[:5])],
+    "dataset_ids": lambda data: list(dataset_ids(data)),
+}
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_shards_the_manifest_does_not_name_are_never_read(tmp_path, qm9_csv, reader):
+    data = tmp_path / "data"
+    featurise(FeaturiseSettings(source="qm9", inputs=[str(qm9_csv())], num_shards=3), data)
+    stale = pq.read_table(data / "graphs" / "shard-00002.parquet")
+    featurise(FeaturiseSettings(source="qm9", inputs=[str(qm9_csv())], num_shards=2), data)
+    # A stale shard from the 3-shard run whose molecule has an edited geometry: still on disk, never read
+    edited = stale.set_column(
+        stale.schema.get_field_index("mol_id"), "mol_id", pa.array(["stale"] * len(stale))
+    )
+    pq.write_table(edited, data / "graphs" / "shard-00002.parquet")
+    ids = READERS[reader](data)
+    assert "stale" not in ids
+    if reader != "read_geometries":
+        assert len(ids) == 40 and len(set(ids)) == 40
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("damage", ["rewritten", "truncated"])
+def test_a_shard_changed_after_featurisation_is_refused_naming_it(dataset, reader, damage):
+    shard = dataset / "graphs" / "shard-00001.parquet"
+    if damage == "rewritten":  # a valid Parquet file with other coordinates
+        table = pq.read_table(shard)
+        pos = pa.array([[[x + 0.5 for x in atom] for atom in mol] for mol in table["pos"].to_pylist()])
+        pq.write_table(
+            table.set_column(
+                table.schema.get_field_index("pos"), "pos", pos.cast(table.schema.field("pos").type)
+            ),
+            shard,
+        )
+    else:
+        shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(ValueError, match=r"shard-00001\.parquet: its SHA-256 .* featurise again"):
+        READERS[reader](dataset)
+
+
+def test_merge_refuses_a_shard_replaced_after_its_summary(tmp_path, qm9_csv):
+    settings = FeaturiseSettings(source="qm9", inputs=[str(qm9_csv())], num_shards=2)
+    featurise(settings, tmp_path)
+    other = pq.read_table(tmp_path / "graphs" / "shard-00000.parquet")
+    pq.write_table(other, tmp_path / "graphs" / "shard-00001.parquet")  # shard 0's molecules under 1's name
+    with pytest.raises(FeaturiseError, match=r"shard-00001\.parquet: missing, or not the shard its summary"):
+        merge_parts(tmp_path, 2)
+
+
+def test_a_dataset_without_manifest_says_featurise_first(dataset):
+    (dataset / "manifest.json").unlink()
+    for read in READERS.values():
+        with pytest.raises(FileNotFoundError, match="no manifest.json .featurise the dataset first"):
+            read(dataset)
+
+
+def _as_format_1(shard) -> None:
+    """Rewrite ``shard`` as the pipeline before charges wrote it (no charge or multiplicity column)."""
+    table = pq.read_table(shard).drop_columns(["charge", "multiplicity"])
+    meta = dict(table.schema.metadata)
+    meta[b"format_version"] = b"1"
+    pq.write_table(table.replace_schema_metadata(meta), shard)
+
+
+@pytest.mark.parametrize("reader", ["load_graphs", "read_geometries"])
+def test_shards_of_the_format_without_charges_are_refused_saying_featurise_again(dataset, reader):
+    import hashlib
+    import json
+
+    shard = dataset / "graphs" / "shard-00001.parquet"
+    _as_format_1(shard)
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    for entry in manifest["shards"]:  # a consistent old dataset, checksums and all
+        if "sha256" in entry:
+            entry["sha256"] = hashlib.sha256((dataset / entry["path"]).read_bytes()).hexdigest()
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(
+        ValueError, match=r"shard-00001\.parquet: graph format version 1.*featurise the dataset"
+    ):
+        READERS[reader](dataset)

@@ -17,7 +17,7 @@ from pipeline import oracle
 from pipeline.featurise import FeaturiseSettings, featurise
 from pipeline.graphs import load_graphs
 from pipeline.oracle import LabelsNeeded, chunk_of, read_external_labels, read_parts
-from pipeline.store import write_table
+from pipeline.store import file_sha256, write_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,8 +51,9 @@ def test_geometries_are_the_featurised_ones_in_request_order(data, ids):
     graphs = load_graphs(data)
     wanted = ids[[7, 2, 11]]
     got = oracle.read_geometries(data, wanted)
-    assert [m for m, _, _ in got] == wanted.tolist()
-    for mol_id, z, pos in got:
+    assert [g.mol_id for g in got] == wanted.tolist()
+    assert [(g.charge, g.multiplicity) for g in got] == [(0, 1)] * 3  # QM9: neutral singlets
+    for mol_id, z, pos, _, _ in got:
         k = int(graphs.index_of([mol_id])[0])
         a, b = int(graphs.atom_ptr[k]), int(graphs.atom_ptr[k + 1])
         assert np.array_equal(z, graphs.z[a:b].numpy()) and np.allclose(pos, graphs.pos[a:b].numpy())
@@ -183,10 +184,13 @@ def test_external_oracle_writes_a_request_stops_and_reads_the_filled_form(data, 
     atoms = read(tmp_path / "to_label.xyz", index=":")
     geometries = oracle.read_geometries(data, request)
     assert [a.info["mol_id"] for a in atoms] == request.tolist()
-    for a, (_, z, pos) in zip(atoms, geometries, strict=True):
-        assert np.array_equal(a.numbers, z) and np.allclose(a.positions, pos, atol=1e-6)
+    for a, g in zip(atoms, geometries, strict=True):
+        assert np.array_equal(a.numbers, g.z) and np.allclose(a.positions, g.pos, atol=1e-6)
+        assert (a.info["charge"], a.info["multiplicity"]) == (0, 1)  # the species to compute
     form = pd.read_csv(tmp_path / "to_label.csv")
-    assert form.columns.tolist() == ["mol_id", "formula", "n_atoms", "homo [eV]", "failure"]
+    assert form.columns.tolist() == [
+        "mol_id", "formula", "n_atoms", "charge", "multiplicity", "homo [eV]", "failure"
+    ]  # fmt: skip
     assert form.mol_id.tolist() == request.tolist() and form.formula[1] == "CH4"
 
     _fill(tmp_path / "to_label.csv", tmp_path / "labels.csv", {request[0]: -7.5, request[2]: -6.25},
@@ -230,3 +234,227 @@ def test_labels_file_columns_may_come_in_any_order_and_extra_columns_are_kept_ou
     labels, failures = read_external_labels(path, ["a", "b"], ["homo", "gap"])
     assert labels.to_dict("list") == {"mol_id": ["a", "b"], "homo": [-7.0, -6.5], "gap": [8.5, 9.0]}
     assert failures.empty
+
+
+# ------------------------------------------------------------- missing and implausible values
+
+
+def _answer_key(path: Path, rows: dict[str, dict[str, float]]) -> Path:
+    write_table(pa.Table.from_pandas(pd.DataFrame([{"mol_id": m, **v} for m, v in rows.items()])), path)
+    return path
+
+
+def test_a_pick_without_the_target_in_the_answer_key_is_a_failure_not_a_nan_label(tmp_path):
+    """A `files` dataset whose file gives some molecules no HOMO: those picks are failures with the
+    reason (so selection drops them), not NaN rows in labelled.parquet; a property the run does not
+    learn may be missing."""
+    key = _answer_key(tmp_path / "answer_key.parquet", {
+        "a": {"homo": -7.0, "lumo": np.nan},  # no lumo: the run does not learn it
+        "b": {"homo": np.nan, "lumo": 1.0},
+        "c": {"homo": -6.0, "lumo": 2.0},
+    })  # fmt: skip
+    write_table(pa.table({"mol_id": ["a", "b", "c"]}), tmp_path / "initial.parquet")
+    source = oracle.OracleInput(answer_key=key, targets=["homo"])
+    oracle.label_round(
+        tmp_path / "initial.parquet", 0, tmp_path / "l0.parquet", tmp_path / "f0.parquet", source
+    )
+    labelled = pq.read_table(tmp_path / "l0.parquet").to_pandas()
+    failures = pq.read_table(tmp_path / "f0.parquet").to_pandas()
+    assert labelled.mol_id.tolist() == ["a", "c"] and labelled.homo.notna().all()
+    assert failures.mol_id.tolist() == ["b"] and failures["round"].tolist() == [0]
+    assert failures.reason.tolist() == ["no value for target 'homo' in the answer key"]
+    (record,) = oracle.read_labelling(tmp_path / "l0.parquet")
+    assert (record["requested"], record["labelled"], record["failed"]) == (3, 2, 1)
+    assert record["files"] == [{"path": str(key), "sha256": file_sha256(key)}]
+    # a failed molecule is never offered again
+    write_table(pa.table({"mol_id": ["b"]}), tmp_path / "again.parquet")
+    with pytest.raises(ValueError, match="picks molecules the oracle failed on before"):
+        oracle.label_round(
+            tmp_path / "again.parquet", 1, tmp_path / "l1.parquet", tmp_path / "f1.parquet", source,
+            previous=tmp_path / "l0.parquet", previous_failures=tmp_path / "f0.parquet",
+        )  # fmt: skip
+    # a target no molecule has is a setup error naming the file, not a round of failures
+    with pytest.raises(ValueError, match=r"answer_key.parquet: no molecule of the dataset has .*\['gap'\]"):
+        oracle.answer_key(key, ["a"], ["homo", "gap"])
+
+
+def test_a_round_whose_every_pick_failed_stops_instead_of_training_on_nothing(tmp_path):
+    key = _answer_key(
+        tmp_path / "answer_key.parquet", {m: {"homo": np.nan} for m in "abc"} | {"d": {"homo": -6.0}}
+    )
+    write_table(pa.table({"mol_id": ["a", "b", "c"]}), tmp_path / "picked.parquet")
+    source = oracle.OracleInput(answer_key=key, targets=["homo"])
+    with pytest.raises(
+        oracle.NothingLabelled,
+        match=r"round 2 .*labelled none of the 3 molecules.*3 x no value for target 'homo'",
+    ):
+        oracle.label_round(
+            tmp_path / "picked.parquet", 2, tmp_path / "l.parquet", tmp_path / "f.parquet", source
+        )
+    assert not (tmp_path / "l.parquet").exists() and not (tmp_path / "f.parquet").exists()
+    # val/test: every val molecule failed -> no early stopping possible, so the stage stops too
+    split = pd.DataFrame({"mol_id": list("abcd"), "split": ["val", "val", "test", "test"]})
+    write_table(pa.Table.from_pandas(split), tmp_path / "split.parquet")
+    with pytest.raises(oracle.NothingLabelled, match=r"val molecules of .*split.parquet: .*none of the 2"):
+        oracle.label_holdout(
+            tmp_path / "split.parquet", tmp_path / "h.parquet", tmp_path / "hf.parquet", source
+        )
+
+
+def test_val_and_test_molecules_without_the_target_are_left_out_and_listed(tmp_path):
+    split = pd.DataFrame({"mol_id": list("pqrstu"), "split": ["pool", "val", "val", "test", "test", "test"]})
+    write_table(pa.Table.from_pandas(split), tmp_path / "split.parquet")
+    values = {"p": -7.0, "q": np.nan, "r": -6.0, "s": -5.0, "t": np.nan, "u": np.nan}
+    key = _answer_key(
+        tmp_path / "answer_key.parquet", {m: {"homo": v, "gap": 5.0} for m, v in values.items()}
+    )
+    source = oracle.OracleInput(answer_key=key, targets=["gap", "homo"])
+    oracle.label_holdout(tmp_path / "split.parquet", tmp_path / "h.parquet", tmp_path / "hf.parquet", source)
+    holdout = pq.read_table(tmp_path / "h.parquet").to_pandas()
+    failures = pq.read_table(tmp_path / "hf.parquet").to_pandas()
+    assert holdout[["mol_id", "split"]].values.tolist() == [["r", "val"], ["s", "test"]]
+    assert failures.mol_id.tolist() == ["q", "t", "u"]
+    assert (failures.reason == "no value for target 'homo' in the answer key").all()
+    (record,) = oracle.read_labelling(tmp_path / "h.parquet")
+    assert record["failed"] == {"val": 1, "test": 2} and record["labelled"] == {"val": 1, "test": 1}
+
+
+def test_qc_values_that_are_missing_or_implausible_are_failures(tmp_path):
+    """A QC result outside the target's plausible range (or NaN) is a failure with the reason: the
+    round goes on without it. Ranges come from pipeline.units, overridden by oracle.ranges."""
+    ok = {"homo": -7.0, "lumo": 1.0, "gap": 8.0, "mu": 1.5, "energy": -1e3}
+    labels = pd.DataFrame([
+        {"mol_id": "a", **ok},
+        {"mol_id": "b", **ok, "homo": 1e30},
+        {"mol_id": "c", **ok, "gap": np.nan},
+        {"mol_id": "d", **ok, "mu": np.nan},  # mu is not a target of this run
+    ])  # fmt: skip
+    part = _chunk(tmp_path / "chunk-000.parquet", labels, pd.DataFrame())
+    write_table(pa.table({"mol_id": list("abcd")}), tmp_path / "initial.parquet")
+    source = oracle.OracleInput("xtb", parts=[part], targets=["homo", "gap"])
+    oracle.label_round(
+        tmp_path / "initial.parquet", 0, tmp_path / "l.parquet", tmp_path / "f.parquet", source
+    )
+    assert pq.read_table(tmp_path / "l.parquet")["mol_id"].to_pylist() == ["a", "d"]
+    failures = pq.read_table(tmp_path / "f.parquet").to_pandas().set_index("mol_id").reason.to_dict()
+    assert failures == {
+        "b": "homo = 1e+30 eV is outside the plausible range [-50, 50] eV (oracle.ranges)",
+        "c": "no value for target 'gap' from xtb",
+    }
+    # oracle.ranges: a narrower range for homo, none for gap
+    strict = oracle.OracleInput("xtb", parts=[part], targets=["homo"], ranges={"homo": [-6.5, 0]})
+    labelled, failed, _ = strict.ask(np.array(list("abcd")), tmp_path, "")
+    assert labelled.empty and failed.mol_id.tolist() == ["a", "b", "c", "d"]  # (label_round would stop)
+    unchecked = oracle.OracleInput("xtb", parts=[part], targets=["homo"], ranges={"homo": None})
+    oracle.label_round(
+        tmp_path / "initial.parquet", 0, tmp_path / "l3.parquet", tmp_path / "f3.parquet", unchecked
+    )
+    assert pq.read_table(tmp_path / "l3.parquet")["mol_id"].to_pylist() == list("abcd")
+    with pytest.raises(ValueError, match=r"oracle.ranges.homo: expected \[low, high\] with low < high"):
+        oracle.OracleInput("xtb", parts=[part], targets=["homo"], ranges={"homo": [1, -1]}).ask(
+            np.array(list("abcd")), tmp_path, ""
+        )
+
+
+def test_an_implausible_value_in_a_labels_file_is_refused_naming_file_molecule_column_and_range(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("mol_id,homo [eV],failure\na,-7,\nb,1e30,\nc,-6,\n")
+    write_table(pa.table({"mol_id": ["a", "b", "c"]}), tmp_path / "initial.parquet")
+    source = oracle.OracleInput("external", data=tmp_path, targets=["homo"])
+    with pytest.raises(ValueError) as err:
+        oracle.label_round(
+            tmp_path / "initial.parquet", 0, tmp_path / "l.parquet", tmp_path / "f.parquet", source
+        )
+    message = str(err.value)
+    assert str(path) in message and "'b': 1e+30" in message and "'homo [eV]'" in message
+    assert "outside the plausible range [-50, 50] eV" in message and "oracle.ranges.homo" in message
+    assert not (tmp_path / "l.parquet").exists()
+    # the same value with a reason in 'failure' is a failure, not a label
+    path.write_text("mol_id,homo [eV],failure\na,-7,\nb,1e30,instrument overflow\nc,-6,\n")
+    oracle.label_round(
+        tmp_path / "initial.parquet", 0, tmp_path / "l.parquet", tmp_path / "f.parquet", source
+    )
+    assert pq.read_table(tmp_path / "f.parquet")["mol_id"].to_pylist() == ["b"]
+
+
+def test_labels_record_the_labels_file_and_its_checksum_and_a_changed_file_is_refused(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("mol_id,homo [eV],failure\na,-7,\nb,-6.5,\n")
+    write_table(pa.table({"mol_id": ["a", "b"]}), tmp_path / "initial.parquet")
+    planned = file_sha256(path)
+    source = oracle.OracleInput("external", data=tmp_path, targets=["homo"], labels_sha256=planned)
+    oracle.label_round(
+        tmp_path / "initial.parquet", 0, tmp_path / "l.parquet", tmp_path / "f.parquet", source
+    )
+    (record,) = oracle.read_labelling(tmp_path / "l.parquet")
+    assert record["oracle"] == "external" and record["files"] == [{"path": str(path), "sha256": planned}]
+    # corrected after the workflow planned the job with the old checksum: refused, never the old labels
+    path.write_text("mol_id,homo [eV],failure\na,-7.25,\nb,-6.5,\n")
+    with pytest.raises(ValueError, match=r"labels.csv: changed since this job was planned"):
+        oracle.label_round(
+            tmp_path / "initial.parquet", 0, tmp_path / "l.parquet", tmp_path / "f.parquet", source
+        )
+
+
+# ------------------------------------------------------------------------------------ charged species
+
+
+@pytest.fixture(scope="module")
+def ions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SMILES dataset of a salt, an anion with its counter-ion, a neutral and a radical."""
+    tmp = tmp_path_factory.mktemp("ions")
+    csv = tmp / "ions.csv"
+    csv.write_text("id,smiles\nmea_hcl,C[NH3+].[Cl-]\nnaoac,CC(=O)[O-].[Na+]\nethanol,CCO\nmethyl,[CH3]\n")
+    featurise(FeaturiseSettings(source="smiles", inputs=[str(csv)]), tmp / "data")
+    return tmp / "data"
+
+
+def test_geometries_carry_each_molecules_charge_and_multiplicity(ions):
+    got = oracle.read_geometries(ions, ["methyl", "mea_hcl", "naoac", "ethanol"])
+    assert [(g.mol_id, g.charge, g.multiplicity) for g in got] == [
+        ("methyl", 0, 2), ("mea_hcl", 1, 1), ("naoac", -1, 1), ("ethanol", 0, 1)
+    ]  # fmt: skip
+    assert all(g.z.dtype == np.int64 and g.pos.shape == (len(g.z), 3) for g in got)
+
+
+def test_xtb_chunk_computes_ions_as_ions(ions, tmp_path):
+    """Methylammonium (+1) and acetate (-1) have an even electron count as ions: labelled, not refused
+    as odd-electron neutrals; the methyl radical is a doublet, computed when odd counts are allowed."""
+    pytest.importorskip("tblite")
+    out = tmp_path / "chunk-000.parquet"
+    labels, failures = oracle.label_chunk(
+        "xtb",
+        ions,
+        np.array(["mea_hcl", "naoac", "ethanol"]),
+        0,
+        1,
+        out,
+        out.with_suffix(".failures.parquet"),
+    )
+    assert failures.num_rows == 0 and labels["mol_id"].to_pylist() == ["mea_hcl", "naoac", "ethanol"]
+    homo = dict(zip(labels["mol_id"].to_pylist(), labels["homo"].to_pylist(), strict=True))
+    assert homo["mea_hcl"] < homo["ethanol"] < homo["naoac"]  # a cation holds its electrons tighter
+    labels, failures = oracle.label_chunk(
+        "xtb", ions, np.array(["methyl"]), 0, 1, out, out.with_suffix(".failures.parquet")
+    )
+    assert labels.num_rows == 0 and "odd" in failures["reason"][0].as_py()
+    labels, failures = oracle.label_chunk(
+        "xtb",
+        ions,
+        np.array(["methyl"]),
+        0,
+        1,
+        out,
+        out.with_suffix(".failures.parquet"),
+        {"allow_odd": True},
+    )
+    assert failures.num_rows == 0 and labels["mol_id"].to_pylist() == ["methyl"]
+
+
+def test_external_request_states_the_charge(ions, tmp_path):
+    with pytest.raises(LabelsNeeded):
+        oracle.external_labels(ions, np.array(["naoac", "mea_hcl"]), tmp_path, "", ["homo"])
+    atoms = read(tmp_path / "to_label.xyz", index=":")
+    assert [(a.info["charge"], a.info["multiplicity"]) for a in atoms] == [(-1, 1), (1, 1)]
+    form = pd.read_csv(tmp_path / "to_label.csv")
+    assert form.charge.tolist() == [-1, 1] and form.formula.tolist() == ["C2H3O2", "CH6N"]

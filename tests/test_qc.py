@@ -35,6 +35,10 @@ WATER_POS = [
     [0.8717903737, 1.3007924048, 0.0006931336],
 ]
 OH_Z, OH_POS = WATER_Z[:2], WATER_POS[:2]  # hydroxyl radical: 9 electrons
+# Hydronium H3O+ (pyramidal, O-H 0.98 Å): 11 protons, 10 electrons as the cation.
+H3O_Z = [8, 1, 1, 1]
+H3O_POS = [[0.0, 0.0, 0.12], [0.0, 0.94, -0.16], [0.81, -0.47, -0.16], [-0.81, -0.47, -0.16]]
+O2_Z, O2_POS = [8, 8], [[0.0, 0.0, 0.0], [0.0, 0.0, 1.21]]  # dioxygen: a triplet ground state
 
 # QM9 molecules reproduced within 0.03 eV in HOMO and LUMO by B3LYPG/6-31G(2df,p) here: CH4, NH3, C2H2,
 # HCN, CH2O (largest deviation 24 meV, CH4's LUMO). Water (QM9 no. 3) is left out: its LUMO is 34 meV
@@ -71,6 +75,20 @@ def test_molecule_spin_from_electron_count():
     assert (water.n_electrons, water.spin, water.multiplicity) == (10, 0, 1)
     radical = Molecule(OH_Z, OH_POS, allow_odd=True)
     assert (radical.n_electrons, radical.spin, radical.multiplicity) == (9, 1, 2)
+
+
+def test_charge_and_multiplicity_set_the_species():
+    cation = Molecule(H3O_Z, H3O_POS, mol_id="H3O+", charge=1)
+    assert (cation.n_electrons, cation.spin, cation.multiplicity) == (10, 0, 1)
+    triplet = Molecule(O2_Z, O2_POS, multiplicity=3)
+    assert (triplet.n_electrons, triplet.spin) == (16, 2)
+    doublet = Molecule(OH_Z, OH_POS, multiplicity=2, allow_odd=True)
+    assert doublet.spin == 1
+    with pytest.raises(InvalidMolecule, match=r"'w': multiplicity 2 is impossible with 10 electrons"):
+        Molecule(WATER_Z, WATER_POS, mol_id="w", multiplicity=2)
+    # a neutral H3O is a radical: refused unless odd counts are allowed, naming the charge
+    with pytest.raises(InvalidMolecule, match=r"11 electrons \(odd\) with charge \+0.*wrong charge"):
+        Molecule(H3O_Z, H3O_POS)
 
 
 def test_odd_electron_molecule_is_refused_with_a_clear_message():
@@ -114,6 +132,11 @@ def test_label_molecules_checks_its_arguments():
         label_molecules("xtb", ["a", "b"], [WATER_Z], [WATER_POS])
     with pytest.raises(ValueError, match=r"unknown settings \['basis'\]"):
         label_molecules("xtb", ["a"], [WATER_Z], [WATER_POS], {"basis": "6-31G"})
+    # the species is per molecule, from the dataset: never one setting for all
+    with pytest.raises(ValueError, match=r"\['charge'\] cannot be settings.*come from the dataset"):
+        label_molecules("xtb", ["a"], [WATER_Z], [WATER_POS], {"charge": 1})
+    with pytest.raises(ValueError, match="differ in length"):
+        label_molecules("xtb", ["a"], [WATER_Z], [WATER_POS], charges=[0, 1])
 
 
 def test_setup_errors_are_raised_not_recorded_per_molecule(monkeypatch):
@@ -187,6 +210,16 @@ def test_pyscf_crash_becomes_calculation_failed():
     with pytest.raises(CalculationFailed, match="PySCF failed: BasisNotFoundError: .*no-such-basis") as info:
         pyscf_single_point(WATER_Z, WATER_POS, basis="no-such-basis")
     assert "no-such-basis" in info.value.reason
+
+
+def test_pyscf_computes_the_given_charge_and_multiplicity():
+    pytest.importorskip("pyscf")
+    cation = pyscf_single_point(H3O_Z, H3O_POS, basis="STO-3G", charge=1)
+    assert np.isfinite(cation["energy"]) and cation["homo"] < -15.0  # a cation binds its electrons hard
+    h2 = ([1, 1], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.74]])
+    singlet = pyscf_single_point(*h2, basis="STO-3G")
+    triplet = pyscf_single_point(*h2, basis="STO-3G", multiplicity=3)  # UKS, one electron excited
+    assert triplet["energy"] > singlet["energy"] + 5.0  # H2's triplet is unbound: ~10 eV above
 
 
 def test_pyscf_doublet_when_allowed():
@@ -274,6 +307,20 @@ def test_xtb_labels_featurised_molecules(qm9_small):
     # Semi-empirical, but the dipoles of these small molecules follow QM9's roughly.
     mu = pd.Series(labels["mu"].to_numpy(), index=ids)
     assert (mu - key.loc[ids, "mu"]).abs().max() < 0.6
+
+
+def test_xtb_labels_ions_with_their_charge_and_refuses_them_as_neutrals():
+    pytest.importorskip("tblite")
+    labels, failures = label_molecules(
+        "xtb", ["h3o+", "h3o", "o2"], [H3O_Z, H3O_Z, O2_Z], [H3O_POS, H3O_POS, O2_POS],
+        charges=[1, 0, 0], multiplicities=[1, 2, 3],
+    )  # fmt: skip
+    assert labels["mol_id"].tolist() == ["h3o+", "o2"]
+    assert labels.loc[0, "homo"] < -15.0  # the cation
+    assert failures["mol_id"].tolist() == ["h3o"] and "odd" in failures.loc[0, "reason"]
+    triplet = xtb_single_point(O2_Z, O2_POS, multiplicity=3)
+    singlet = xtb_single_point(O2_Z, O2_POS, multiplicity=1)
+    assert triplet["energy"] != pytest.approx(singlet["energy"])  # uhf = 2 reached tblite
 
 
 def test_xtb_doublet_when_allowed():

@@ -160,6 +160,7 @@ def test_sdf_broken_record_rejected_tags_become_properties_and_ids(source):
     catalogue, molecules = build_all(source, [path])
     reject = only_reject(catalogue)
     assert (reject.origin, reject.index) == (str(path), 1)
+    assert reject.mol_id == "broken"  # RDKit could not parse the record, but its title names it
     assert "record 1" in reject.reason and "coordinates" in reject.reason
     # id tag wins over the title line; then the title line; then file stem + record position
     assert list(molecules.mol_id) == ["meoh-007", "water", "mixed-3"]
@@ -256,14 +257,22 @@ def test_missing_and_unreadable_files_are_rejects_and_good_files_are_kept(source
     assert garbage.read_text() == "not a database\n" * 5  # ASE must not write into a file it reads
 
 
-def test_directory_input_takes_known_extensions_sorted(source, tmp_path):
+def test_directory_input_takes_known_extensions_sorted_and_reports_the_rest(source, tmp_path, caplog):
     for name in ("b.xyz", "a.xyz"):
         (tmp_path / name).write_text((DATA / "unknown_element.xyz").read_text())
     (tmp_path / "README.md").write_text("# not molecules\n")
+    (tmp_path / "d.xyx").write_text((DATA / "unknown_element.xyz").read_text())  # a typo
     (tmp_path / "c.sdf").write_text((DATA / "mixed.sdf").read_text())
-    catalogue, molecules = build_all(source, [tmp_path])
+    with caplog.at_level("WARNING"):
+        catalogue, molecules = build_all(source, [tmp_path])
     assert list(molecules.mol_id) == ["a-0", "b-0", "meoh-007", "water", "c-3"]
-    assert {Path(r.origin).name for r in catalogue.rejects} == {"a.xyz", "b.xyz", "c.sdf"}
+    names = {Path(r.origin).name for r in catalogue.rejects}
+    assert names == {"a.xyz", "b.xyz", "c.sdf", "README.md", "d.xyx"}
+    # the files not read are named: in the log, and in the rejects with why
+    assert "skipped 2 files" in caplog.text and "README.md" in caplog.text and "d.xyx" in caplog.text
+    skipped = {Path(r.origin).name: r for r in catalogue.rejects if r.reason.startswith("skipped")}
+    assert set(skipped) == {"README.md", "d.xyx"} and {r.index for r in skipped.values()} == {-1}
+    assert "'.xyx'" in skipped["d.xyx"].reason and ".xyz" in skipped["d.xyx"].reason
 
 
 def test_materialise_returns_the_requested_rows_in_that_order(source):
@@ -284,3 +293,103 @@ def test_materialise_returns_the_requested_rows_in_that_order(source):
         np.testing.assert_array_equal(spos, pos)
         assert sprops.equals(props)
     assert subset.n_atoms.sum() == len(subset.z) == len(subset.pos)
+
+
+def test_equally_named_files_in_different_folders_get_distinct_ids(source, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "mols.xyz").write_text((DATA / "count_mismatch.xyz").read_text())
+    (tmp_path / "other.xyz").write_text((DATA / "unknown_element.xyz").read_text())
+    catalogue, molecules = build_all(
+        source, [tmp_path / "a", tmp_path / "b" / "mols.xyz", tmp_path / "other.xyz"]
+    )
+    ids = list(molecules.mol_id)
+    assert ids == ["a/mols-1", "a/mols-2", "b/mols-1", "b/mols-2", "other-0"]  # a name without a clash stays
+    assert len(set(ids)) == len(ids)
+    assert {r.mol_id for r in catalogue.rejects if r.index == 0} >= {"a/mols-0", "b/mols-0"}
+    # the same stem side by side in one folder: the file name tells them apart
+    (tmp_path / "a" / "mols.extxyz").write_text((DATA / "unknown_element.xyz").read_text())
+    _, molecules = build_all(source, [tmp_path / "a"])
+    assert list(molecules.mol_id) == ["mols.extxyz-0", "mols.xyz-1", "mols.xyz-2"]
+
+
+H3O_POS = [[0.0, 0.0, 0.12], [0.0, 0.94, -0.16], [0.81, -0.47, -0.16], [-0.81, -0.47, -0.16]]
+
+
+def test_extxyz_charge_and_multiplicity_are_read_and_are_not_properties(source, tmp_path):
+    frames = [
+        Atoms("OH3", positions=H3O_POS, info={"mol_id": "hydronium", "charge": 1, "homo": -20.0}),
+        Atoms("OH", positions=WATER_POS[:2], info={"mol_id": "hydroxyl", "spin": 2}),
+        Atoms("O2", positions=[[0, 0, 0], [0, 0, 1.21]], info={"mol_id": "dioxygen", "multiplicity": 3}),
+        Atoms("OH2", positions=WATER_POS, info={"mol_id": "water"}),
+        Atoms("OH2", positions=WATER_POS, info={"mol_id": "half", "charge": 0.5}),
+    ]
+    path = tmp_path / "ions.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    catalogue, molecules = build_all(source, [path])
+    assert list(molecules.mol_id) == ["hydronium", "hydroxyl", "dioxygen", "water"]
+    assert molecules.charge.tolist() == [1, 0, 0, 0]
+    assert molecules.multiplicity.tolist() == [0, 2, 3, 0]  # 0: the file does not say
+    assert molecules.spin_multiplicity().tolist() == [1, 2, 3, 1]
+    assert list(molecules.properties.columns) == ["homo"]  # charge and spin are not targets
+    reject = only_reject(catalogue)
+    assert reject.mol_id == "half" and "charge=0.5 is not a whole number" in reject.reason
+
+
+def _salt_sdf(path: Path, records: list[tuple[str, str, float]]) -> Path:
+    """An SDF of RDKit conformers: (name, SMILES, distance in Å between fragments) per record."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    writer = Chem.SDWriter(str(path))
+    for name, smiles, apart in records:
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        AllChem.EmbedMolecule(mol, randomSeed=1)
+        conformer = mol.GetConformer()
+        for k, frag in enumerate(Chem.GetMolFrags(mol)[1:], start=1):  # move the counter-ions away
+            for atom in frag:
+                p = conformer.GetAtomPosition(atom)
+                conformer.SetAtomPosition(atom, (p.x + apart * k, p.y, p.z))
+        mol.SetProp("_Name", name)
+        writer.write(mol)
+    writer.close()
+    return path
+
+
+def test_sdf_formal_charges_radicals_and_salts(tmp_path):
+    path = _salt_sdf(
+        tmp_path / "salts.sdf",
+        [("mea_hcl", "C[NH3+].[Cl-]", 4.0), ("acetate", "CC(=O)[O-]", 0.0), ("methyl", "[CH3]", 0.0)],
+    )
+    catalogue, molecules = build_all(FilesSource(), [path])
+    assert catalogue.rejects == []
+    assert list(molecules.mol_id) == ["mea_hcl", "acetate", "methyl"]
+    z, pos, _ = molecule(molecules, "mea_hcl")
+    assert sorted(z.tolist()) == [1] * 6 + [6, 7]  # the largest fragment, methylammonium
+    assert molecules.charge.tolist() == [1, -1, 0]  # that fragment's charge
+    assert molecules.multiplicity.tolist() == [0, 0, 2]  # M  RAD
+    catalogue, molecules = build_all(FilesSource(fragments="reject"), [path])
+    assert list(molecules.mol_id) == ["acetate", "methyl"]
+    reject = only_reject(catalogue)
+    assert (reject.index, reject.mol_id) == (0, "mea_hcl")
+    assert "2 disconnected fragments (CH6N+, Cl-)" in reject.reason
+
+
+def test_sdf_record_without_bonds_is_taken_whole(tmp_path):
+    """No bond block (as some programs write SDF): no connectivity to split by, so no atom is dropped."""
+    ase.io.write(tmp_path / "nobonds.sdf", Atoms("OH2", positions=WATER_POS))
+    _, molecules = build_all(FilesSource(fragments="reject"), [tmp_path / "nobonds.sdf"])
+    assert molecules.z.tolist() == WATER_Z
+
+
+@pytest.mark.parametrize("name", ["junk.xyz", "junk.sdf", "junk.extxyz", "junk.pdb", "junk.xyz.gz"])
+def test_binary_file_is_rejected_with_a_readable_reason(source, tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8)))
+    catalogue = source.catalogue([path])
+    reject = only_reject(catalogue)
+    assert (reject.origin, reject.index, reject.mol_id) == (str(path), -1, None)
+    if name.endswith(".gz"):
+        assert reject.reason == "not a valid .gz file (damaged, or not compressed with gz)"
+    else:
+        assert reject.reason == "not a text file (binary content)"

@@ -155,9 +155,16 @@ def test_embedding_falls_back_to_random_coordinates_then_gives_up(source, catalo
     assert all("conformer embedding failed after 2 attempts" in r.reason for r in rejects)
 
 
-def test_embedding_is_bounded(source, catalogue, monkeypatch):
+def test_embedding_is_bounded_by_iterations_not_by_the_clock(source, catalogue, monkeypatch):
+    """The same SMILES and seed give the same coordinates, bit for bit, however busy the machine: the
+    embedding is bounded by an iteration count (ETKDG maxIterations, seeded, one thread), not by time."""
+    import time
+
     from rdkit.Chem import AllChem
 
+    from pipeline.sources.smiles import conformer_seed
+
+    quiet, _ = source.materialise(catalogue, np.array([0, 1]), seed=4)
     seen = []
     real = AllChem.EmbedMolecule
 
@@ -166,8 +173,76 @@ def test_embedding_is_bounded(source, catalogue, monkeypatch):
         return real(mol, params)
 
     monkeypatch.setattr(AllChem, "EmbedMolecule", recording)
-    source.materialise(catalogue, np.array([1]), seed=0)
-    assert seen and all(p.maxIterations > 0 and p.timeout > 0 and p.numThreads == 1 for p in seen)
+    # A machine so loaded that hours pass between two clock readings.
+    ticks = iter(range(10**6))
+    for name in ("time", "monotonic", "perf_counter"):
+        monkeypatch.setattr(time, name, lambda: 3600.0 * next(ticks))
+    busy, rejects = source.materialise(catalogue, np.array([0, 1]), seed=4)
+    assert rejects == [] and list(busy.mol_id) == ["ethanol", "methane"]
+    np.testing.assert_array_equal(busy.pos, quiet.pos)
+    assert [p.randomSeed for p in seen] == [conformer_seed(4, "ethanol"), conformer_seed(4, "methane")]
+    assert all(p.maxIterations > 0 and p.numThreads == 1 for p in seen)
+    assert all(p.timeout == 0 for p in seen)  # no wall-clock limit
+
+
+def _built(tmp_path, rows: str, **options):
+    """Materialise a CSV of ``id,smiles`` rows: (molecules, rejects by id)."""
+    path = tmp_path / "ions.csv"
+    path.write_text("id,smiles\n" + rows)
+    source = SmilesSource(**options)
+    catalogue = source.catalogue([path])
+    molecules, rejects = source.materialise(catalogue, np.arange(len(catalogue.entries)), seed=0)
+    return molecules, {r.mol_id: r.reason for r in rejects}
+
+
+def test_charged_and_radical_smiles_keep_their_charge_and_spin(tmp_path):
+    molecules, rejects = _built(
+        tmp_path, "methylammonium,C[NH3+]\nacetate,CC(=O)[O-]\nethanol,CCO\nmethyl,[CH3]\noxygen,[O][O]\n"
+    )
+    assert rejects == {}
+    assert list(molecules.mol_id) == ["methylammonium", "acetate", "ethanol", "methyl", "oxygen"]
+    assert molecules.charge.tolist() == [1, -1, 0, 0, 0]
+    # electrons: CH3NH3+ 19 protons - 1, acetate 31 + 1, ethanol 26, CH3 9, O2 16
+    assert molecules.n_electrons().tolist() == [18, 32, 26, 9, 16]
+    # the radicals state their multiplicity (high spin); closed shells leave it to the default
+    assert molecules.multiplicity.tolist() == [0, 0, 0, 2, 3]
+    assert molecules.spin_multiplicity().tolist() == [1, 1, 1, 2, 3]
+    assert atoms_of(molecules, "methylammonium")[0].tolist().count(1) == 6  # NH3+ keeps 3 hydrogens
+
+
+def min_distance(pos: np.ndarray) -> float:
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+    return float(d[~np.eye(len(pos), dtype=bool)].min())
+
+
+def test_salts_and_hydrates_keep_their_largest_fragment_with_its_charge(tmp_path):
+    molecules, rejects = _built(tmp_path, "mea_hcl,C[NH3+].[Cl-]\nnaoac,CC(=O)[O-].[Na+]\nhydrate,CCO.O\n")
+    assert rejects == {}
+    z, pos = atoms_of(molecules, "mea_hcl")
+    assert sorted(z.tolist()) == [1] * 6 + [6, 7]  # methylammonium, no chloride
+    z, pos_ac = atoms_of(molecules, "naoac")
+    assert 11 not in z.tolist() and sorted(z.tolist()) == [1] * 3 + [6, 6, 8, 8]
+    assert atoms_of(molecules, "hydrate")[0].tolist().count(8) == 1  # ethanol, the water dropped
+    assert molecules.charge.tolist() == [1, -1, 0]
+    # one molecule, not fragments stacked on each other (a sodium 0.64 Å from a carbon was accepted)
+    for p in (pos, pos_ac, atoms_of(molecules, "hydrate")[1]):
+        assert min_distance(p) > 0.9
+
+
+def test_fragments_reject_names_the_fragments(tmp_path):
+    molecules, rejects = _built(tmp_path, "mea_hcl,C[NH3+].[Cl-]\nethanol,CCO\n", fragments="reject")
+    assert list(molecules.mol_id) == ["ethanol"]
+    assert "2 disconnected fragments" in rejects["mea_hcl"]
+    assert "C[NH3+]" in rejects["mea_hcl"] and "[Cl-]" in rejects["mea_hcl"]
+
+
+def test_binary_csv_is_rejected_with_a_readable_reason(tmp_path):
+    path = tmp_path / "library.csv"
+    path.write_bytes(bytes(range(256)) * 4)
+    catalogue = SmilesSource().catalogue([path])
+    (reject,) = catalogue.rejects
+    assert (reject.origin, reject.index) == (str(path), -1)
+    assert reject.reason == "not a text file (binary content)"
 
 
 def test_several_csvs_union_their_property_columns(source, tmp_path):

@@ -70,3 +70,15 @@ def test_stale_shards_beyond_the_manifest_are_ignored(tmp_path, qm9_csv):
     assert stale.exists()
     table = split_dataset(data, tmp_path / "split.parquet", val=5, test=5, seed=0)
     assert table.num_rows == 40  # not 40 + the stale shard's molecules
+
+
+def test_the_split_refuses_absent_targets_and_a_pool_smaller_than_the_budget(tmp_path, qm9_csv):
+    data = tmp_path / "data"
+    featurise(FeaturiseSettings(source="qm9", inputs=[str(qm9_csv())]), data)
+    out = tmp_path / "split.parquet"
+    with pytest.raises(ValueError, match=r"has no \['homo_typo'\] \(its answer key holds .*homo"):
+        split_dataset(data, out, val=5, test=5, seed=0, targets=["homo", "homo_typo"])
+    with pytest.raises(ValueError, match="the pool holds 30 molecules .* fewer than the 31 the run labels"):
+        split_dataset(data, out, val=5, test=5, seed=0, budget=31)
+    assert not out.exists()  # nothing written, so no training job starts
+    assert split_dataset(data, out, val=5, test=5, seed=0, targets=["homo"], budget=30).num_rows == 40

@@ -53,7 +53,7 @@ def _round(root, r, select=True):
         r,
         d / "labelled.parquet",
         d / "label_failures.parquet",
-        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet"),
+        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
         previous=None if r == 0 else prev / "labelled.parquet",
         previous_failures=None if r == 0 else prev / "label_failures.parquet",
     )
@@ -93,7 +93,7 @@ def two_rounds(run):
     stages.initial(run / "run.json", run / "data", run / "split.parquet", run / "initial.parquet")
     oracle.label_holdout(
         run / "split.parquet", run / "holdout.parquet", run / "holdout_failures.parquet",
-        oracle.OracleInput(answer_key=run / "data" / "answer_key.parquet"),
+        oracle.OracleInput(answer_key=run / "data" / "answer_key.parquet", run_json=run / "run.json"),
     )  # fmt: skip
     for r in (0, 1):
         _round(run, r)
@@ -189,7 +189,7 @@ def test_label_refuses_already_labelled_or_repeated_picks(two_rounds, tmp_path):
             1,
             tmp_path / "l.parquet",
             tmp_path / "f.parquet",
-            oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet"),
+            oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
             previous=root / "round_00" / "labelled.parquet",
         )
 
@@ -240,7 +240,7 @@ def test_uncertainty_strategies_select_through_the_stages(run, tmp_path, strateg
     stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
     oracle.label_holdout(
         root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
-        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet"),
+        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
     )  # fmt: skip
     _round(root, 0, select=False)
     # select with only the embeddings must refuse: these strategies need the graphs and a checkpoint
@@ -341,3 +341,33 @@ def test_without_a_student_the_teacher_is_the_result(two_rounds, tmp_path):
     assert record["epochs"] == 0 and record["fine_tuned"] is False
     assert record["test_mae"] == record["teacher_test_mae"] and record["val_mae"] == record["teacher_val_mae"]
     assert all(np.isfinite(v) for v in record["test_mae"].values())
+
+
+def test_a_round_reports_the_molecules_the_oracle_could_not_label(two_rounds, tmp_path):
+    """Picks and val/test molecules without a value for a target (u0 here) are left out, and the
+    round's summaries say how many: the labelled set and the test set never shrink silently."""
+    root = two_rounds
+    key = pq.read_table(root / "data" / "answer_key.parquet").to_pandas()
+    split = stages.read_split(root / "split.parquet")
+    val, test = (split.mol_id[split.split == part].tolist() for part in ("val", "test"))
+    picks = pq.read_table(root / "initial.parquet")["mol_id"].to_pylist()
+    key.loc[key.mol_id.isin([val[0], test[0], test[1], picks[0]]), "u0"] = np.nan
+    write_table(pa.Table.from_pandas(key, preserve_index=False), tmp_path / "answer_key.parquet")
+    source = oracle.OracleInput(answer_key=tmp_path / "answer_key.parquet", run_json=root / "run.json")
+    holdout, labelled = tmp_path / "holdout.parquet", tmp_path / "labelled.parquet"
+    oracle.label_holdout(root / "split.parquet", holdout, tmp_path / "holdout_failures.parquet", source)
+    oracle.label_round(root / "initial.parquet", 0, labelled, tmp_path / "label_failures.parquet", source)
+    common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
+    teacher = stages.teacher(
+        **common, labelled_path=labelled, round=0, out=tmp_path / "t.pt", summary=tmp_path / "t.json"
+    )
+    student = stages.student(
+        **common, labelled_path=labelled, holdout_path=holdout, teacher_path=tmp_path / "t.pt", round=0,
+        out=tmp_path / "s.pt", summary=tmp_path / "s.json",
+    )  # fmt: skip
+    assert teacher["labelled"] == student["labelled"] == 9  # 10 picks, one without u0
+    assert teacher["label_failures"] == student["label_failures"] == 1
+    assert student["holdout_failures"] == {"val": 1, "test": 2}
+    assert (student["val_molecules"], student["test_molecules"]) == (14, 13)
+    assert all(np.isfinite(v) for v in student["test_mae"].values())
+    assert json.loads((tmp_path / "s.json").read_text())["holdout_failures"] == {"val": 1, "test": 2}

@@ -138,6 +138,10 @@ def test_demo_config_plan(tmp_path):
     assert sum("answer_key" in p for p in merge["input"]) == 2
     assert all(any("answer_key" in p for p in j["input"]) for j in jobs if j["rule"] == "label")
     assert leaks(jobs) == []
+    # picks the answer key has no value for are failures: the labels check the run's targets and
+    # selection leaves the failures out of the pool
+    assert all("--run-json results/runs/" in j["shell"] for j in jobs if j["rule"].startswith("label"))
+    assert all("--failures" in j["shell"] for j in jobs if j["rule"] == "select")
     # Held-out labels reach the student (early stopping, reported error) and nothing that trains the
     # teacher, embeds, pseudo-labels or selects.
     holdout = {j["rule"] for j in jobs for p in j["input"] if "holdout_labels" in p}
@@ -190,7 +194,12 @@ def test_several_datasets_and_runs_share_featurised_data(tmp_path):
             "runs": {
                 "asgn": {"dataset": "qm9", "split": {"val": 50, "test": 50}},
                 "random": {"dataset": "qm9", "split": {"val": 50, "test": 50}},
-                "mine": {"dataset": "mine", "split": {"val": 1, "test": 1, "pool": 10, "seed": 3}},
+                "mine": {
+                    "dataset": "mine",
+                    "split": {"val": 1, "test": 1, "pool": 10, "seed": 3},
+                    "initial": {"size": 2},
+                    "batch": 2,
+                },
             },
         },
     )
@@ -221,6 +230,67 @@ def test_typo_in_config_fails_before_any_job_naming_the_key(tmp_path, where, key
     assert r.returncode != 0
     assert f"invalid config at {where}" in r.stdout and f"'{typo}' was unexpected" in r.stdout, r.stdout
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c["runs"]["asgn"].update(strategy="mc_dropout"),
+            "at runs.asgn.model.dropout: strategy mc_dropout samples the student's dropout, but "
+            "dropout is 0.0",
+        ),
+        (
+            lambda c: c["runs"]["asgn"]["split"].update(pool=250),
+            "at runs.asgn.split.pool: 250 molecules, fewer than the 300 to label",
+        ),
+        (
+            lambda c: c["datasets"]["qm9"].update(limit=800),
+            "at runs.asgn: needs 900 molecules (val 300 + test 300 + labels 300), but "
+            "datasets.qm9.limit is 800",
+        ),
+        (
+            lambda c: c["datasets"]["qm9"]["oracle"].update(ranges={"homo": [5, -20]}),
+            "at datasets.qm9.oracle.ranges.homo: expected [low, high] with low < high, got [5, -20]",
+        ),
+        (
+            lambda c: c["datasets"]["qm9"].update(cutoff=0.05),
+            "at datasets.qm9.cutoff: 0.05 Å; the featuriser needs a cutoff above 0.1 Å",
+        ),
+    ],
+)
+def test_settings_that_cannot_work_together_fail_before_any_job(tmp_path, edit, message):
+    config = yaml.safe_load(CONFIG.read_text())
+    edit(config)
+    r = snakemake("-n", "--directory", tmp_path, "--configfile", write_yaml(tmp_path / "c.yaml", config))
+    assert r.returncode != 0 and f"invalid config {message}" in r.stdout, r.stdout
+
+
+def test_a_key_given_twice_fails_before_any_job_naming_key_and_lines(tmp_path):
+    # `train:` twice in one run: YAML keeps the second silently, so the run would train without the
+    # epochs the user set in the first.
+    text = CONFIG.read_text()
+    run = re.search(r"^(  asgn:\n(?:    .*\n)+)", text, flags=re.M)
+    assert run and "    train:" in run.group(1)
+    twice = text.replace(run.group(1), run.group(1) + "    train: {patience: 3}\n", 1)
+    config = tmp_path / "c.yaml"
+    config.write_text(twice)
+    line = twice[: twice.index("    train: {patience: 3}")].count("\n") + 1
+    r = snakemake("--cores", "1", "--directory", tmp_path, "--configfile", config)
+    assert r.returncode != 0
+    assert f"invalid config {config}: a key is given twice" in r.stdout, r.stdout
+    assert f"line {line}: key 'train' in runs.asgn (first at line" in r.stdout, r.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+def test_shipped_configs_state_no_key_twice():
+    from pipeline.settings import duplicate_keys
+
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        assert duplicate_keys(path.read_text()) == [], path
+    # merge keys are overrides, not duplicates; an equal key under a merge still is one
+    assert duplicate_keys("a: &a {x: 1}\nb: {<<: *a, x: 2}\n") == []
+    assert duplicate_keys("b:\n  <<: {x: 1}\n  y: 2\n  y: 3\n") == ["line 4: key 'y' in b (first at line 3)"]
 
 
 def schema_errors(config: dict) -> list[str]:
@@ -561,6 +631,58 @@ def test_smiles_pool_config_plan_labels_with_xtb_chunks(tmp_path):
     assert "results/runs/xtb-gap/round_00/label_failures.parquet" in label["input"]
     select = next(j for j in jobs if j["rule"] == "select")
     assert "--failures" in select["shell"]
+
+
+def test_an_edited_labels_file_relabels_its_round_and_an_implausible_value_is_refused(tmp_path):
+    """The external oracle's labels.csv is an input of its label job, checksum included: a correction
+    relabels the round even when the file's mtime is older than the labels (restored from a backup,
+    copied with `cp -p`); a HOMO of 1e30 eV is refused naming the file, the molecule and the range."""
+    from pipeline.oracle import read_labelling
+    from pipeline.store import file_sha256
+
+    lab = {**TINY_RUN, "split": {"val": 4, "test": 4}, "initial": {"size": 5}, "batch": 2, "rounds": 1}
+    config = write_yaml(
+        tmp_path / "lab.yaml",
+        {
+            "datasets": {"qm9": {"source": "qm9", "limit": 30, "oracle": {"name": "external"}}},
+            "runs": {"lab": lab},
+        },
+    )
+    target = "results/runs/lab/round_00/labelled.parquet"
+    extra = ("--replace-workflow-config", target)
+    args = ("--cores", "1", "--directory", tmp_path, "--configfile", config, *extra)
+    r = snakemake(*args)
+    assert r.returncode != 0 and "need labels" in r.stdout, r.stdout
+    round_dir = tmp_path / "results/runs/lab/round_00"
+    form = pd.read_csv(round_dir / "to_label.csv", keep_default_na=False)
+    form["homo [eV]"] = -7.0
+    labels = round_dir / "labels.csv"
+    form.to_csv(labels, index=False)
+    r = snakemake(*args)
+    assert r.returncode == 0, r.stdout
+    assert "Nothing to be done" in snakemake("-n", *args).stdout
+
+    # a correction, saved with an mtime older than labelled.parquet: still relabels
+    old = (round_dir / "labelled.parquet").stat().st_mtime_ns - 3600 * 10**9
+    form.loc[0, "homo [eV]"] = -6.5
+    form.to_csv(labels, index=False)
+    os.utime(labels, ns=(old, old))
+    assert count(plan(tmp_path, config, extra=extra)) == {"label": 1}
+    r = snakemake(*args)
+    assert r.returncode == 0, r.stdout
+    labelled = pq.read_table(round_dir / "labelled.parquet").to_pandas().set_index("mol_id")
+    assert labelled.homo[form.mol_id[0]] == -6.5 and (labelled.homo.drop(form.mol_id[0]) == -7.0).all()
+    (record,) = read_labelling(round_dir / "labelled.parquet")
+    assert record["files"] == [{"path": str(labels.relative_to(tmp_path)), "sha256": file_sha256(labels)}]
+
+    # a value no HOMO can have: refused, naming the file, the molecule, the column and the range
+    form.loc[1, "homo [eV]"] = 1e30
+    form.to_csv(labels, index=False)
+    r = snakemake(*args)
+    assert r.returncode != 0
+    refused = "results/runs/lab/round_00/labels.csv: 1 molecules have a value in 'homo [eV]'"
+    assert refused in r.stdout, r.stdout
+    assert f"'{form.mol_id[1]}': 1e+30" in r.stdout and "plausible range [-50, 50] eV" in r.stdout
 
 
 def test_targets_an_oracle_cannot_label_are_refused_before_any_job(tmp_path):

@@ -30,6 +30,7 @@ def _featurise(args: argparse.Namespace) -> None:
         seed=args.seed,
         num_shards=args.num_shards or 1,
         rbf_count=args.rbf_count,
+        **({"fragments": args.fragments} if args.fragments is not None else {}),
     )
     if args.shard is not None:
         if args.num_shards is None:
@@ -48,7 +49,16 @@ def _merge(args: argparse.Namespace) -> None:
 def _split(args: argparse.Namespace) -> None:
     from .split import split_dataset
 
-    split_dataset(args.data, args.out, val=args.val, test=args.test, seed=args.seed, pool=args.pool)
+    split_dataset(
+        args.data,
+        args.out,
+        val=args.val,
+        test=args.test,
+        seed=args.seed,
+        pool=args.pool,
+        targets=args.targets,
+        budget=args.budget,
+    )
 
 
 def _write_run_config(args: argparse.Namespace) -> None:
@@ -142,9 +152,25 @@ def _stage(args: argparse.Namespace) -> None:
 
 
 def _label(args: argparse.Namespace) -> None:
+    import json
+
     from .oracle import OracleInput, label_holdout, label_round
 
-    source = OracleInput(args.oracle, args.answer_key, args.parts, args.data, args.run_json)
+    try:
+        ranges = json.loads(args.ranges)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--ranges is not a JSON object: {err}") from err
+    if not isinstance(ranges, dict):
+        raise ValueError(f"--ranges must be a JSON object (target -> [low, high]), got {args.ranges!r}")
+    source = OracleInput(
+        args.oracle,
+        args.answer_key,
+        args.parts,
+        args.data,
+        args.run_json,
+        ranges=ranges,
+        labels_sha256=args.labels_sha256,
+    )
     if args.command == "label":
         label_round(
             args.selected, args.round, args.out, args.failures, source, args.previous, args.previous_failures
@@ -180,7 +206,15 @@ def _add_oracle_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--answer-key", type=Path, help="answer_key: the dataset's answer_key.parquet")
     p.add_argument("--parts", nargs="+", type=Path, help="pyscf, xtb: the label chunks (chunk-*.parquet)")
     p.add_argument("--data", type=Path, help="external: dataset folder (geometries of to_label.xyz)")
-    p.add_argument("--run-json", type=Path, help="external: run.json (the targets to ask for)")
+    p.add_argument(
+        "--run-json", type=Path, help="run.json: the targets every label must have (external: to ask for)"
+    )
+    p.add_argument(
+        "--ranges",
+        default="{}",
+        help="JSON object: target -> [low, high] plausible range, over pipeline.units.PLAUSIBLE_RANGES",
+    )
+    p.add_argument("--labels-sha256", help="external: the SHA-256 the labels file must have")
     p.set_defaults(func=_label)
 
 
@@ -286,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-shards", type=int, help="fixed number of shards (with --shard: one shard job)")
     p.add_argument("--shard", type=int, help="featurise only this shard (0-based); merge later")
     p.add_argument("--rbf-count", type=int, default=300, help="Gaussian RBF centres recorded in the metadata")
+    p.add_argument(
+        "--fragments",
+        help="a SMILES or SDF record of several fragments (salt, hydrate): 'largest' (default) keeps the "
+        "largest fragment, 'reject' rejects it (pipeline.sources.base.FRAGMENT_POLICIES)",
+    )
     p.set_defaults(func=_featurise)
 
     p = sub.add_parser("featurise-merge", help="join shard parts into answer key, rejects and manifest")
@@ -299,7 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", required=True, type=int, help="validation molecules")
     p.add_argument("--test", required=True, type=int, help="test molecules")
     p.add_argument("--pool", type=int, help="cap the pool at this many molecules (default: all the rest)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random assignment")
+    p.add_argument(
+        "--targets", nargs="+", help="targets the run learns: each must be in the dataset's answer key"
+    )
+    p.add_argument("--budget", type=int, help="pool molecules the run labels: the pool must hold them")
     p.set_defaults(func=_split)
 
     p = sub.add_parser("run-config", help="validate a run's settings (JSON) and write run.json")

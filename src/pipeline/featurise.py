@@ -11,6 +11,12 @@ The work is split the same way whether one process does it all or Snakemake runs
 
 Edges are every ordered pair (i, j), i != j, closer than the cutoff, computed for all molecules of
 one size at once as a batched distance tensor: no per-molecule or per-atom Python.
+
+Each molecule's net charge and spin multiplicity go into the graph shards with it (the sources say
+where they come from; where a source does not state them: neutral, and the lowest multiplicity the
+electron count allows). They are what the quantum-chemistry oracles compute; the model does not see
+them. A charge or multiplicity the electron count cannot have is a reject, as is a record of several
+fragments under ``fragments: reject`` (:data:`pipeline.sources.base.FRAGMENT_POLICIES`).
 """
 
 from __future__ import annotations
@@ -29,17 +35,27 @@ import pyarrow.parquet as pq
 import torch
 
 from . import __version__
+from .settings import MIN_ATOM_DISTANCE
 from .sources import Catalogue, Molecules, Reject, Source, get_source
-from .store import FORMAT_VERSION, GRAPH_SCHEMA, REJECT_SCHEMA, graph_metadata, write_json, write_table
+from .sources.base import DEFAULT_FRAGMENTS, FRAGMENT_POLICIES
+from .store import (
+    FORMAT_VERSION,
+    GRAPH_SCHEMA,
+    REJECT_SCHEMA,
+    file_sha256,
+    graph_metadata,
+    write_json,
+    write_table,
+)
 
 log = logging.getLogger(__name__)
 
-#: Two atoms closer than this (Å) mean a broken geometry, not a molecule.
-MIN_ATOM_DISTANCE = 0.1
 #: Largest atomic number accepted (oganesson).
 MAX_Z = 118
 #: Pairs per batched distance block (bounds the memory of the edge computation to ~200 MB).
 _PAIRS_PER_BLOCK = 4_000_000
+#: Charge and multiplicity are stored as int16.
+_INT16_MAX = 32767
 
 
 class FeaturiseError(RuntimeError):
@@ -57,6 +73,9 @@ class FeaturiseSettings:
     seed: int = 0
     num_shards: int = 1
     rbf_count: int = 300
+    #: Several disconnected fragments in one record (a salt, a hydrate): "largest" keeps the largest
+    #: (organic first), "reject" rejects the record (smiles and sdf; pipeline.sources.base).
+    fragments: str = DEFAULT_FRAGMENTS
 
     def rbf(self) -> dict[str, float]:
         """Gaussian RBF spec: ``count`` centres ``start + k * width`` from 0 up to the cutoff."""
@@ -72,6 +91,8 @@ class FeaturiseSettings:
             raise ValueError(f"num_shards must be >= 1, got {self.num_shards}")
         if self.rbf_count < 1:
             raise ValueError(f"rbf_count must be >= 1, got {self.rbf_count}")
+        if self.fragments not in FRAGMENT_POLICIES:
+            raise ValueError(f"fragments must be one of {list(FRAGMENT_POLICIES)}, got {self.fragments!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -162,7 +183,9 @@ def compute_edges(n_atoms: np.ndarray, pos: np.ndarray, cutoff: float) -> Edges:
 
 
 def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
-    """Checks every source shares: atom count, atomic numbers, finite coordinates.
+    """Checks every source shares: atom count, atomic numbers, finite coordinates, and a charge and
+    stated multiplicity the electron count can have (electrons left; 2S = multiplicity - 1 of the
+    same parity as the electron count, and no more unpaired electrons than electrons).
 
     Returns a boolean mask of molecules that pass and a reject for each one that does not.
     (Too-close atoms are found during the edge computation, see :func:`graph_table`.)
@@ -173,19 +196,33 @@ def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
     bad_pos = np.zeros(len(mols), dtype=bool)
     bad_pos[atom_mol[~np.isfinite(mols.pos).all(axis=1)]] = True
     empty = mols.n_atoms < 1
+    electrons = mols.n_electrons()
+    stated = mols.multiplicity > 0
+    unpaired = mols.multiplicity - 1
+    bad_charge = (electrons < 1) | (np.abs(mols.charge) > _INT16_MAX)
+    bad_spin = stated & (((unpaired - electrons) % 2 != 0) | (unpaired > electrons) | (unpaired > _INT16_MAX))
+    bad = bad_z | bad_pos | empty | bad_charge | bad_spin
     rejects = []
     ptr = mols.atom_ptr
-    for m in np.flatnonzero(bad_z | bad_pos | empty):
+    for m in np.flatnonzero(bad):
         if empty[m]:
             reason = "molecule has no atoms"
         elif bad_z[m]:
             z = mols.z[ptr[m] : ptr[m + 1]]
             reason = f"unknown element: atomic number {int(z[(z < 1) | (z > MAX_Z)][0])}"
-        else:
+        elif bad_pos[m]:
             atom = int(np.flatnonzero(~np.isfinite(mols.pos[ptr[m] : ptr[m + 1]]).all(axis=1))[0])
             reason = f"NaN or infinite coordinate (atom {atom})"
+        elif bad_charge[m]:
+            reason = f"charge {int(mols.charge[m]):+d} leaves {int(electrons[m])} electrons"
+        else:
+            reason = (
+                f"multiplicity {int(mols.multiplicity[m])} is impossible with {int(electrons[m])} "
+                f"electrons (charge {int(mols.charge[m]):+d}): 2S = multiplicity - 1 must have the "
+                "parity of the electron count; check the charge and multiplicity the input states"
+            )
         rejects.append(Reject(str(mols.origin[m]), int(mols.index[m]), str(mols.mol_id[m]), reason))
-    return ~(bad_z | bad_pos | empty), rejects
+    return ~bad, rejects
 
 
 def graph_table(
@@ -228,6 +265,8 @@ def graph_table(
             pa.ListArray.from_arrays(edge_off, pa.array(edges.src)),
             pa.ListArray.from_arrays(edge_off, pa.array(edges.dst)),
             pa.ListArray.from_arrays(edge_off, pa.array(edges.dist)),
+            pa.array(mols.charge.astype(np.int16)),
+            pa.array(mols.spin_multiplicity().astype(np.int16)),
         ],
         schema=GRAPH_SCHEMA.with_metadata(graph_metadata(cutoff, rbf)),
     )
@@ -289,6 +328,8 @@ def plan(settings: FeaturiseSettings) -> Plan:
     """List the inputs once and decide which molecules are featurised (seeded ``limit``, no duplicates)."""
     settings.validate()
     source = get_source(settings.source)
+    if hasattr(source, "fragments"):  # sources whose records can hold several fragments
+        source.fragments = settings.fragments
     catalogue = source.catalogue([Path(p) for p in settings.inputs])
     rows = select_rows(len(catalogue.entries), settings.limit, settings.seed)
     unique_rows, dup_rejects = _duplicates(catalogue.entries, rows)
@@ -329,9 +370,12 @@ def featurise_shard(settings: FeaturiseSettings, out: Path, k: int, the_plan: Pl
         "edges": _n_edges(table),
         "rejected": len(rejects),
         "max_atoms": int(mols.n_atoms.max()) if len(mols) else 0,
+        "charged": int(np.count_nonzero(mols.charge)),
+        "open_shell": int(np.count_nonzero(mols.spin_multiplicity() > 1)),
         "elements": sorted({int(v) for v in np.unique(mols.z)}),
         "targets": list(mols.properties.columns),
         "units": {t: the_plan.source.units.get(t, "as given") for t in mols.properties.columns},
+        "sha256": file_sha256(shard_path(out, k)),
     }
     write_json(summary, paths["summary"])
     log.info(
@@ -369,6 +413,13 @@ def merge_parts(out: Path, num_shards: int) -> dict:
             )
     if settings["num_shards"] != num_shards:
         raise FeaturiseError(f"{out}: parts are for {settings['num_shards']} shards, not {num_shards}")
+    for s in summaries:
+        shard = shard_path(out, s["shard"])
+        if not shard.exists() or file_sha256(shard) != s.get("sha256"):
+            raise FeaturiseError(
+                f"{shard}: missing, or not the shard its summary {part_paths(out, s['shard'])['summary']} "
+                f"describes (changed after featurisation); featurise shard {s['shard']} again"
+            )
 
     rejects = pa.concat_tables([pq.read_table(part_paths(out, k)["rejects"]) for k in range(num_shards)])
     write_table(rejects, out / "rejects.parquet")
@@ -378,8 +429,8 @@ def merge_parts(out: Path, num_shards: int) -> dict:
         inputs = ", ".join(settings["inputs"]) or settings["source"]
         raise FeaturiseError(
             f"no valid molecule in {inputs}: all {rejects.num_rows} rejected "
-            f"(see {out / 'rejects.parquet'}); most common reasons: "
-            + "; ".join(f"{n} x {r}" for r, n in reasons.items())
+            f"(each with its reason in {out / 'parts' / 'shard-*.rejects.parquet'}, which stay when "
+            f"the merge fails); most common reasons: " + "; ".join(f"{n} x {r}" for r, n in reasons.items())
         )
     answer_parts = [pq.read_table(part_paths(out, k)["answer_key"]) for k in range(num_shards)]
     write_table(pa.concat_tables(answer_parts, promote_options="permissive"), out / "answer_key.parquet")
@@ -394,6 +445,7 @@ def merge_parts(out: Path, num_shards: int) -> dict:
         "limit": settings["limit"],
         "seed": settings["seed"],
         "cutoff": settings["cutoff"],
+        "fragments": settings.get("fragments", DEFAULT_FRAGMENTS),
         "rbf": FeaturiseSettings(**settings).rbf(),
         "targets": targets,
         "units": {"pos": "angstrom", "dist": "angstrom", **units},
@@ -405,6 +457,8 @@ def merge_parts(out: Path, num_shards: int) -> dict:
             "atoms": sum(s["atoms"] for s in summaries),
             "edges": sum(s["edges"] for s in summaries),
             "max_atoms": max(s["max_atoms"] for s in summaries),
+            "charged": sum(s.get("charged", 0) for s in summaries),  # net charge not 0
+            "open_shell": sum(s.get("open_shell", 0) for s in summaries),  # multiplicity > 1
         },
         "elements": sorted({z for s in summaries for z in s["elements"]}),
         "shards": [
@@ -412,6 +466,7 @@ def merge_parts(out: Path, num_shards: int) -> dict:
                 "path": f"graphs/shard-{s['shard']:05d}.parquet",
                 "molecules": s["molecules"],
                 "edges": s["edges"],
+                "sha256": s["sha256"],
             }
             for s in summaries
         ],

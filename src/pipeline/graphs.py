@@ -5,6 +5,11 @@ with offsets, like the Parquet list columns it is read from (zero-copy where Arr
 any molecules is a handful of vectorised gathers (:meth:`GraphSet.batch`): no per-molecule Python and
 no ``Batch.from_data_list`` in the training loop. On a GPU the whole set can live in device memory
 (QM9 is about 0.5 GB) and batches are gathered there.
+
+The model's input is the atoms and the geometry only: the shards' ``charge`` and ``multiplicity``
+columns (what the quantum-chemistry oracles compute) are not loaded, so a cation and its neutral
+parent at the same geometry look the same to the model. Shards of an older format (version 1, no
+charge) are refused with a message to featurise again (:func:`pipeline.store.read_graph_metadata`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from .store import read_graph_metadata
+from .store import dataset_shards, read_graph_metadata
 
 
 @dataclass
@@ -160,9 +165,7 @@ def load_graphs(data: str | Path, mol_ids: Sequence[str] | None = None) -> Graph
 
     With ``mol_ids``, only those molecules, in that order; an id that is not in the dataset is an error.
     """
-    shards = sorted((Path(data) / "graphs").glob("shard-*.parquet"))
-    if not shards:
-        raise FileNotFoundError(f"{data}: no graphs/shard-*.parquet (featurise the dataset first)")
+    shards = dataset_shards(data)
     metas = [read_graph_metadata(s) for s in shards]
     if any(m != metas[0] for m in metas[1:]):
         raise ValueError(f"{data}: shards were featurised with different cutoffs or RBF specs")

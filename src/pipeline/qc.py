@@ -20,6 +20,11 @@ program prints): it is **not** QM9's U0, which is that energy at the optimised g
 zero-point vibrational energy* (U0 - energy ~ ZPVE, 0.045 Ha = 1.2 eV for CH4). No canonical target
 is named ``energy``; an oracle that labels it labels a new target.
 
+Both compute the species the dataset stores: its net charge and spin multiplicity (graph columns
+``charge`` and ``multiplicity``, passed by :func:`pipeline.oracle.label_chunk`), so ``C[NH3+]`` is
+the cation, not a neutral radical. An odd electron count is still refused unless the oracle setting
+``allow_odd`` is on: in most datasets it means a broken input (a missing hydrogen), not a radical.
+
 :func:`label_molecules` runs an engine over many molecules and records each failure (SCF not converged,
 odd electron count, engine crash) with its reason instead of stopping, the way a labelling job on a
 cluster must behave.
@@ -66,15 +71,21 @@ class InvalidMolecule(ValueError):
 
 @dataclass(frozen=True)
 class Molecule:
-    """A neutral molecule at a fixed geometry, as the oracles take it.
+    """A molecule (net charge, spin multiplicity) at a fixed geometry, as the oracles take it.
 
     Attributes:
         z: [n] atomic numbers.
         pos: [n, 3] Cartesian coordinates in Å.
         mol_id: name used in messages.
-        charge: total charge (0 for every molecule of this project's datasets).
-        allow_odd: accept an odd number of electrons as a doublet (unrestricted calculation). Off by
-            default: in a closed-shell dataset such as QM9 an odd count means a broken input.
+        charge: net charge (e); the electrons are ``sum(z) - charge``.
+        multiplicity: spin multiplicity 2S + 1 (the dataset's ``multiplicity`` column). None: the
+            lowest the electron count allows (1 for an even count, 2 for an odd one); after
+            construction it always holds the multiplicity computed. One that the electron count
+            cannot have (2S of the other parity, or more unpaired electrons than electrons) is
+            refused.
+        allow_odd: accept an odd number of electrons (an unrestricted doublet, or the multiplicity
+            given). Off by default: in a closed-shell dataset such as QM9 an odd count means a
+            broken input.
     """
 
     z: np.ndarray
@@ -82,6 +93,7 @@ class Molecule:
     mol_id: str = ""
     charge: int = 0
     allow_odd: bool = False
+    multiplicity: int | None = None
     n_electrons: int = field(init=False)
     spin: int = field(init=False)  # number of unpaired electrons, 2S (PySCF's ``spin``, tblite's ``uhf``)
 
@@ -102,23 +114,33 @@ class Molecule:
             )
         if not np.isfinite(pos).all():
             raise InvalidMolecule(f"{name}: positions contain NaN or infinity")
-        n_electrons = int(z.sum()) - int(self.charge)
+        if int(self.charge) != self.charge:
+            raise InvalidMolecule(f"{name}: charge must be a whole number, got {self.charge}")
+        object.__setattr__(self, "charge", int(self.charge))
+        n_electrons = int(z.sum()) - self.charge
         if n_electrons < 1:
             raise InvalidMolecule(f"{name}: charge {self.charge} leaves {n_electrons} electrons")
+        spin = n_electrons % 2
+        if self.multiplicity is not None:
+            spin = int(self.multiplicity) - 1
+            if spin < 0 or spin > n_electrons or (n_electrons - spin) % 2:
+                raise InvalidMolecule(
+                    f"{name}: multiplicity {self.multiplicity} is impossible with {n_electrons} electrons "
+                    f"(charge {self.charge:+d}): 2S = multiplicity - 1 must have the parity of the "
+                    "electron count"
+                )
         if n_electrons % 2 and not self.allow_odd:
             raise InvalidMolecule(
-                f"{name}: {n_electrons} electrons (odd) with charge {self.charge}: a closed-shell singlet is "
-                "impossible, so this is a radical or a broken input (missing hydrogen?); "
-                "pass allow_odd=True to compute it as a doublet"
+                f"{name}: {n_electrons} electrons (odd) with charge {self.charge:+d}: a closed-shell "
+                "singlet is impossible, so this is a radical or a broken input (missing hydrogen? wrong "
+                "charge?); pass allow_odd=True to compute it as "
+                + (f"multiplicity {self.multiplicity}" if self.multiplicity is not None else "a doublet")
             )
         object.__setattr__(self, "z", z)
         object.__setattr__(self, "pos", pos)
         object.__setattr__(self, "n_electrons", n_electrons)
-        object.__setattr__(self, "spin", n_electrons % 2)
-
-    @property
-    def multiplicity(self) -> int:
-        return self.spin + 1
+        object.__setattr__(self, "spin", spin)
+        object.__setattr__(self, "multiplicity", spin + 1)  # resolved: never None after init
 
 
 # ---------------------------------------------------------------------------------------------- PySCF
@@ -263,15 +285,19 @@ def pyscf_single_point(
     conv_tol: float = 1e-9,
     *,
     mol_id: str = "",
+    charge: int = 0,
+    multiplicity: int | None = None,
     allow_odd: bool = False,
     device: str = "auto",
     max_memory_mb: int = 4000,
     max_opt_steps: int = 100,
 ) -> dict[str, Any]:
-    """Kohn-Sham DFT single point (restricted; unrestricted for an allowed odd-electron doublet).
+    """Kohn-Sham DFT single point (restricted for a singlet; unrestricted for any other multiplicity).
 
     Args:
         z, pos: atomic numbers [n] and Cartesian coordinates [n, 3] in Å.
+        charge, multiplicity: net charge and spin multiplicity 2S + 1 (PySCF's ``mol.charge``,
+            ``mol.spin = multiplicity - 1``); multiplicity None: the lowest (see :class:`Molecule`).
         method: exchange-correlation functional as PySCF names it (see the module doc for B3LYPG).
         basis: basis set name (spherical functions).
         threads: OpenMP threads for PySCF (restored afterwards).
@@ -290,7 +316,7 @@ def pyscf_single_point(
     _require("pyscf", "pyscf")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    molecule = Molecule(z, pos, mol_id=mol_id, allow_odd=allow_odd)
+    molecule = Molecule(z, pos, mol_id=mol_id, charge=charge, multiplicity=multiplicity, allow_odd=allow_odd)
     optimiser = _geometry_optimiser() if optimise else None
     on_gpu = _use_gpu(device)
     start = time.perf_counter()
@@ -392,6 +418,8 @@ def xtb_single_point(
     method: str = "GFN2-xTB",
     *,
     mol_id: str = "",
+    charge: int = 0,
+    multiplicity: int | None = None,
     allow_odd: bool = False,
     max_iterations: int = 250,
     electronic_temperature: float = 300.0,
@@ -402,7 +430,8 @@ def xtb_single_point(
     Uses tblite's Python API (``tblite.interface.Calculator``) rather than its ASE calculator, which
     wraps the same library but does not expose orbital energies. HOMO and LUMO come from the orbital
     energies and occupations (Fermi smearing at ``electronic_temperature`` K: the HOMO is the highest
-    orbital at least half occupied).
+    orbital at least half occupied). ``charge`` and ``multiplicity`` (2S + 1; None: the lowest) set
+    the species: tblite's ``charge`` and ``uhf`` = multiplicity - 1 unpaired electrons.
 
     Returns:
         homo, lumo, gap, energy (eV), mu (Debye), seconds.
@@ -411,7 +440,7 @@ def xtb_single_point(
         InvalidMolecule (a ValueError): bad input; CalculationFailed: SCC not converged or tblite failed.
     """
     _require("tblite", "xtb")
-    molecule = Molecule(z, pos, mol_id=mol_id, allow_odd=allow_odd)
+    molecule = Molecule(z, pos, mol_id=mol_id, charge=charge, multiplicity=multiplicity, allow_odd=allow_odd)
     from tblite.interface import Calculator
 
     start = time.perf_counter()
@@ -454,6 +483,9 @@ def xtb_single_point(
 
 # ------------------------------------------------------------------------------------------- labelling
 
+#: Single-point arguments that describe each molecule, not the calculation (label_molecules passes them).
+_PER_MOLECULE = ("charge", "multiplicity")
+
 
 def label_molecules(
     oracle: str,
@@ -461,11 +493,16 @@ def label_molecules(
     z_list: Sequence[Sequence[int] | np.ndarray],
     pos_list: Sequence[Sequence[Sequence[float]] | np.ndarray],
     settings: Mapping[str, Any] | None = None,
+    *,
+    charges: Sequence[int] | None = None,
+    multiplicities: Sequence[int | None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Label every molecule with ``oracle`` ("pyscf" or "xtb"), one after the other.
 
     ``settings`` are keyword arguments of the oracle's single-point function (e.g. ``{"basis":
     "def2-SVP", "threads": 2}`` for pyscf); an unknown key is an error before anything runs.
+    ``charges`` and ``multiplicities`` (one per molecule; default neutral and the lowest
+    multiplicity) are each molecule's species, never settings: a ``charge`` setting is an error.
 
     A molecule whose calculation fails (or whose input is refused, e.g. an odd electron count) is
     recorded in ``failures`` with its reason and the others are still labelled. Each molecule's time is
@@ -481,15 +518,22 @@ def label_molecules(
     if info is None or info.single_point is None:
         computing = [name for name, o in registry.ORACLES.items() if o.single_point is not None]
         raise ValueError(f"unknown QC oracle {oracle!r}; known: {computing}")
-    if not len(mol_ids) == len(z_list) == len(pos_list):
-        raise ValueError(
-            f"mol_ids, z_list and pos_list differ in length ({len(mol_ids)}, {len(z_list)}, {len(pos_list)})"
-        )
+    charges = [0] * len(mol_ids) if charges is None else list(charges)
+    multiplicities = [None] * len(mol_ids) if multiplicities is None else list(multiplicities)
+    lengths = (len(mol_ids), len(z_list), len(pos_list), len(charges), len(multiplicities))
+    if len(set(lengths)) != 1:
+        raise ValueError(f"mol_ids, z_list, pos_list, charges and multiplicities differ in length {lengths}")
     settings = dict(settings or {})
+    species = sorted(set(settings) & set(_PER_MOLECULE))
+    if species:
+        raise ValueError(
+            f"{oracle} oracle: {species} cannot be settings: each molecule's charge and multiplicity "
+            "come from the dataset (the source files or SMILES)"
+        )
     func = info.single_point_function()
     params = inspect.signature(func).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        allowed = sorted(set(params) - {"z", "pos", "mol_id"})
+        allowed = sorted(set(params) - {"z", "pos", "mol_id", *_PER_MOLECULE})
         unknown = sorted(set(settings) - set(allowed))
         if unknown:
             raise ValueError(f"{oracle} oracle: unknown settings {unknown}; allowed: {allowed}")
@@ -500,11 +544,19 @@ def label_molecules(
     rows: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     total = len(mol_ids)
-    for i, (mol_id, z, pos) in enumerate(zip(mol_ids, z_list, pos_list, strict=True)):
+    molecules = zip(mol_ids, z_list, pos_list, charges, multiplicities, strict=True)
+    for i, (mol_id, z, pos, charge, mult) in enumerate(molecules):
         mol_id = str(mol_id)
         start = time.perf_counter()
         try:
-            result = func(np.asarray(z), np.asarray(pos), mol_id=mol_id, **settings)
+            result = func(
+                np.asarray(z),
+                np.asarray(pos),
+                mol_id=mol_id,
+                charge=int(charge),
+                multiplicity=None if mult is None else int(mult),
+                **settings,
+            )
         except (CalculationFailed, InvalidMolecule) as err:
             seconds = time.perf_counter() - start
             failures.append({"mol_id": mol_id, "reason": str(err), "seconds": seconds})

@@ -6,8 +6,8 @@ disjoint from the pool, so no validation or test molecule can ever be selected f
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .store import write_table
+from .store import dataset_shards, read_manifest, write_table
 
 log = logging.getLogger(__name__)
 
@@ -23,20 +23,10 @@ SPLITS = ("pool", "val", "test")
 
 
 def dataset_ids(data: Path) -> np.ndarray:
-    """Molecule ids of a featurised dataset, in shard order.
-
-    The shards are those the manifest lists (stale shard files from an earlier, larger shard count
-    are ignored); without a manifest, every ``graphs/shard-*.parquet``.
-    """
-    data = Path(data)
-    manifest = data / "manifest.json"
-    if manifest.exists():
-        shards = [data / s["path"] for s in json.loads(manifest.read_text())["shards"]]
-    else:
-        shards = sorted((data / "graphs").glob("shard-*.parquet"))
-    if not shards:
-        raise FileNotFoundError(f"{data}: no graphs/shard-*.parquet (featurise the dataset first)")
-    return np.concatenate([pq.read_table(s, columns=["mol_id"])["mol_id"].to_numpy() for s in shards])
+    """Molecule ids of a featurised dataset, in the order of the shards its manifest names."""
+    return np.concatenate(
+        [pq.read_table(s, columns=["mol_id"])["mol_id"].to_numpy() for s in dataset_shards(data)]
+    )
 
 
 def make_split(mol_ids: np.ndarray, val: int, test: int, seed: int, pool: int | None = None) -> pa.Table:
@@ -70,11 +60,38 @@ def make_split(mol_ids: np.ndarray, val: int, test: int, seed: int, pool: int | 
     )
 
 
-def split_dataset(data: Path, out: Path, val: int, test: int, seed: int, pool: int | None = None) -> pa.Table:
-    """Split the featurised dataset in ``data`` and write ``out`` (Parquet: mol_id, split)."""
+def split_dataset(
+    data: Path,
+    out: Path,
+    val: int,
+    test: int,
+    seed: int,
+    pool: int | None = None,
+    targets: Sequence[str] | None = None,
+    budget: int | None = None,
+) -> pa.Table:
+    """Split the featurised dataset in ``data`` and write ``out`` (Parquet: mol_id, split).
+
+    The first stage of a run that sees the dataset, so it checks what the config alone could not:
+    ``targets`` (when the answer key labels them) must be among the manifest's, and the pool must
+    hold the ``budget`` of molecules the run labels. Either mistake fails here, before any training.
+    """
+    if targets is not None:
+        have = read_manifest(data).get("targets", [])
+        absent = [t for t in targets if t not in have]
+        if absent:
+            raise ValueError(
+                f"{data}: the dataset has no {absent} (its answer key holds "
+                f"{', '.join(have) or 'no target'}); fix the run's targets, or the dataset's input files"
+            )
     table = make_split(dataset_ids(data), val=val, test=test, seed=seed, pool=pool)
-    write_table(table, out)
     counts = {s: int(np.sum(table["split"].to_numpy() == s)) for s in SPLITS}
+    if budget is not None and budget > counts["pool"]:
+        raise ValueError(
+            f"{data}: the pool holds {counts['pool']} molecules (of {table.num_rows} after val {val} and "
+            f"test {test}), fewer than the {budget} the run labels; lower initial.size, batch or rounds"
+        )
+    write_table(table, out)
     log.info("%s: %s", out, ", ".join(f"{k} {v}" for k, v in counts.items()))
     return table
 

@@ -35,6 +35,7 @@ from . import registry
 from .graphs import GraphSet, load_graphs
 from .losses import LossWeights
 from .model import ASGNModel, ModelConfig
+from .oracle import read_labelling
 from .select import get_strategy
 from .split import read_split
 from .store import write_json, write_table
@@ -142,6 +143,17 @@ def _labels(frame: pd.DataFrame, ids: np.ndarray, targets: list[str]) -> np.ndar
     return frame.set_index("mol_id").loc[ids, targets].to_numpy(np.float64)
 
 
+def _label_failures(labelled_path: Path, round: int) -> dict[str, int | None]:
+    """How many molecules the oracle could not label: this round's picks and all rounds' so far
+    (from labelled.parquet's record, :func:`pipeline.oracle.read_labelling`; None if not recorded)."""
+    records = read_labelling(labelled_path)
+    this = [r["failed"] for r in records if r.get("round") == round]
+    return {
+        "label_failures": this[-1] if this else None,
+        "label_failures_total": sum(r["failed"] for r in records) if records else None,
+    }
+
+
 def _frame(ids: np.ndarray, values: np.ndarray, targets: list[str]) -> pa.Table:
     return pa.table({"mol_id": pa.array(ids.astype(str)), **{t: values[:, k] for k, t in enumerate(targets)}})
 
@@ -202,7 +214,8 @@ def teacher(
 ) -> dict:
     """teacher_r: warm-started from ``previous`` (teacher_{r-1}; a fresh initialisation without it or
     with ``train.warm_start`` off), learns L_r and ``pseudo`` labels for ``train.teacher_epochs``
-    epochs (round 0: ``train.pretrain_epochs``)."""
+    epochs (round 0: ``train.pretrain_epochs``). ``summary`` (teacher.json) also counts the round's
+    picks the oracle could not label (``label_failures``; ``label_failures_total`` over all rounds)."""
     cfg = RunConfig.read(run_json)
     device = resolve_device(cfg.device)
     split = read_split(split_path)
@@ -229,6 +242,7 @@ def teacher(
         "round": round,
         "labelled": int(len(lab_idx)),
         "unlabelled": int(len(unl_idx)),
+        **_label_failures(labelled_path, round),
         "pseudo_labels": y_pseudo is not None,
         "warm_start": warm,
         "device": str(device),
@@ -272,6 +286,10 @@ def student(
     """student_r: teacher_r's weights fine-tuned on L_r (early stopping on val); val and test MAE.
 
     With ``student: false`` in the run config (ASGN-T) the teacher itself is evaluated and saved.
+
+    The errors are over the val/test molecules that have labels (``val_molecules``,
+    ``test_molecules`` in ``summary``); ``holdout_failures`` counts those the oracle could not label
+    (left out), ``label_failures`` the round's picks it could not label.
     """
     cfg = RunConfig.read(run_json)
     device = resolve_device(cfg.device)
@@ -281,8 +299,17 @@ def student(
     holdout = pq.read_table(holdout_path).to_pandas()
     lab_idx, _ = _pool_parts(graphs, where, labelled.mol_id)
     y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
+    unlabelled = {}
     for part in ("val", "test"):  # molecules the oracle could not label are not in the holdout labels
-        where[part] = where[part][np.isin(graphs.mol_id[where[part]], holdout.mol_id.to_numpy().astype(str))]
+        kept = np.isin(graphs.mol_id[where[part]], holdout.mol_id.to_numpy().astype(str))
+        unlabelled[part] = int((~kept).sum())
+        where[part] = where[part][kept]
+    if any(unlabelled.values()):
+        log.warning(
+            "%s: %d val and %d test molecules have no label (holdout_failures.parquet lists them); "
+            "the errors are over the other %d and %d",
+            holdout_path, unlabelled["val"], unlabelled["test"], len(where["val"]), len(where["test"]),
+        )  # fmt: skip
     if len(where["test"]) == 0:
         raise ValueError(f"{holdout_path}: no test molecule has a label, so there is no error to report")
     y_val = _labels(holdout, graphs.mol_id[where["val"]], cfg.targets)
@@ -312,6 +339,10 @@ def student(
     record = {
         "round": round,
         "labelled": int(len(lab_idx)),
+        **_label_failures(labelled_path, round),
+        "val_molecules": int(len(where["val"])),  # the molecules the errors are over
+        "test_molecules": int(len(where["test"])),
+        "holdout_failures": unlabelled,  # val/test molecules left out: the oracle could not label them
         "fine_tuned": cfg.student,
         "val_mae": student_mae["val"],
         "test_mae": student_mae["test"],

@@ -19,11 +19,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .digest import file_sha256
+
 #: Version of the graph Parquet layout; bump when columns or their meaning change.
-FORMAT_VERSION = 1
+#: 2: ``charge`` and ``multiplicity`` columns (version 1 had neither: every molecule was taken as neutral).
+FORMAT_VERSION = 2
 
 #: One row per molecule. Edges are all ordered pairs (i, j), i != j, closer than the cutoff, in
-#: row-major order; indices are local to the molecule. Distances in Å.
+#: row-major order; indices are local to the molecule. Distances in Å. ``charge`` is the net charge
+#: (e) and ``multiplicity`` the spin multiplicity 2S + 1 of the species: as the source states them,
+#: else neutral and the lowest multiplicity the electron count allows (1 for an even count, 2 for an
+#: odd one). Only the quantum-chemistry oracles read them; the model's input is ``z`` and the
+#: geometry alone (no charge or spin feature).
 GRAPH_SCHEMA = pa.schema(
     [
         pa.field("mol_id", pa.string(), nullable=False),
@@ -33,6 +40,8 @@ GRAPH_SCHEMA = pa.schema(
         pa.field("edge_src", pa.list_(pa.int32()), nullable=False),
         pa.field("edge_dst", pa.list_(pa.int32()), nullable=False),
         pa.field("dist", pa.list_(pa.float32()), nullable=False),
+        pa.field("charge", pa.int16(), nullable=False),
+        pa.field("multiplicity", pa.int16(), nullable=False),
     ]
 )
 
@@ -106,9 +115,63 @@ def read_graph_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: not a featurised graph shard (no format_version in its schema metadata)")
     version = int(meta[b"format_version"])
     if version != FORMAT_VERSION:
-        raise ValueError(f"{path}: graph format version {version}, this pipeline reads {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path}: graph format version {version}, this pipeline reads {FORMAT_VERSION}"
+            + (" (version 1 has no charge or multiplicity of the molecules)" if version == 1 else "")
+            + f"; featurise the dataset again (delete {Path(path).parent.parent} and rerun)"
+        )
     return {
         "format_version": version,
         "cutoff": float(meta[b"cutoff"]),
         "rbf": json.loads(meta[b"rbf"]),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# A featurised dataset's shards: the manifest names them, with their checksums
+
+
+def read_manifest(data: str | os.PathLike) -> dict[str, Any]:
+    """The ``manifest.json`` of a featurised dataset folder; the error says how to make one."""
+    path = Path(data) / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{data}: no manifest.json (featurise the dataset first)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); delete {data} and featurise again") from err
+
+
+def dataset_shards(data: str | os.PathLike, verify: bool = True) -> list[Path]:
+    """The graph shards of a featurised dataset: those its manifest names, in the manifest's order.
+
+    A ``graphs/shard-*.parquet`` the manifest does not name (left over from a larger shard count) is
+    never read. With ``verify``, each shard's SHA-256 must equal the manifest's: a shard changed or
+    damaged after featurisation is an error naming the file, not wrong numbers later.
+    """
+    data = Path(data)
+    manifest = read_manifest(data)
+    shards = manifest.get("shards") or []
+    if not shards:
+        raise ValueError(f"{data / 'manifest.json'}: lists no graph shards; featurise the dataset again")
+    paths = []
+    for entry in shards:
+        path = data / entry["path"]
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: named by {data / 'manifest.json'} but missing; featurise again")
+        if verify:
+            expected = entry.get("sha256")
+            if expected is None:
+                raise ValueError(
+                    f"{data / 'manifest.json'}: no checksum for {entry['path']} (made by an older "
+                    f"pipeline); delete {data} and featurise again"
+                )
+            actual = file_sha256(path)
+            if actual != expected:
+                raise ValueError(
+                    f"{path}: its SHA-256 ({actual[:12]}...) is not the one {data / 'manifest.json'} "
+                    f"records ({expected[:12]}...): the shard was changed or is damaged since it was "
+                    f"featurised; delete {data} and featurise again"
+                )
+        paths.append(path)
+    return paths

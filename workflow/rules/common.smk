@@ -22,8 +22,9 @@ from snakemake.utils import validate
 # The workflow imports the package's light modules (names and config resolution; stdlib only), from
 # this checkout, whichever Python runs Snakemake.
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+from pipeline.digest import file_sha256
 from pipeline.registry import ORACLES, STRATEGIES
-from pipeline.settings import expand_benchmarks
+from pipeline.settings import check_config, duplicate_keys, expand_benchmarks, label_budget
 
 
 def _validate(config):
@@ -42,6 +43,16 @@ def _validate(config):
         ) from None
 
 
+# A key stated twice in a config file is an error (YAML would keep the last one silently).
+for _configfile in dict.fromkeys(map(str, workflow.configfiles)):
+    if os.path.exists(_configfile):
+        _twice = duplicate_keys(Path(_configfile).read_text())
+        if _twice:
+            raise WorkflowError(
+                f"invalid config {_configfile}: a key is given twice, and only the last would count: "
+                + "; ".join(_twice)
+            )
+
 # Benchmarks (base + per-method overrides x seeds) become runs, which are then checked as runs.
 _validate(config)
 try:
@@ -56,20 +67,9 @@ BENCHMARKS = config["benchmarks"]
 if not RUNS:
     raise WorkflowError("invalid config: no runs (declare some under 'runs' or 'benchmarks')")
 
-for _run, _settings in RUNS.items():
-    if _settings["dataset"] not in DATASETS:
-        raise WorkflowError(
-            f"invalid config at runs.{_run}.dataset: '{_settings['dataset']}' is not declared "
-            f"under 'datasets' (declared: {', '.join(DATASETS)})"
-        )
-    _oracle = DATASETS[_settings["dataset"]]["oracle"]["name"]
-    _can = ORACLES[_oracle].targets
-    _cannot = sorted(set(_settings["targets"]) - set(_can or _settings["targets"]))
-    if _cannot:
-        raise WorkflowError(
-            f"invalid config at runs.{_run}.targets: the {_oracle} oracle of dataset "
-            f"'{_settings['dataset']}' cannot label {_cannot} (it labels {', '.join(_can)})"
-        )
+_errors = check_config(config)
+if _errors:
+    raise WorkflowError("invalid config " + "; ".join(_errors))
 
 # Jobs call the `pipeline` command. With --sdm conda it comes from envs/pipeline.yaml, which
 # installs this repository from ${ASGN_PIPELINE_ROOT} (conda creates environments from a copy of
@@ -156,7 +156,7 @@ def get_featurise_args(wildcards):
     """`pipeline featurise` options that define the dataset's content (shell-quoted)."""
     dataset = DATASETS[wildcards.dataset]
     args = ["--source", dataset["source"], "--cutoff", dataset["cutoff"], "--seed", dataset["seed"]]
-    args += ["--num-shards", dataset["shards"]]
+    args += ["--num-shards", dataset["shards"], "--fragments", dataset["fragments"]]
     if dataset["limit"] is not None:
         args += ["--limit", dataset["limit"]]
     if dataset["inputs"]:
@@ -198,11 +198,16 @@ def get_split_input(wildcards):
 
 
 def get_split_args(wildcards):
-    """`pipeline split` sizes and seed of the run (shell-quoted)."""
-    split = RUNS[wildcards.run]["split"]
+    """`pipeline split` sizes, seed, label budget and answer-key targets of the run (shell-quoted)."""
+    run = RUNS[wildcards.run]
+    split = run["split"]
     args = ["--val", split["val"], "--test", split["test"], "--seed", split["seed"]]
     if split["pool"] is not None:
         args += ["--pool", split["pool"]]
+    # checked against the dataset before any training: the pool holds the labels, the answer key the targets
+    args += ["--budget", label_budget(run)]
+    if ORACLES[DATASETS[run["dataset"]]["oracle"]["name"]].kind == "lookup":
+        args += ["--targets", *run["targets"]]
     return shlex.join(str(arg) for arg in args)
 
 
@@ -253,7 +258,11 @@ def _previous(wildcards):
 # ---------------------------------------------------------------------------------------------
 # Oracles (dataset's `oracle`): answer_key is a lookup in the label rules; pyscf and xtb run as
 # label_chunk jobs (round_{round}/label_parts/chunk-{chunk}.parquet, holdout_parts/ for val/test)
-# that the label rules merge; external writes a request and reads a labels file (pipeline.oracle).
+# that the label rules merge; external writes a request and reads a labels file (pipeline.oracle):
+# round_{round}/labels.csv, holdout_labels.csv. Once that file exists it is an input of its label
+# rule (a newer mtime reruns the job) and its SHA-256 a param (a changed content reruns it even when
+# the mtime is older than the labels): editing it relabels that round and redoes everything that
+# follows from it.
 
 
 def get_oracle(wildcards):
@@ -276,32 +285,64 @@ def get_label_request(wildcards):
     return f"results/runs/{wildcards.run}/round_{_previous(wildcards)}/selected.parquet"
 
 
+def _labels_file(wildcards):
+    """The external oracle's labels file of a label job: round_{round}/labels.csv, or
+    holdout_labels.csv for label_holdout (no {round})."""
+    if "round" in wildcards.keys():
+        return f"results/runs/{wildcards.run}/round_{wildcards.round}/labels.csv"
+    return f"results/runs/{wildcards.run}/holdout_labels.csv"
+
+
 def _oracle_inputs(wildcards, parts):
-    """What the label rules read besides the request: the answer key, the chunks, or the graphs."""
+    """What the label rules read besides the request: run.json (the targets every label must have)
+    and the answer key, the chunks, or the graphs and, once a person has filled it in, the labels
+    file (external)."""
+    inputs = {"run_json": f"results/runs/{wildcards.run}/run.json"}
     kind = _oracle_kind(wildcards)
     if kind == "lookup":
-        return {"answer_key": f"results/data/{RUNS[wildcards.run]['dataset']}/answer_key.parquet"}
-    if kind == "compute":
-        return {"parts": expand(parts, chunk=_chunk_names(wildcards), allow_missing=True)}
-    return {**get_dataset_graphs(wildcards), "run_json": f"results/runs/{wildcards.run}/run.json"}
+        inputs["answer_key"] = f"results/data/{RUNS[wildcards.run]['dataset']}/answer_key.parquet"
+    elif kind == "compute":
+        inputs["parts"] = expand(parts, chunk=_chunk_names(wildcards), allow_missing=True)
+    else:
+        inputs.update(get_dataset_graphs(wildcards))
+        if os.path.exists(_labels_file(wildcards)):
+            inputs["labels"] = _labels_file(wildcards)
+    return inputs
 
 
 def _oracle_args(wildcards, input):
-    args = ["--oracle", get_oracle(wildcards)["name"]]
+    oracle = get_oracle(wildcards)
+    args = ["--oracle", oracle["name"], "--run-json", input.run_json]
+    if oracle["ranges"]:
+        args += ["--ranges", json.dumps(oracle["ranges"], sort_keys=True)]
     kind = _oracle_kind(wildcards)
     if kind == "lookup":
         args += ["--answer-key", input.answer_key]
     elif kind == "compute":
         args += ["--parts", *input.parts]
     else:
-        args += ["--data", get_run_dataset_dir(wildcards), "--run-json", input.run_json]
+        args += ["--data", get_run_dataset_dir(wildcards)]
     return args
+
+
+def get_labels_checksum(wildcards):
+    """`--labels-sha256 X`: the checksum of the external oracle's labels file, once it exists ('' for
+    other oracles or before). A function of the wildcards alone, so that Snakemake records it with
+    the job (the params rerun trigger; functions of `input` are not recorded); the label stage
+    refuses a file that no longer has it."""
+    if _oracle_kind(wildcards) != "external" or not os.path.exists(_labels_file(wildcards)):
+        return ""
+    return shlex.join(["--labels-sha256", file_sha256(_labels_file(wildcards))])
 
 
 def get_label_input(wildcards):
     """Round 0 labels the initial picks; round r > 0 adds the picks of round r-1 to L_{r-1}."""
-    parts = f"results/runs/{wildcards.run}/round_{wildcards.round}/label_parts/chunk-{{chunk}}.parquet"
-    inputs = {"selected": get_label_request(wildcards), **_oracle_inputs(wildcards, parts)}
+    round_dir = f"results/runs/{wildcards.run}/round_{wildcards.round}"
+    parts = f"{round_dir}/label_parts/chunk-{{chunk}}.parquet"
+    inputs = {
+        "selected": get_label_request(wildcards),
+        **_oracle_inputs(wildcards, parts),
+    }
     if int(wildcards.round) > 0:
         previous = f"results/runs/{wildcards.run}/round_{_previous(wildcards)}"
         inputs["previous"] = f"{previous}/labelled.parquet"
@@ -317,8 +358,12 @@ def get_label_args(wildcards, input):
 
 
 def get_holdout_input(wildcards):
-    parts = f"results/runs/{wildcards.run}/holdout_parts/chunk-{{chunk}}.parquet"
-    return {"split": f"results/runs/{wildcards.run}/split.parquet", **_oracle_inputs(wildcards, parts)}
+    run_dir = f"results/runs/{wildcards.run}"
+    parts = f"{run_dir}/holdout_parts/chunk-{{chunk}}.parquet"
+    return {
+        "split": f"{run_dir}/split.parquet",
+        **_oracle_inputs(wildcards, parts),
+    }
 
 
 def get_holdout_args(wildcards, input):
@@ -379,15 +424,16 @@ def get_teacher_args(wildcards, input):
 
 
 def get_select_input(wildcards):
-    """Embeddings and L_r; uncertainty strategies also read the graphs and a checkpoint."""
+    """Embeddings, L_r and the molecules the oracle failed on (they leave the pool: a QC failure,
+    a reason in a labels file, no value in the answer key); uncertainty strategies also read the
+    graphs and a checkpoint."""
     round_dir = f"results/runs/{wildcards.run}/round_{wildcards.round}"
     inputs = {
         "run_json": f"results/runs/{wildcards.run}/run.json",
         "embeddings": f"{round_dir}/embeddings.parquet",
         "labelled": f"{round_dir}/labelled.parquet",
+        "failures": f"{round_dir}/label_failures.parquet",
     }
-    if _oracle_kind(wildcards) != "lookup":  # molecules a real oracle failed on leave the pool
-        inputs["failures"] = f"{round_dir}/label_failures.parquet"
     needs = STRATEGIES[RUNS[wildcards.run]["strategy"]].needs
     if needs != "embeddings":
         inputs.update(get_dataset_graphs(wildcards), split=f"results/runs/{wildcards.run}/split.parquet")

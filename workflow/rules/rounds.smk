@@ -1,7 +1,9 @@
 # Active-learning rounds of every run (ASGN, Hao et al. 2020). Round r:
 #   label -> teacher -> embed -> student -> pseudo_label -> select  (-> label of round r+1)
 # The number of rounds comes from config, so the DAG is static and a killed run resumes where it
-# stopped. Only the label rules have the answer key among their inputs.
+# stopped. Only the label rules have the answer key among their inputs. With the external oracle,
+# a labels file a person filled in (round_{r}/labels.csv, holdout_labels.csv) is an input of its
+# label rule once it exists, and its checksum a param: correcting it relabels and redoes what follows.
 
 
 rule run_config:
@@ -50,6 +52,7 @@ rule label_holdout:
         failures="results/runs/{run}/holdout_failures.parquet",
     params:
         oracle=get_holdout_args,
+        checksum=get_labels_checksum,
     log:
         "logs/label_holdout/{run}.log",
     threads: 1
@@ -60,7 +63,7 @@ rule label_holdout:
         "../../envs/pipeline.yaml"
     shell:
         "pipeline --threads {threads} label-holdout --split-path {input.split} {params.oracle}"
-        " --out {output.labels} --failures {output.failures} > {log} 2>&1"
+        " {params.checksum} --out {output.labels} --failures {output.failures} > {log} 2>&1"
 
 
 rule label:
@@ -71,6 +74,7 @@ rule label:
         failures="results/runs/{run}/round_{round}/label_failures.parquet",
     params:
         oracle=get_label_args,
+        checksum=get_labels_checksum,
     log:
         "logs/label/{run}/round_{round}.log",
     threads: 1
@@ -81,7 +85,7 @@ rule label:
         "../../envs/pipeline.yaml"
     shell:
         "pipeline --threads {threads} label --selected {input.selected} --round {wildcards.round}"
-        " {params.oracle} --out {output.labels} --failures {output.failures} > {log} 2>&1"
+        " {params.oracle} {params.checksum} --out {output.labels} --failures {output.failures} > {log} 2>&1"
 
 
 # Quantum-chemistry oracles (pyscf, xtb): one job per chunk of the molecules to label. The shell

@@ -9,7 +9,12 @@ A source works in two steps so that large inputs can be split into shard jobs:
    numbers, coordinates in Å, properties in canonical units) and reports the ones it cannot build.
 
 Checks that are the same for every source (non-finite coordinates, atoms closer than 0.1 Å,
-duplicate ids, atomic numbers outside the periodic table) live in :mod:`pipeline.featurise`, not here.
+duplicate ids, atomic numbers outside the periodic table, a charge or multiplicity the electron count
+cannot have) live in :mod:`pipeline.featurise`, not here.
+
+Each molecule carries its net charge and, where the source states it, its spin multiplicity
+(:attr:`Molecules.charge`, :attr:`Molecules.multiplicity`; 0 = not stated). Multi-fragment records
+(salts, hydrates) are handled by the source as :data:`FRAGMENT_POLICIES` say.
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 from ase.data import atomic_numbers
+
+#: What a source does with a record of several disconnected fragments (a salt ``C[NH3+].[Cl-]``, a
+#: hydrate ``CCO.O``), the dataset setting ``fragments``. ``largest``: keep the largest fragment,
+#: preferring organic ones (RDKit's ``LargestFragmentChooser(preferOrganic=True)``), with that
+#: fragment's charge; ``reject``: reject the record, naming its fragments. Several fragments are never
+#: kept together: a conformer generator stacks them on top of each other.
+FRAGMENT_POLICIES = ("largest", "reject")
+DEFAULT_FRAGMENTS = "largest"
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,31 @@ class Molecules:
     properties: pd.DataFrame  # [N rows] float64 columns in canonical units; NaN = missing label
     origin: np.ndarray  # [N] str (object): input each molecule came from
     index: np.ndarray  # [N] int64: position within its origin
+    charge: np.ndarray | None = None  # [N] int64 net charge (e); None: every molecule neutral
+    #: [N] int64 spin multiplicity 2S + 1 as the source states it, 0 where it does not (the default
+    #: is then :meth:`spin_multiplicity`'s); None: stated for none.
+    multiplicity: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.mol_id)
+        for name in ("charge", "multiplicity"):
+            value = getattr(self, name)
+            value = np.zeros(n, np.int64) if value is None else np.asarray(value, dtype=np.int64).reshape(-1)
+            if len(value) != n:
+                raise ValueError(f"{name} has {len(value)} entries for {n} molecules")
+            setattr(self, name, value)
+
+    def n_electrons(self) -> np.ndarray:
+        """[N] int64 electrons of each molecule: the sum of its atomic numbers minus its charge."""
+        atom_mol = np.repeat(np.arange(len(self)), self.n_atoms)
+        protons = np.bincount(atom_mol, weights=self.z, minlength=len(self)).astype(np.int64)
+        return protons - self.charge
+
+    def spin_multiplicity(self) -> np.ndarray:
+        """[N] int64 multiplicity: the stated one; where none is stated, 1 (singlet) for an even
+        electron count and 2 (doublet) for an odd one, the lowest spin the electrons allow."""
+        default = 1 + self.n_electrons() % 2
+        return np.where(self.multiplicity > 0, self.multiplicity, default)
 
     def __len__(self) -> int:
         return len(self.mol_id)
@@ -84,6 +122,8 @@ class Molecules:
             properties=self.properties.iloc[rows].reset_index(drop=True),
             origin=self.origin[rows],
             index=self.index[rows],
+            charge=self.charge[rows],
+            multiplicity=self.multiplicity[rows],
         )
 
     @classmethod
@@ -95,8 +135,13 @@ class Molecules:
         properties: Sequence[dict[str, float]] | pd.DataFrame,
         origin: Sequence[str],
         index: Sequence[int],
+        charge: Sequence[int] | None = None,
+        multiplicity: Sequence[int] | None = None,
     ) -> Molecules:
-        """Pack per-molecule arrays (for sources that build molecules one at a time)."""
+        """Pack per-molecule arrays (for sources that build molecules one at a time).
+
+        ``charge`` defaults to neutral, ``multiplicity`` to "not stated" (0) for every molecule.
+        """
         n_atoms = np.array([len(a) for a in z], dtype=np.int64)
         props = properties if isinstance(properties, pd.DataFrame) else pd.DataFrame(list(properties))
         return cls(
@@ -107,11 +152,18 @@ class Molecules:
             properties=props.astype(np.float64).reset_index(drop=True),
             origin=np.asarray(origin, dtype=object),
             index=np.asarray(index, dtype=np.int64),
+            charge=charge,
+            multiplicity=multiplicity,
         )
 
 
 class Source(Protocol):
-    """A named molecule source (registered in :data:`pipeline.sources.SOURCES`)."""
+    """A named molecule source (registered in :data:`pipeline.sources.SOURCES`).
+
+    A source whose records can hold several disconnected fragments (files, smiles) also has a
+    ``fragments`` attribute, one of :data:`FRAGMENT_POLICIES`, which the featuriser sets from the
+    dataset's settings.
+    """
 
     name: str
     #: Unit of each property column the source reports, e.g. {"homo": "eV"}.

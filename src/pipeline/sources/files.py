@@ -1,14 +1,41 @@
 """Molecules from structure files: xyz/extxyz, sdf/mol, ASE databases, and anything else ASE reads.
 
-Every input is a file or a directory (every file in it with a known extension, sorted by name). Files
-are parsed whole in :meth:`FilesSource.catalogue` (reading structure files is I/O-bound and cheap next
-to featurisation); :meth:`FilesSource.materialise` only gathers the requested rows.
+Every input is a file or a directory (every file in it with a known extension, sorted by name; the
+other files of a directory are logged and listed as rejects, "skipped: ..."). Files are parsed whole in
+:meth:`FilesSource.catalogue` (reading structure files is I/O-bound and cheap next to featurisation);
+:meth:`FilesSource.materialise` only gathers the requested rows.
 
 A problem with one molecule never loses the others: each bad frame or record becomes a
-:class:`~pipeline.sources.base.Reject` naming the file and the 0-based position of the molecule in it,
-and a file that cannot be read at all becomes a reject with index -1. Coordinates are kept in Å as
-read; properties (numeric extxyz info keys, calculator energies, numeric SDF tags, numeric ASE db
-key-value pairs) are kept under the names the file gives them, in the units the file gives them.
+:class:`~pipeline.sources.base.Reject` naming the file and the 0-based position of the molecule in it
+(and its id, from the file or the automatic one), and a file that cannot be read at all becomes a
+reject with index -1 (a binary file where text is expected: "not a text file (binary content)").
+Coordinates are kept in Å as read; properties (numeric extxyz info keys, calculator energies, numeric
+SDF tags, numeric ASE db key-value pairs) are kept under the names the file gives them, in the units
+the file gives them.
+
+Ids: a molecule's own (an ``id`` or ``mol_id`` info key, tag or key-value pair; an SDF title line),
+else an automatic ``{file}-{position}``, where ``{file}`` is the file's stem (``mols.xyz`` frame 3:
+``mols-3``). Where two input files share a stem, ``{file}`` is instead the path relative to their
+common folder (``a/mols.xyz`` and ``b/mols.xyz``: ``a/mols-3``, ``b/mols-3``; ``mols.xyz`` and
+``mols.sdf`` side by side: ``mols.xyz-3``, ``mols.sdf-3``), so molecules of different files never get
+the same id, and ids of files whose names do not clash stay as they were.
+
+Charge and spin (:attr:`Molecules.charge`, :attr:`Molecules.multiplicity`; never properties):
+
+- extxyz and other ASE formats: info keys ``charge`` (net charge, a whole number) and
+  ``multiplicity`` or ``spin`` (both read as the multiplicity 2S + 1, as OMol25/fairchem write
+  ``spin``; a value the electron count cannot have is rejected); ASE db: the same key-value pairs.
+  Neutral, and the lowest multiplicity, where the file does not say.
+- sdf/mol: the formal charges of the atoms (atom block or ``M  CHG``) and radicals (``M  RAD``: one
+  unpaired electron per radical electron).
+
+Several fragments: an SDF record whose bonds make several disconnected fragments (a salt, a hydrate)
+follows the dataset's ``fragments`` setting (:data:`~pipeline.sources.base.FRAGMENT_POLICIES`):
+``largest`` keeps the largest (organic first; RDKit's ``LargestFragmentChooser``) with its own charge,
+``reject`` rejects the record naming the fragments. A record without any bond, and every xyz, extxyz
+or other bond-less format, has no connectivity to find fragments in: its atoms are taken as one
+structure at the coordinates given (an ion pair or a cluster in such a file is computed whole, with
+the charge the file states).
 """
 
 from __future__ import annotations
@@ -18,6 +45,7 @@ import gzip
 import io
 import logging
 import lzma
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -29,12 +57,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .base import Catalogue, Molecules, Reject, UnknownElement, symbols_to_z
+from .base import (
+    DEFAULT_FRAGMENTS,
+    FRAGMENT_POLICIES,
+    Catalogue,
+    Molecules,
+    Reject,
+    UnknownElement,
+    symbols_to_z,
+)
 
 log = logging.getLogger(__name__)
 
 #: Property keys that name the molecule instead of describing it (first one present wins).
 ID_KEYS = ("mol_id", "id")
+#: Info keys (extxyz, ASE) / key-value pairs (ASE db) of the net charge, and of the multiplicity 2S + 1
+#: (first one present wins). They describe the species, so they are never properties.
+CHARGE_KEYS = ("charge",)
+MULTIPLICITY_KEYS = ("multiplicity", "spin")
+STATE_KEYS = CHARGE_KEYS + MULTIPLICITY_KEYS
 
 XYZ_SUFFIXES = frozenset({".xyz", ".extxyz"})
 SDF_SUFFIXES = frozenset({".sdf", ".sd", ".mol"})
@@ -42,7 +83,11 @@ DB_SUFFIXES = frozenset({".db"})
 #: Other structure formats taken from a directory; any file named explicitly is tried with ASE.
 ASE_SUFFIXES = frozenset({".traj", ".cif", ".pdb", ".gro", ".g96", ".cjson", ".poscar"})
 KNOWN_SUFFIXES = XYZ_SUFFIXES | SDF_SUFFIXES | DB_SUFFIXES | ASE_SUFFIXES
+#: Formats that are text files (checked for binary content before parsing); .db and .traj are binary.
+TEXT_SUFFIXES = XYZ_SUFFIXES | SDF_SUFFIXES | frozenset({".cif", ".pdb", ".gro", ".g96", ".cjson", ".poscar"})
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+#: Bytes read to decide whether a file is text.
+_SNIFF_BYTES = 65536
 
 _ID_IN_COMMENT = re.compile(r"""(?:^|\s)(mol_id|id)\s*=\s*("[^"]*"|'[^']*'|\S+)""")
 _RDKIT_NOISE = re.compile(
@@ -73,17 +118,33 @@ def _split_suffix(path: Path) -> tuple[str, str | None, str]:
 
 
 def expand_inputs(inputs: Sequence[Path | str], suffixes: frozenset[str]) -> tuple[list[Path], list[Reject]]:
-    """Files named by ``inputs``: directories become their files with a known suffix, sorted by name."""
+    """Files named by ``inputs``: directories become their files with a known suffix, sorted by name.
+
+    The other files of a directory (hidden ones aside) are skipped loudly: a warning, and a reject
+    (index -1) each, so that a file with a mistyped extension does not vanish unnoticed.
+    """
     files: list[Path] = []
     rejects: list[Reject] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file() and not p.name.startswith(".") and _split_suffix(p)[0] in suffixes
-            )
+            visible = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            found = [p for p in visible if _split_suffix(p)[0] in suffixes]
+            skipped = [p for p in visible if _split_suffix(p)[0] not in suffixes]
+            if skipped:
+                log.warning(
+                    "%s: skipped %d files of a type this source does not read: %s",
+                    path,
+                    len(skipped),
+                    ", ".join(p.name for p in skipped[:10]) + (", ..." if len(skipped) > 10 else ""),
+                )
+            for p in skipped:
+                kind = _split_suffix(p)[0] or "no extension"
+                reason = (
+                    f"skipped: not a molecule file ({kind!r}); in a directory only "
+                    f"{', '.join(sorted(suffixes))} files are read (name a file explicitly to try it)"
+                )
+                rejects.append(Reject(str(p), -1, None, reason))
             if not found:
                 rejects.append(
                     Reject(
@@ -99,6 +160,59 @@ def expand_inputs(inputs: Sequence[Path | str], suffixes: frozenset[str]) -> tup
         else:
             files.append(path)
     return files, rejects
+
+
+def _looks_binary(sample: bytes) -> bool:
+    """Whether ``sample`` (a file's first bytes) is binary: a NUL byte, or over 10 % of characters that
+    are neither printable nor whitespace once decoded as UTF-8 (undecodable bytes count as such)."""
+    if not sample:
+        return False
+    if b"\x00" in sample:
+        return True
+    text = sample.decode("utf-8", errors="replace")
+    odd = sum(1 for c in text if c == "\ufffd" or (not c.isprintable() and c not in "\t\n\r\f\v"))
+    return odd > 0.1 * len(text)
+
+
+def not_text(path: Path, compression: str | None = None) -> str | None:
+    """Why ``path`` cannot be read as a text file (binary content, a broken compressed file), or None.
+
+    The reason is readable: it never quotes the file's bytes.
+    """
+    opener = _OPENERS[compression] if compression else open
+    try:
+        with opener(path, "rb") as handle:
+            sample = handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError, lzma.LZMAError) as error:  # gzip.BadGzipFile is an OSError
+        if compression is None:
+            return f"could not read the file: {type(error).__name__}: {error.strerror or 'I/O error'}"
+        return f"not a valid {compression} file (damaged, or not compressed with {compression.lstrip('.')})"
+    if _looks_binary(sample):
+        return "not a text file (binary content)"
+    return None
+
+
+def file_labels(files: Sequence[Path]) -> list[str]:
+    """What the automatic ids of each file start with (module doc): its stem, unless another file has
+    the same stem; then its path (without the structure suffix) relative to the colliding files'
+    common folder; and its path with the full file name where even that is shared."""
+    stems = [_split_suffix(f)[2] for f in files]
+    where = [Path(os.path.abspath(f)) for f in files]
+    by_stem: dict[str, set[Path]] = {}
+    for stem, path in zip(stems, where, strict=True):
+        by_stem.setdefault(stem, set()).add(path)
+    labels = []
+    for stem, path in zip(stems, where, strict=True):
+        clash = by_stem[stem]
+        if len(clash) == 1:  # one file (perhaps named twice: its molecules are duplicates, rightly)
+            labels.append(stem)
+            continue
+        root = Path(os.path.commonpath([p.parent for p in clash]))
+        short = {p: (p.parent / _split_suffix(p)[2]).relative_to(root).as_posix() for p in clash}
+        if len(set(short.values())) < len(clash):
+            short = {p: p.relative_to(root).as_posix() for p in clash}
+        labels.append(short[path])
+    return labels
 
 
 def rdkit_messages(text: str) -> str:
@@ -160,15 +274,35 @@ class _Collected:
     z: list[np.ndarray] = field(default_factory=list)
     pos: list[np.ndarray] = field(default_factory=list)
     props: list[dict[str, float]] = field(default_factory=list)
+    charge: list[int] = field(default_factory=list)
+    multiplicity: list[int] = field(default_factory=list)  # 0: not stated
     rejects: list[Reject] = field(default_factory=list)
 
-    def add(self, origin: str, index: int, mol_id: str, z: np.ndarray, pos: np.ndarray, props: dict) -> None:
+    def add(
+        self,
+        origin: str,
+        index: int,
+        mol_id: str,
+        z: np.ndarray,
+        pos: np.ndarray,
+        props: dict,
+        charge: int = 0,
+        multiplicity: int = 0,
+    ) -> None:
         self.mol_id.append(mol_id)
         self.origin.append(origin)
         self.index.append(index)
         self.z.append(np.asarray(z, dtype=np.int64))
         self.pos.append(np.asarray(pos, dtype=np.float64).reshape(-1, 3))
         self.props.append(props)
+        self.charge.append(int(charge))
+        self.multiplicity.append(int(multiplicity))
+
+    def truncate(self, n_molecules: int, n_rejects: int) -> None:
+        """Forget everything added after the first ``n_molecules`` molecules and ``n_rejects`` rejects."""
+        for name in ("mol_id", "origin", "index", "z", "pos", "props", "charge", "multiplicity"):
+            del getattr(self, name)[n_molecules:]
+        del self.rejects[n_rejects:]
 
     def reject(self, origin: str, index: int, mol_id: str | None, reason: str) -> None:
         self.rejects.append(Reject(origin, index, mol_id, reason))
@@ -181,8 +315,39 @@ def _check_z(z: np.ndarray, symbols: Callable[[], Sequence[str]]) -> None:
         raise UnknownElement(f"atomic number {int(z.min() if z.min() < 1 else z.max())} is not an element")
 
 
+def _whole(value: Any) -> int | None:
+    """``value`` as an int if it is a whole number (``1``, ``-1.0``), else None."""
+    number = _number(value)
+    if number is None or not np.isfinite(number) or number != round(number):
+        return None
+    return int(round(number))
+
+
+def _shown(value: Any) -> str:
+    """A value as the file wrote it (``0.5``, not ``np.float64(0.5)``)."""
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def _state(values: dict[str, Any]) -> tuple[int, int, str | None]:
+    """(charge, multiplicity or 0 if not stated, problem or None) from info keys / key-value pairs."""
+    charge, multiplicity = 0, 0
+    key = next((k for k in CHARGE_KEYS if k in values), None)
+    if key is not None:
+        charge = _whole(values[key])
+        if charge is None:
+            return 0, 0, f"{key}={_shown(values[key])} is not a whole number of elementary charges"
+    key = next((k for k in MULTIPLICITY_KEYS if k in values), None)
+    if key is not None:
+        multiplicity = _whole(values[key])
+        if multiplicity is None or multiplicity < 1:
+            reason = f"{key}={_shown(values[key])} is not a spin multiplicity 2S + 1 (a whole number >= 1)"
+            return 0, 0, reason
+    return charge, multiplicity, None
+
+
 def _atoms_properties(atoms: Any) -> tuple[dict[str, float], str | None]:
-    """Numeric info entries and scalar calculator results of an ASE Atoms, and its id if it has one."""
+    """Numeric info entries and scalar calculator results of an ASE Atoms, and its id if it has one
+    (charge and multiplicity keys are not properties: :func:`_state` reads them)."""
     props: dict[str, float] = {}
     calc = getattr(atoms, "calc", None)
     results = getattr(calc, "results", None) or {}
@@ -195,7 +360,7 @@ def _atoms_properties(atoms: Any) -> tuple[dict[str, float], str | None]:
         if key in atoms.info and mol_id is None:
             mol_id = _id_text(atoms.info[key])
     for key, value in atoms.info.items():
-        if key in ID_KEYS:
+        if key in ID_KEYS or key in STATE_KEYS:
             continue
         number = _number(value)
         if number is not None:
@@ -395,7 +560,11 @@ def _add_atoms(out: _Collected, origin: str, index: int, stem: str, atoms: Any, 
     except UnknownElement as error:
         out.reject(origin, index, mol_id, f"{where}: {error}")
         return
-    out.add(origin, index, mol_id, z, atoms.positions, props)
+    charge, multiplicity, problem = _state(atoms.info)
+    if problem is not None:
+        out.reject(origin, index, mol_id, f"{where}: {problem}")
+        return
+    out.add(origin, index, mol_id, z, atoms.positions, props, charge, multiplicity)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -407,43 +576,90 @@ def _sdf_header_dimension(mol: Any) -> str:
     return info[20:22]
 
 
-def _read_sdf(path: Path, compression: str | None, stem: str, out: _Collected) -> None:
+def _read_sdf(path: Path, compression: str | None, stem: str, out: _Collected, fragments: str) -> None:
     from rdkit import Chem
 
     origin = str(path)
-    if compression:
-        handle = _OPENERS[compression](path, "rb")
-        supplier = Chem.ForwardSDMolSupplier(handle, sanitize=False, removeHs=False)
+    if compression:  # random access (GetItemText for a failed record's name) needs the whole text
+        supplier = Chem.SDMolSupplier()
+        supplier.SetData(_read_text(path, compression), sanitize=False, removeHs=False)
     else:
-        handle = None
         supplier = Chem.SDMolSupplier(str(path), sanitize=False, removeHs=False)
+    records = iter(supplier)
+    index = 0
+    while True:
+        with CaptureRDKit() as capture:
+            try:
+                mol = next(records)
+            except StopIteration:
+                break
+            except Exception as error:
+                reason = f"record {index}: RDKit stopped reading the file: {error}"
+                out.reject(origin, index, _record_id(supplier, index, stem), reason)
+                break
+        if mol is None:
+            detail = rdkit_messages(capture.text)
+            reason = f"record {index}: RDKit could not read the record"
+            reason += f" ({detail})" if detail else ""
+            out.reject(origin, index, _record_id(supplier, index, stem), reason)
+        else:
+            _add_rdkit_record(out, origin, index, stem, mol, fragments)
+        index += 1
+
+
+_SDF_TAG = re.compile(r"^>\s*.*<([^>]+)>")
+
+
+def _record_id(supplier: Any, index: int, stem: str) -> str:
+    """The id of SDF record ``index`` read from its text (for a record RDKit could not parse): an id
+    tag, else its title line, else the automatic ``{stem}-{index}``, as for a record that parses."""
     try:
-        records = iter(supplier)
-        index = 0
-        while True:
-            with CaptureRDKit() as capture:
-                try:
-                    mol = next(records)
-                except StopIteration:
-                    break
-                except Exception as error:
-                    reason = f"record {index}: RDKit stopped reading the file: {error}"
-                    out.reject(origin, index, None, reason)
-                    break
-            if mol is None:
-                detail = rdkit_messages(capture.text)
-                reason = f"record {index}: RDKit could not read the record"
-                reason += f" ({detail})" if detail else ""
-                out.reject(origin, index, None, reason)
-            else:
-                _add_rdkit_record(out, origin, index, stem, mol)
-            index += 1
-    finally:
-        if handle is not None:
-            handle.close()
+        lines = supplier.GetItemText(index).splitlines()
+    except Exception:  # past the end of a broken file
+        lines = []
+    for k, line in enumerate(lines[:-1]):
+        tag = _SDF_TAG.match(line)
+        if tag and tag.group(1).strip() in ID_KEYS and _id_text(lines[k + 1]):
+            return _id_text(lines[k + 1])
+    title = _id_text(lines[0]) if lines else None
+    return title or f"{stem}-{index}"
 
 
-def _add_rdkit_record(out: _Collected, origin: str, index: int, stem: str, mol: Any) -> None:
+def _formula(mol: Any) -> str:
+    """Hill formula with charge of an RDKit molecule (unsanitised is fine): ``CH6N+``, ``Cl-``."""
+    counts: dict[str, int] = {}
+    for atom in mol.GetAtoms():
+        counts[atom.GetSymbol()] = counts.get(atom.GetSymbol(), 0) + 1
+    first = [k for k in ("C", "H") if k in counts] if "C" in counts else []
+    order = first + sorted(k for k in counts if k not in first)
+    text = "".join(f"{k}{counts[k] if counts[k] > 1 else ''}" for k in order)
+    charge = sum(a.GetFormalCharge() for a in mol.GetAtoms())
+    sign = "+" if charge > 0 else "-"
+    return text + ("" if charge == 0 else sign if abs(charge) == 1 else f"{abs(charge)}{sign}")
+
+
+def _fragments(mol: Any) -> list[Any]:
+    """The disconnected fragments of an RDKit molecule (unsanitised is fine); one for a record without
+    bonds, which has no connectivity to split it by."""
+    from rdkit import Chem
+
+    if mol.GetNumBonds() == 0:
+        return [mol]
+    return list(Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False))
+
+
+def _largest_fragment(mol: Any) -> Any:
+    """RDKit's choice of the largest fragment, organic ones first (LargestFragmentChooser)."""
+    from rdkit import Chem
+    from rdkit.Chem.MolStandardize import rdMolStandardize
+
+    work = Chem.Mol(mol)
+    with CaptureRDKit():
+        work.UpdatePropertyCache(strict=False)  # the chooser counts hydrogens
+        return rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(work)
+
+
+def _add_rdkit_record(out: _Collected, origin: str, index: int, stem: str, mol: Any, fragments: str) -> None:
     props: dict[str, float] = {}
     tags: dict[str, str] = {name: mol.GetProp(name) for name in mol.GetPropNames()}
     mol_id = next((_id_text(tags[k]) for k in ID_KEYS if k in tags and _id_text(tags[k])), None)
@@ -476,7 +692,25 @@ def _add_rdkit_record(out: _Collected, origin: str, index: int, stem: str, mol: 
     except UnknownElement as error:
         out.reject(origin, index, mol_id, f"{where}: {error}")
         return
-    out.add(origin, index, mol_id, z, conformer.GetPositions(), props)
+    parts = _fragments(mol)
+    if len(parts) > 1:
+        names = ", ".join(_formula(f) for f in parts)
+        if fragments == "reject":
+            reason = (
+                f"{where}: {len(parts)} disconnected fragments ({names}); with fragments: reject they "
+                "are rejected (fragments: largest keeps the largest)"
+            )
+            out.reject(origin, index, mol_id, reason)
+            return
+        mol = _largest_fragment(mol)
+        log.info("%s %s (%s): %d fragments (%s); kept the largest, %s",
+                 origin, where, mol_id, len(parts), names, _formula(mol))  # fmt: skip
+    atoms = mol.GetAtoms()
+    z = np.fromiter((a.GetAtomicNum() for a in atoms), dtype=np.int64, count=mol.GetNumAtoms())
+    charge = sum(a.GetFormalCharge() for a in atoms)
+    radicals = sum(a.GetNumRadicalElectrons() for a in atoms)
+    multiplicity = radicals + 1 if radicals else 0  # M  RAD: high spin; none: not stated
+    out.add(origin, index, mol_id, z, mol.GetConformer().GetPositions(), props, charge, multiplicity)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -525,7 +759,7 @@ def _read_db(path: Path, stem: str, out: _Collected) -> None:
             kv = dict(row.key_value_pairs)
             mol_id = next((_id_text(kv[k]) for k in ID_KEYS if k in kv and _id_text(kv[k])), None)
             mol_id = mol_id or f"{stem}-{index}"
-            numbers = {k: _number(v) for k, v in kv.items() if k not in ID_KEYS}
+            numbers = {k: _number(v) for k, v in kv.items() if k not in ID_KEYS and k not in STATE_KEYS}
             props = {k: v for k, v in numbers.items() if v is not None}
             for key in ("energy", "free_energy"):
                 number = _number(row.get(key))
@@ -537,15 +771,18 @@ def _read_db(path: Path, stem: str, out: _Collected) -> None:
             out.reject(origin, index, None, f"{where}: could not read the row: {error}")
             index += 1
             continue
+        charge, multiplicity, problem = _state(kv)
         if len(z) == 0:
             out.reject(origin, index, mol_id, f"{where}: molecule has no atoms")
+        elif problem is not None:
+            out.reject(origin, index, mol_id, f"{where}: {problem}")
         else:
             try:
                 _check_z(z, partial(_symbols_of, z))
             except UnknownElement as error:
                 out.reject(origin, index, mol_id, f"{where}: {error}")
             else:
-                out.add(origin, index, mol_id, z, pos, props)
+                out.add(origin, index, mol_id, z, pos, props, charge, multiplicity)
         index += 1
 
 
@@ -578,42 +815,59 @@ def _read_ase(path: Path, stem: str, out: _Collected) -> None:
 def _unreadable(path: Path, error: Exception) -> str:
     if type(error).__name__ == "UnknownFileTypeError":
         return f"unrecognised file format {''.join(path.suffixes) or path.name!r}: ASE cannot read it"
-    return f"could not read the file: {type(error).__name__}: {error}"
+    if isinstance(error, UnicodeDecodeError):
+        return "not a text file (binary content, or text that is not UTF-8)"
+    message = "".join(c if c.isprintable() else "?" for c in " ".join(str(error).split()))
+    return f"could not read the file: {type(error).__name__}: {message}"
 
 
 class FilesSource:
-    """Molecules from structure files (xyz, extxyz, sdf, mol, ASE db, and any format ASE reads)."""
+    """Molecules from structure files (xyz, extxyz, sdf, mol, ASE db, and any format ASE reads).
+
+    ``fragments`` (one of :data:`~pipeline.sources.base.FRAGMENT_POLICIES`): what to do with an SDF
+    record of several disconnected fragments (module doc).
+    """
 
     name = "files"
     units: dict[str, str] = AsGivenUnits()
 
+    def __init__(self, fragments: str = DEFAULT_FRAGMENTS) -> None:
+        self.fragments = fragments
+
     def catalogue(self, inputs: Sequence[Path]) -> Catalogue:
+        if self.fragments not in FRAGMENT_POLICIES:
+            raise ValueError(f"fragments must be one of {FRAGMENT_POLICIES}, got {self.fragments!r}")
         files, rejects = expand_inputs(inputs, KNOWN_SUFFIXES)
         out = _Collected(rejects=rejects)
-        for path in files:
-            suffix, compression, stem = _split_suffix(path)
+        for path, label in zip(files, file_labels(files), strict=True):
+            suffix, compression, _ = _split_suffix(path)
             if path.stat().st_size == 0:
                 out.reject(str(path), -1, None, "file is empty")
+                continue
+            problem = not_text(path, compression) if suffix in TEXT_SUFFIXES else None
+            if problem is not None:
+                out.reject(str(path), -1, None, problem)
                 continue
             n_before, n_rejects_before = len(out.mol_id), len(out.rejects)
             try:
                 if suffix in XYZ_SUFFIXES:
-                    _read_xyz(path, compression, stem, out)
+                    _read_xyz(path, compression, label, out)
                 elif suffix in SDF_SUFFIXES:
-                    _read_sdf(path, compression, stem, out)
+                    _read_sdf(path, compression, label, out, self.fragments)
                 elif suffix in DB_SUFFIXES and compression is None:
-                    _read_db(path, stem, out)
+                    _read_db(path, label, out)
                 else:
-                    _read_ase(path, stem, out)
+                    _read_ase(path, label, out)
             except Exception as error:
-                del out.mol_id[n_before:], out.origin[n_before:], out.index[n_before:]
-                del out.z[n_before:], out.pos[n_before:], out.props[n_before:], out.rejects[n_rejects_before:]
+                out.truncate(n_before, n_rejects_before)
                 out.reject(str(path), -1, None, _unreadable(path, error))
                 continue
             if len(out.mol_id) == n_before and len(out.rejects) == n_rejects_before:
                 out.reject(str(path), -1, None, "file holds no molecules")
             log.info("%s: %d molecules", path, len(out.mol_id) - n_before)
-        packed = Molecules.from_lists(out.mol_id, out.z, out.pos, out.props, out.origin, out.index)
+        packed = Molecules.from_lists(
+            out.mol_id, out.z, out.pos, out.props, out.origin, out.index, out.charge, out.multiplicity
+        )
         entries = pd.DataFrame(
             {"mol_id": packed.mol_id, "origin": packed.origin, "index": packed.index}
         ).astype({"index": np.int64})
@@ -625,4 +879,12 @@ class FilesSource:
         return catalogue.payload.take_rows(rows), []
 
 
-__all__ = ["AsGivenUnits", "CaptureRDKit", "FilesSource", "expand_inputs", "rdkit_messages"]
+__all__ = [
+    "AsGivenUnits",
+    "CaptureRDKit",
+    "FilesSource",
+    "expand_inputs",
+    "file_labels",
+    "not_text",
+    "rdkit_messages",
+]

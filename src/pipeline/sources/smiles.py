@@ -1,10 +1,27 @@
 """Molecules from SMILES: CSV files with an ``id`` and a ``smiles`` column, plus optional property columns.
 
 :meth:`SmilesSource.catalogue` reads the CSVs (cheap); :meth:`SmilesSource.materialise` builds a 3D
-conformer for each requested row: RDKit parses the SMILES, adds hydrogens, embeds with ETKDGv3 (seeded
-from the run seed and the catalogue row, so a molecule gets the same coordinates whichever shard builds
-it), falls back once to random starting coordinates, and relaxes the geometry with MMFF94 (UFF where
-MMFF has no parameters). Every step is bounded, so no molecule can hang a shard.
+conformer for each requested row: RDKit parses the SMILES, handles several fragments (below), adds
+hydrogens, embeds with ETKDGv3 (seeded from the run seed and the molecule's id, so a molecule gets the
+same coordinates whichever shard builds it), falls back once to random starting coordinates, and
+relaxes the geometry with MMFF94 (UFF where MMFF has no parameters).
+
+Every step is bounded by a number of iterations, never by wall-clock time (ETKDG's ``maxIterations``
+per try, two tries, the force field's ``maxIters``; one thread): the same SMILES and seed give the
+same coordinates, bit for bit, on a quiet laptop and on a loaded cluster node, and a molecule that
+cannot be embedded is rejected on every machine alike.
+
+Charge and spin come from the SMILES: the net charge is the sum of RDKit's formal charges
+(``C[NH3+]`` is +1, ``CC(=O)[O-]`` is -1) and a SMILES with radical electrons (``[CH3]``, ``[O][O]``)
+states its multiplicity as one unpaired electron per radical electron (high spin); otherwise the
+multiplicity is not stated and the featuriser takes the lowest the electron count allows.
+
+A SMILES of several fragments (a salt ``C[NH3+].[Cl-]``, a hydrate ``CCO.O``) is never embedded as one
+structure (ETKDG would place the fragments on top of each other). With ``fragments: largest`` (the
+default) the largest fragment is kept, preferring organic ones, as RDKit's standardiser chooses it
+(``rdMolStandardize.LargestFragmentChooser(preferOrganic=True)``), with that fragment's own charge:
+``C[NH3+].[Cl-]`` becomes methylammonium, charge +1, and ``CC(=O)[O-].[Na+]`` acetate, charge -1.
+With ``fragments: reject`` the molecule is rejected with a reason naming its fragments.
 
 Property columns are kept under their CSV names, in the units the CSV uses.
 """
@@ -16,12 +33,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .base import Catalogue, Molecules, Reject
-from .files import AsGivenUnits, CaptureRDKit, expand_inputs, rdkit_messages
+from .base import DEFAULT_FRAGMENTS, FRAGMENT_POLICIES, Catalogue, Molecules, Reject
+from .files import AsGivenUnits, CaptureRDKit, expand_inputs, not_text, rdkit_messages
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +105,14 @@ class SmilesSource:
     units: dict[str, str] = AsGivenUnits()
 
     def __init__(
-        self, max_iterations: int = 1000, timeout_s: int = 60, max_optimiser_steps: int = 500
+        self,
+        max_iterations: int = 1000,
+        max_optimiser_steps: int = 500,
+        fragments: str = DEFAULT_FRAGMENTS,
     ) -> None:
-        self.max_iterations = max_iterations  # ETKDG embedding attempts per try
-        self.timeout_s = timeout_s  # per try and fragment (RDKit's EmbedParameters.timeout)
-        self.max_optimiser_steps = max_optimiser_steps
+        self.max_iterations = max_iterations  # ETKDG embedding attempts per try (two tries)
+        self.max_optimiser_steps = max_optimiser_steps  # MMFF/UFF iterations
+        self.fragments = fragments  # one of FRAGMENT_POLICIES (module doc)
 
     # ------------------------------------------------------------------------------------------------
     def catalogue(self, inputs: Sequence[Path]) -> Catalogue:
@@ -99,6 +120,10 @@ class SmilesSource:
         metas: list[pd.DataFrame] = []
         props: list[pd.DataFrame] = []
         for path in files:
+            problem = not_text(path)
+            if problem is not None:
+                rejects.append(Reject(str(path), -1, None, problem))
+                continue
             try:
                 table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
             except pd.errors.EmptyDataError:
@@ -181,9 +206,13 @@ class SmilesSource:
         payload: SmilesPayload = catalogue.payload
         entries = catalogue.entries
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self.fragments not in FRAGMENT_POLICIES:
+            raise ValueError(f"fragments must be one of {FRAGMENT_POLICIES}, got {self.fragments!r}")
         kept: list[int] = []
         z: list[np.ndarray] = []
         pos: list[np.ndarray] = []
+        charge: list[int] = []
+        multiplicity: list[int] = []
         rejects: list[Reject] = []
         for row in rows:
             smiles = payload.smiles[row]
@@ -196,8 +225,10 @@ class SmilesSource:
                 rejects.append(Reject(origin, int(index), mol_id, reason))
                 continue
             kept.append(int(row))
-            z.append(built[0])
-            pos.append(built[1])
+            z.append(built.z)
+            pos.append(built.pos)
+            charge.append(built.charge)
+            multiplicity.append(built.multiplicity)
         molecules = Molecules.from_lists(
             mol_id=entries["mol_id"].to_numpy()[kept],
             z=z,
@@ -205,11 +236,13 @@ class SmilesSource:
             properties=payload.properties.iloc[kept],
             origin=entries["origin"].to_numpy()[kept],
             index=entries["index"].to_numpy()[kept],
+            charge=charge,
+            multiplicity=multiplicity,
         )
         return molecules, rejects
 
-    def build(self, smiles: str, random_seed: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
-        """((atomic numbers, coordinates in Å), "") for one SMILES, or (None, why not)."""
+    def build(self, smiles: str, random_seed: int) -> tuple[Built | None, str]:
+        """(the molecule in 3D, "") for one SMILES, or (None, why not)."""
         from rdkit import Chem
         from rdkit.Chem import AllChem
 
@@ -218,12 +251,15 @@ class SmilesSource:
         if mol is None:
             detail = rdkit_messages(capture.text)
             return None, f"RDKit could not parse SMILES {smiles!r}" + (f": {detail}" if detail else "")
+        mol, problem = self._one_fragment(mol, smiles)
+        if mol is None:
+            return None, problem
         mol = Chem.AddHs(mol)
         for random_coords in (False, True):
             params = AllChem.ETKDGv3()
             params.randomSeed = random_seed
             params.maxIterations = self.max_iterations
-            params.timeout = self.timeout_s
+            params.timeout = 0  # no wall-clock limit: the iteration count bounds the work
             params.numThreads = 1
             params.useRandomCoords = random_coords
             with CaptureRDKit():
@@ -231,7 +267,10 @@ class SmilesSource:
             if conf_id >= 0:
                 break
         else:
-            return None, f"conformer embedding failed after 2 attempts (SMILES {smiles!r})"
+            return None, (
+                f"conformer embedding failed after 2 attempts of at most {self.max_iterations} "
+                f"iterations each (SMILES {smiles!r})"
+            )
         try:
             with CaptureRDKit():
                 if AllChem.MMFFHasAllMoleculeParams(mol):
@@ -240,8 +279,43 @@ class SmilesSource:
                     AllChem.UFFOptimizeMolecule(mol, maxIters=self.max_optimiser_steps)
         except Exception as error:  # keep the ETKDG geometry
             log.warning("force-field optimisation failed for %r (%s); ETKDG geometry kept", smiles, error)
-        z = np.fromiter((a.GetAtomicNum() for a in mol.GetAtoms()), dtype=np.int64, count=mol.GetNumAtoms())
-        return (z, mol.GetConformer(conf_id).GetPositions()), ""
+        atoms = mol.GetAtoms()
+        radicals = sum(a.GetNumRadicalElectrons() for a in atoms)
+        return Built(
+            z=np.fromiter((a.GetAtomicNum() for a in atoms), dtype=np.int64, count=mol.GetNumAtoms()),
+            pos=mol.GetConformer(conf_id).GetPositions(),
+            charge=Chem.GetFormalCharge(mol),
+            multiplicity=radicals + 1 if radicals else 0,  # 0: not stated, lowest spin
+        ), ""
+
+    def _one_fragment(self, mol: Any, smiles: str) -> tuple[Any, str]:
+        """(the RDKit molecule, "") if it is one fragment or the policy keeps one; else (None, why not)."""
+        from rdkit import Chem
+        from rdkit.Chem.MolStandardize import rdMolStandardize
+
+        fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+        if len(fragments) < 2:
+            return mol, ""
+        names = ", ".join(Chem.MolToSmiles(f) for f in fragments)
+        if self.fragments == "reject":
+            return None, (
+                f"SMILES {smiles!r} has {len(fragments)} disconnected fragments ({names}); "
+                "they cannot be embedded as one molecule (fragments: reject; 'largest' keeps the largest)"
+            )
+        kept = rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
+        log.info("SMILES %r: %d fragments (%s); kept the largest, %s", smiles, len(fragments), names,
+                 Chem.MolToSmiles(kept))  # fmt: skip
+        return kept, ""
 
 
-__all__ = ["SmilesPayload", "SmilesSource", "conformer_seed"]
+@dataclass
+class Built:
+    """One molecule built from a SMILES."""
+
+    z: np.ndarray  # [n] int64
+    pos: np.ndarray  # [n, 3] float64, Å
+    charge: int  # net formal charge
+    multiplicity: int  # 2S + 1 from the radical electrons; 0: none stated
+
+
+__all__ = ["Built", "SmilesPayload", "SmilesSource", "conformer_seed"]
