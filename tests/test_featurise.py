@@ -11,8 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.featurise import (
+    DatasetFiles,
     FeaturiseError,
     FeaturiseSettings,
+    ShardFiles,
     compute_edges,
     featurise,
     featurise_shard,
@@ -167,9 +169,10 @@ def test_shard_jobs_equal_one_process(tmp_path, qm9_csv):
     csv = qm9_csv()
     settings = dict(source="qm9", inputs=[str(csv)], limit=30, seed=3)
     one = featurise(FeaturiseSettings(**settings, num_shards=3), tmp_path / "one")
+    shards = [ShardFiles.in_folder(tmp_path / "jobs", k) for k in range(3)]
     for k in (2, 0, 1):  # shard jobs finish in any order
-        featurise_shard(FeaturiseSettings(**settings, num_shards=3), tmp_path / "jobs", k)
-    jobs = merge_parts(tmp_path / "jobs", 3)
+        featurise_shard(FeaturiseSettings(**settings, num_shards=3), k, shards[k])
+    jobs = merge_parts(shards, DatasetFiles.in_folder(tmp_path / "jobs"))
     assert one == jobs
     for name in ("graphs/shard-00000.parquet", "graphs/shard-00002.parquet", "answer_key.parquet"):
         assert pq.read_table(tmp_path / "one" / name).equals(pq.read_table(tmp_path / "jobs" / name))
@@ -178,12 +181,17 @@ def test_shard_jobs_equal_one_process(tmp_path, qm9_csv):
 
 def test_merge_refuses_missing_or_mismatched_shards(tmp_path, qm9_csv):
     csv = str(qm9_csv())
-    featurise_shard(FeaturiseSettings(source="qm9", inputs=[csv], num_shards=2), tmp_path, 0)
+    shards, out = [ShardFiles.in_folder(tmp_path, k) for k in range(2)], DatasetFiles.in_folder(tmp_path)
+    featurise_shard(FeaturiseSettings(source="qm9", inputs=[csv], num_shards=2), 0, shards[0])
     with pytest.raises(FeaturiseError, match="shard 1 is not finished"):
-        merge_parts(tmp_path, 2)
-    featurise_shard(FeaturiseSettings(source="qm9", inputs=[csv], num_shards=2, cutoff=5.0), tmp_path, 1)
+        merge_parts(shards, out)
+    featurise_shard(FeaturiseSettings(source="qm9", inputs=[csv], num_shards=2, cutoff=5.0), 1, shards[1])
     with pytest.raises(FeaturiseError, match="other settings"):
-        merge_parts(tmp_path, 2)
+        merge_parts(shards, out)
+    with pytest.raises(FeaturiseError, match="the parts are for 2 shards, not 1"):
+        merge_parts(shards[:1], out)
+    with pytest.raises(FeaturiseError, match="the summary of shard 1, given as shard 0"):
+        merge_parts(shards[::-1], out)
 
 
 def test_shard_size_sets_number_of_shards(tmp_path, qm9_csv):

@@ -8,7 +8,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.featurise import FeaturiseError, FeaturiseSettings, featurise, merge_parts
+from pipeline.featurise import (
+    DatasetFiles,
+    FeaturiseError,
+    FeaturiseSettings,
+    ShardFiles,
+    featurise,
+    merge_parts,
+)
 from pipeline.graphs import load_graphs
 from pipeline.oracle import read_geometries
 from pipeline.split import dataset_ids
@@ -123,7 +130,7 @@ def test_merge_refuses_a_shard_replaced_after_its_summary(tmp_path, qm9_csv):
     other = pq.read_table(tmp_path / "graphs" / "shard-00000.parquet")
     pq.write_table(other, tmp_path / "graphs" / "shard-00001.parquet")  # shard 0's molecules under 1's name
     with pytest.raises(FeaturiseError, match=r"shard-00001\.parquet: missing, or not the shard its summary"):
-        merge_parts(tmp_path, 2)
+        merge_parts([ShardFiles.in_folder(tmp_path, k) for k in range(2)], DatasetFiles.in_folder(tmp_path))
 
 
 def test_a_dataset_without_manifest_says_featurise_first(dataset):

@@ -16,7 +16,7 @@ from ase.io import read
 from pipeline import oracle
 from pipeline.featurise import FeaturiseSettings, featurise
 from pipeline.graphs import load_graphs
-from pipeline.oracle import LabelsNeeded, chunk_of, read_external_labels, read_parts
+from pipeline.oracle import LabelChunk, LabelsNeeded, chunk_of, read_external_labels, read_parts
 from pipeline.store import file_sha256, write_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,10 +66,10 @@ def test_xtb_chunks_label_and_join(data, ids, tmp_path):
     request = ids[:5]
     parts = []
     for c in range(2):
-        out = tmp_path / f"chunk-{c:03d}.parquet"
-        oracle.label_chunk("xtb", data, request, c, 2, out, out.with_suffix(".failures.parquet"))
-        parts.append(out)
-    assert len(pq.read_table(parts[0])) == 3 and len(pq.read_table(parts[1])) == 2
+        part = LabelChunk(tmp_path / f"chunk-{c:03d}.parquet", tmp_path / f"failed-{c}.parquet")
+        oracle.label_chunk("xtb", data, request, c, 2, part.labels, part.failures)
+        parts.append(part)
+    assert len(pq.read_table(parts[0].labels)) == 3 and len(pq.read_table(parts[1].labels)) == 2
     labels, failures = read_parts(parts, request)
     assert labels.mol_id.tolist() == request.tolist() and failures.empty
     assert np.isfinite(labels[["homo", "lumo", "gap", "mu"]].to_numpy()).all()
@@ -123,10 +123,13 @@ def test_pyscf_chunk_labels_and_records_scf_failures_through_the_cli(data, ids, 
     assert main([*args, "--settings", '["basis"]']) == 2  # not a JSON object: refused, one line
 
 
-def _chunk(path: Path, labels: pd.DataFrame, failures: pd.DataFrame) -> Path:
-    write_table(oracle.failures_table(failures), path.with_suffix(".failures.parquet"))
-    write_table(pa.Table.from_pandas(labels, preserve_index=False), path)
-    return path
+def _chunk(path: Path, labels: pd.DataFrame, failures: pd.DataFrame) -> LabelChunk:
+    """A label chunk's two files (the failures under a name unrelated to the labels': the stages are
+    given both, nothing is derived)."""
+    chunk = LabelChunk(path, path.parent / f"failed-in-{path.stem}.parquet")
+    write_table(oracle.failures_table(failures), chunk.failures)
+    write_table(pa.Table.from_pandas(labels, preserve_index=False), chunk.labels)
+    return chunk
 
 
 def test_label_stage_keeps_going_without_failed_molecules_and_never_offers_them_again(tmp_path, ids):

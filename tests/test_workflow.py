@@ -625,9 +625,11 @@ def test_smiles_pool_config_plan_labels_with_xtb_chunks(tmp_path):
     assert "--oracle xtb" in chunk["shell"] and "OMP_NUM_THREADS=1" in chunk["shell"]
     assert "mem_mb=2000" in chunk["resources"] and "runtime=30" in chunk["resources"]
     (label,) = [j for j in jobs if j["rule"] == "label" and "round_01" in j["output"][0]]
-    assert sorted(p for p in label["input"] if "label_parts" in p) == [
-        f"results/runs/xtb-gap/round_01/label_parts/chunk-{c:03d}.parquet" for c in range(2)
-    ]
+    parts = [f"results/runs/xtb-gap/round_01/label_parts/chunk-{c:03d}" for c in range(2)]
+    assert sorted(p for p in label["input"] if "label_parts" in p) == sorted(
+        [f"{p}.parquet" for p in parts] + [f"{p}.failures.parquet" for p in parts]
+    )  # both files of every chunk, passed to the command as they are (nothing derived)
+    assert f"--part-failures {parts[0]}.failures.parquet {parts[1]}.failures.parquet" in label["shell"]
     assert "results/runs/xtb-gap/round_00/label_failures.parquet" in label["input"]
     select = next(j for j in jobs if j["rule"] == "select")
     assert "--failures" in select["shell"]

@@ -1,9 +1,21 @@
 """The ``pipeline`` command: every stage of the workflow, usable with or without Snakemake.
 
 pipeline featurise --source qm9 --out results/data/qm9 [--limit N] [--shard-size N]
-pipeline featurise --source files --input mols.xyz --out DIR --num-shards 4 --shard 2
-pipeline featurise-merge --out DIR --num-shards 4
+pipeline featurise --source files --input mols.xyz --num-shards 4 --shard 2
+    --graphs DIR/graphs/shard-00002.parquet --answer-key ... --rejects ... --summary ...
+pipeline featurise-merge --shard-graphs ... --shard-answer-keys ... --shard-rejects ...
+    --shard-summaries ... --answer-key DIR/answer_key.parquet --rejects ... --manifest DIR/manifest.json
 pipeline split --data DIR --out split.parquet --val 1000 --test 1000 --seed 0
+pipeline run-config --json '{"run": "demo", ...}' --out results/runs/demo/run.json
+pipeline teacher --run-json run.json --data DIR --split-path split.parquet --round 0 ...
+pipeline label | label-holdout | label-chunk ...   (the oracles: pipeline.oracle)
+pipeline learning-curve | embedding-map | round-table | benchmark-table ...   (reports)
+
+Every option of every command has help text: ``pipeline COMMAND --help``. The per-round stages
+(initial, teacher, embed, student, pseudo-label, select) are declared in :data:`STAGES`: each names
+its function in :mod:`pipeline.stages` and its options (flag, type, whether required, help); the
+command passes each option to the function as the keyword argparse names it (``--split-path`` ->
+``split_path``).
 """
 
 from __future__ import annotations
@@ -11,7 +23,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 from . import __version__
@@ -19,8 +32,11 @@ from . import __version__
 log = logging.getLogger("pipeline")
 
 
+_SHARD_FILES = ("graphs", "answer_key", "rejects", "summary")
+
+
 def _featurise(args: argparse.Namespace) -> None:
-    from .featurise import FeaturiseSettings, featurise, featurise_shard
+    from .featurise import FeaturiseSettings, ShardFiles, featurise, featurise_shard
 
     settings = FeaturiseSettings(
         source=args.source,
@@ -32,18 +48,36 @@ def _featurise(args: argparse.Namespace) -> None:
         rbf_count=args.rbf_count,
         **({"fragments": args.fragments} if args.fragments is not None else {}),
     )
+    given = [f"--{name.replace('_', '-')}" for name in _SHARD_FILES if getattr(args, name) is not None]
     if args.shard is not None:
         if args.num_shards is None:
             raise ValueError("--shard needs --num-shards")
-        featurise_shard(settings, args.out, args.shard)
+        absent = [f"--{name.replace('_', '-')}" for name in _SHARD_FILES if getattr(args, name) is None]
+        if absent or args.out is not None:
+            raise ValueError(
+                "a shard job (--shard) is given the files it writes: --graphs, --answer-key, --rejects "
+                f"and --summary, not --out (missing: {', '.join(absent) or 'none'})"
+            )
+        featurise_shard(settings, args.shard, ShardFiles(*(getattr(args, n) for n in _SHARD_FILES)))
     else:
+        if args.out is None:
+            raise ValueError("without --shard, featurise writes a whole dataset folder: give --out DIR")
+        if given:
+            raise ValueError(f"{', '.join(given)}: files of a shard job, which needs --shard K")
         featurise(settings, args.out, shard_size=None if args.num_shards else args.shard_size)
 
 
 def _merge(args: argparse.Namespace) -> None:
-    from .featurise import merge_parts
+    from .featurise import DatasetFiles, ShardFiles, merge_parts
 
-    merge_parts(args.out, args.num_shards)
+    lists = [args.shard_graphs, args.shard_answer_keys, args.shard_rejects, args.shard_summaries]
+    if len({len(x) for x in lists}) != 1:
+        raise ValueError(
+            "--shard-graphs, --shard-answer-keys, --shard-rejects and --shard-summaries must name "
+            f"one file per shard each (got {', '.join(str(len(x)) for x in lists)})"
+        )
+    shards = [ShardFiles(*files) for files in zip(*lists, strict=True)]
+    merge_parts(shards, DatasetFiles(args.answer_key, args.rejects, args.manifest))
 
 
 def _split(args: argparse.Namespace) -> None:
@@ -74,69 +108,182 @@ def _write_run_config(args: argparse.Namespace) -> None:
     write_json(config.as_dict(), args.out)
 
 
-#: Per-round stages: command -> (function in pipeline.stages, its options). Option "--x-y" becomes
-#: keyword x_y; a trailing "?" marks an optional option; type: Path unless "round" (int).
-STAGES: dict[str, tuple[str, str, list[str]]] = {
-    "initial": (
+@dataclass(frozen=True)
+class Option:
+    """One option of a per-round stage command; the stage function gets its value as keyword ``dest``."""
+
+    flag: str
+    type: Callable[[str], object]
+    help: str
+    _: KW_ONLY
+    required: bool
+    metavar: str = "FILE"
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A per-round stage command: its function in :mod:`pipeline.stages`, one-line help, options."""
+
+    function: str
+    help: str
+    options: tuple[Option, ...]
+
+
+RUN_JSON = Option(
+    "--run-json", Path, "the run's settings (run.json, from `pipeline run-config`)", required=True
+)
+DATA = Option(
+    "--data", Path, "featurised dataset folder (graph shards and manifest.json)", required=True, metavar="DIR"
+)
+SPLIT = Option("--split-path", Path, "the run's pool / val / test split (split.parquet)", required=True)
+LABELLED = Option(
+    "--labelled-path", Path, "L_r, the molecules labelled so far (round_XX/labelled.parquet)", required=True
+)
+ROUND = Option(
+    "--round", int, "the active-learning round r (an integer, 0 first)", required=True, metavar="R"
+)
+UNCERTAINTY = "uncertainty strategies (mc_dropout, qbc)"
+
+#: Per-round stages (pipeline.stages): command -> its function and options.
+STAGES: dict[str, Stage] = {
+    "initial": Stage(
         "initial",
         "round 0 picks: random or k-center on an untrained teacher",
-        ["--run-json", "--data", "--split-path", "--out"],
+        (
+            RUN_JSON,
+            DATA,
+            SPLIT,
+            Option("--out", Path, "picks to write (initial.parquet: mol_id, pick, distance)", required=True),
+        ),
     ),
-    "teacher": (
+    "teacher": Stage(
         "teacher",
         "semi-supervised teacher of a round",
-        [
-            "--run-json",
-            "--data",
-            "--split-path",
-            "--labelled-path",
-            "--round",
-            "--out",
-            "--summary",
-            "--previous?",
-            "--pseudo?",
-        ],
+        (
+            RUN_JSON,
+            DATA,
+            SPLIT,
+            LABELLED,
+            ROUND,
+            Option("--out", Path, "checkpoint to write (round_XX/teacher.pt)", required=True),
+            Option(
+                "--summary", Path, "summary to write (round_XX/teacher.json: losses, epochs)", required=True
+            ),
+            Option(
+                "--previous",
+                Path,
+                "teacher_{r-1}'s checkpoint to warm-start from (default: a fresh initialisation)",
+                required=False,
+            ),
+            Option(
+                "--pseudo",
+                Path,
+                "the previous round's pseudo_labels.parquet, learnt if the run's pseudo_labels is on",
+                required=False,
+            ),
+        ),
     ),
-    "embed": (
+    "embed": Stage(
         "embed",
         "graph embeddings of the pool under a teacher",
-        ["--run-json", "--data", "--split-path", "--checkpoint", "--out"],
+        (
+            RUN_JSON,
+            DATA,
+            SPLIT,
+            Option("--checkpoint", Path, "the round's teacher (round_XX/teacher.pt)", required=True),
+            Option(
+                "--out",
+                Path,
+                "embeddings to write (round_XX/embeddings.parquet: mol_id, embedding)",
+                required=True,
+            ),
+        ),
     ),
-    "student": (
+    "student": Stage(
         "student",
         "student fine-tuned from the teacher; val and test MAE",
-        [
-            "--run-json",
-            "--data",
-            "--split-path",
-            "--labelled-path",
-            "--holdout-path",
-            "--teacher-path",
-            "--round",
-            "--out",
-            "--summary",
-        ],
+        (
+            RUN_JSON,
+            DATA,
+            SPLIT,
+            LABELLED,
+            Option(
+                "--holdout-path",
+                Path,
+                "labels of the val and test molecules (holdout_labels.parquet)",
+                required=True,
+            ),
+            Option(
+                "--teacher-path",
+                Path,
+                "the round's teacher, to fine-tune (round_XX/teacher.pt)",
+                required=True,
+            ),
+            ROUND,
+            Option("--out", Path, "checkpoint to write (round_XX/student.pt)", required=True),
+            Option(
+                "--summary", Path, "summary to write (round_XX/student.json: val and test MAE)", required=True
+            ),
+        ),
     ),
-    "pseudo-label": (
+    "pseudo-label": Stage(
         "pseudo_label",
         "student predictions for the unlabelled pool",
-        ["--run-json", "--data", "--split-path", "--labelled-path", "--checkpoint", "--out"],
+        (
+            RUN_JSON,
+            DATA,
+            SPLIT,
+            LABELLED,
+            Option("--checkpoint", Path, "the round's student (round_XX/student.pt)", required=True),
+            Option(
+                "--out",
+                Path,
+                "predictions to write (round_XX/pseudo_labels.parquet: mol_id, a column per target)",
+                required=True,
+            ),
+        ),
     ),
-    "select": (
+    "select": Stage(
         "select",
         "the next molecules to label",
-        [
-            "--run-json",
-            "--embeddings",
-            "--labelled-path",
-            "--round",
-            "--out",
-            "--data?",
-            "--split-path?",
-            "--checkpoint?",
-            "--student-summary?",
-            "--failures?",
-        ],
+        (
+            RUN_JSON,
+            Option(
+                "--embeddings",
+                Path,
+                "the round's pool embeddings (round_XX/embeddings.parquet)",
+                required=True,
+            ),
+            LABELLED,
+            ROUND,
+            Option("--out", Path, "picks to write, in pick order (round_XX/selected.parquet)", required=True),
+            Option(
+                "--data", Path, f"{UNCERTAINTY}: featurised dataset folder", required=False, metavar="DIR"
+            ),
+            Option("--split-path", Path, f"{UNCERTAINTY}: the run's split.parquet", required=False),
+            Option(
+                "--checkpoint",
+                Path,
+                f"{UNCERTAINTY}: round_XX/student.pt (mc_dropout) or round_XX/teacher.pt (qbc)",
+                required=False,
+            ),
+            Option(
+                "--student-summary",
+                Path,
+                "qbc: round_XX/student.json (the committee trains for as many epochs as the student)",
+                required=False,
+            ),
+            Option(
+                "--failures",
+                Path,
+                "molecules the oracle could not label, left out of the pool (label_failures.parquet)",
+                required=False,
+            ),
+        ),
     ),
 }
 
@@ -144,17 +291,14 @@ STAGES: dict[str, tuple[str, str, list[str]]] = {
 def _stage(args: argparse.Namespace) -> None:
     from . import stages
 
-    function, _, options = STAGES[args.command]
-    kwargs = {
-        o.strip("-?").replace("-", "_"): getattr(args, o.strip("-?").replace("-", "_")) for o in options
-    }
-    getattr(stages, function)(**kwargs)
+    stage: Stage = args.stage
+    getattr(stages, stage.function)(**{o.dest: getattr(args, o.dest) for o in stage.options})
 
 
 def _label(args: argparse.Namespace) -> None:
     import json
 
-    from .oracle import OracleInput, label_holdout, label_round
+    from .oracle import LabelChunk, OracleInput, label_holdout, label_round
 
     try:
         ranges = json.loads(args.ranges)
@@ -162,10 +306,19 @@ def _label(args: argparse.Namespace) -> None:
         raise ValueError(f"--ranges is not a JSON object: {err}") from err
     if not isinstance(ranges, dict):
         raise ValueError(f"--ranges must be a JSON object (target -> [low, high]), got {args.ranges!r}")
+    parts = None
+    if args.parts is not None or args.part_failures is not None:
+        labels, failures = args.parts or [], args.part_failures or []
+        if len(labels) != len(failures):
+            raise ValueError(
+                f"--parts ({len(labels)} files) and --part-failures ({len(failures)}) must name the "
+                "label chunks' two files each, in the same order"
+            )
+        parts = [LabelChunk(*pair) for pair in zip(labels, failures, strict=True)]
     source = OracleInput(
         args.oracle,
         args.answer_key,
-        args.parts,
+        parts,
         args.data,
         args.run_json,
         ranges=ranges,
@@ -204,7 +357,10 @@ def _add_oracle_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--oracle", default="answer_key", help="answer_key, pyscf, xtb or external")
     p.add_argument("--failures", required=True, type=Path, help="molecules the oracle could not label")
     p.add_argument("--answer-key", type=Path, help="answer_key: the dataset's answer_key.parquet")
-    p.add_argument("--parts", nargs="+", type=Path, help="pyscf, xtb: the label chunks (chunk-*.parquet)")
+    p.add_argument("--parts", nargs="+", type=Path, help="pyscf, xtb: the label chunks' labels files")
+    p.add_argument(
+        "--part-failures", nargs="+", type=Path, help="pyscf, xtb: their failures files, in the same order"
+    )
     p.add_argument("--data", type=Path, help="external: dataset folder (geometries of to_label.xyz)")
     p.add_argument(
         "--run-json", type=Path, help="run.json: the targets every label must have (external: to ask for)"
@@ -300,25 +456,39 @@ def _benchmark_table(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version and exit"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     parser.add_argument(
         "--threads",
         type=int,
+        metavar="N",
         help="CPU threads for torch (give a job exactly its share: more oversubscribes)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="a stage or report; `pipeline COMMAND --help` lists its options",
+    )
 
     p = sub.add_parser("featurise", help="molecules -> Parquet graph shards, answer key, rejects, manifest")
     p.add_argument("--source", required=True, choices=["qm9", "files", "smiles"], help="molecule source")
     p.add_argument("--input", nargs="*", type=Path, default=[], help="input files or folders (files, smiles)")
-    p.add_argument("--out", required=True, type=Path, help="dataset folder, e.g. results/data/qm9")
+    p.add_argument(
+        "--out", type=Path, help="one-process mode: the dataset folder to write, e.g. results/data/qm9"
+    )
     p.add_argument("--cutoff", type=float, default=30.0, help="edge cutoff in Å (default: 30, a full graph)")
     p.add_argument("--limit", type=int, help="featurise a seeded random subset of this many molecules")
     p.add_argument("--seed", type=int, default=0, help="seed for --limit and conformer generation")
     p.add_argument("--shard-size", type=int, default=20_000, help="molecules per shard (one-process mode)")
     p.add_argument("--num-shards", type=int, help="fixed number of shards (with --shard: one shard job)")
-    p.add_argument("--shard", type=int, help="featurise only this shard (0-based); merge later")
+    p.add_argument("--shard", type=int, help="featurise only this shard (0-based) into the four files below")
+    p.add_argument("--graphs", type=Path, help="shard job: the graph shard to write (Parquet)")
+    p.add_argument("--answer-key", type=Path, help="shard job: its answer-key part to write (Parquet)")
+    p.add_argument("--rejects", type=Path, help="shard job: its rejects part to write (Parquet)")
+    p.add_argument("--summary", type=Path, help="shard job: its summary to write (JSON; the merge reads it)")
     p.add_argument("--rbf-count", type=int, default=300, help="Gaussian RBF centres recorded in the metadata")
     p.add_argument(
         "--fragments",
@@ -328,48 +498,80 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_featurise)
 
     p = sub.add_parser("featurise-merge", help="join shard parts into answer key, rejects and manifest")
-    p.add_argument("--out", required=True, type=Path, help="dataset folder the shard jobs wrote to")
-    p.add_argument("--num-shards", required=True, type=int)
+    for option, what in (
+        ("--shard-graphs", "graph shards"),
+        ("--shard-answer-keys", "answer-key parts"),
+        ("--shard-rejects", "reject parts"),
+        ("--shard-summaries", "summaries"),
+    ):
+        p.add_argument(
+            option, required=True, nargs="+", type=Path, help=f"the shard jobs' {what}, in shard order"
+        )
+    p.add_argument("--answer-key", required=True, type=Path, help="the dataset's answer key to write")
+    p.add_argument("--rejects", required=True, type=Path, help="the dataset's rejects to write")
+    p.add_argument(
+        "--manifest",
+        required=True,
+        type=Path,
+        help="the manifest to write; its folder is the dataset's, and it names the shards relative to it",
+    )
     p.set_defaults(func=_merge)
 
     p = sub.add_parser("split", help="seeded pool / val / test split of a featurised dataset")
-    p.add_argument("--data", required=True, type=Path, help="featurised dataset folder")
-    p.add_argument("--out", required=True, type=Path, help="split Parquet to write")
-    p.add_argument("--val", required=True, type=int, help="validation molecules")
-    p.add_argument("--test", required=True, type=int, help="test molecules")
-    p.add_argument("--pool", type=int, help="cap the pool at this many molecules (default: all the rest)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random assignment")
+    p.add_argument("--data", required=True, type=Path, metavar="DIR", help="featurised dataset folder")
     p.add_argument(
-        "--targets", nargs="+", help="targets the run learns: each must be in the dataset's answer key"
+        "--out", required=True, type=Path, metavar="FILE", help="split to write (Parquet: mol_id, split)"
     )
-    p.add_argument("--budget", type=int, help="pool molecules the run labels: the pool must hold them")
+    p.add_argument("--val", required=True, type=int, metavar="N", help="molecules in the validation set")
+    p.add_argument("--test", required=True, type=int, metavar="N", help="molecules in the test set")
+    p.add_argument(
+        "--pool", type=int, metavar="N", help="cap the pool at N molecules (default: all the rest)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the random assignment (default: %(default)s)")
+    p.add_argument(
+        "--targets",
+        nargs="+",
+        metavar="TARGET",
+        help="targets the run learns, e.g. homo gap: each must be in the dataset's answer key",
+    )
+    p.add_argument(
+        "--budget", type=int, metavar="N", help="pool molecules the run labels: the pool must hold them"
+    )
     p.set_defaults(func=_split)
 
     p = sub.add_parser("run-config", help="validate a run's settings (JSON) and write run.json")
-    p.add_argument("--json", required=True, help="the run's settings as a JSON object")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--json",
+        required=True,
+        metavar="OBJECT",
+        help="the run's resolved settings as a JSON object; an unknown or missing key is refused",
+    )
+    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="run.json to write")
     p.set_defaults(func=_write_run_config)
 
-    for command, (_, help_text, options) in STAGES.items():
-        p = sub.add_parser(command, help=help_text)
-        for option in options:
-            name = option.rstrip("?")
-            p.add_argument(name, type=int if name == "--round" else Path, required=not option.endswith("?"))
-        p.set_defaults(func=_stage)
+    for command, stage in STAGES.items():
+        p = sub.add_parser(command, help=stage.help)
+        for o in stage.options:
+            p.add_argument(
+                o.flag, dest=o.dest, type=o.type, required=o.required, metavar=o.metavar, help=o.help
+            )
+        p.set_defaults(func=_stage, stage=stage)
 
     # oracles (pipeline.oracle)
     p = sub.add_parser("label", help="oracle: L_r = L_{r-1} + labels of the selected molecules")
     p.add_argument(
         "--selected", required=True, type=Path, help="initial.parquet or the previous selected.parquet"
     )
-    p.add_argument("--round", required=True, type=int)
+    p.add_argument(
+        "--round", required=True, type=int, help="the round r the labels are for (0-based integer)"
+    )
     p.add_argument("--out", required=True, type=Path, help="round_XX/labelled.parquet")
     p.add_argument("--previous", type=Path, help="the previous round's labelled.parquet")
     p.add_argument("--previous-failures", type=Path, help="the previous round's label_failures.parquet")
     _add_oracle_options(p)
 
     p = sub.add_parser("label-holdout", help="oracle: labels of the val and test molecules")
-    p.add_argument("--split-path", required=True, type=Path)
+    p.add_argument("--split-path", required=True, type=Path, help="the run's split.parquet")
     p.add_argument("--out", required=True, type=Path, help="holdout_labels.parquet")
     _add_oracle_options(p)
 
@@ -400,24 +602,47 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN=FILE",
         help="a run's name and one round's student.json; repeat for each round and each run to compare",
     )
-    p.add_argument("--csv", required=True, type=Path, help="long table: run, round, labelled, target, MAEs")
-    p.add_argument("--png", required=True, type=Path)
-    p.add_argument("--title", default="Learning curve")
+    p.add_argument(
+        "--csv",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="long table to write (CSV: run, round, labelled, target, MAEs)",
+    )
+    p.add_argument("--png", required=True, type=Path, metavar="FILE", help="figure to write (PNG)")
+    p.add_argument("--title", default="Learning curve", help="figure title (default: %(default)s)")
     p.set_defaults(func=_learning_curve)
 
     p = sub.add_parser("embedding-map", help="2D PCA of a round's pool embeddings: labelled and selected")
-    p.add_argument("--embeddings", required=True, type=Path, help="round_XX/embeddings.parquet")
-    p.add_argument("--labelled", required=True, type=Path, help="round_XX/labelled.parquet")
-    p.add_argument("--selected", required=True, type=Path, help="round_XX/selected.parquet")
-    p.add_argument("--png", required=True, type=Path)
-    p.add_argument("--title", help="default: run and round, from the embeddings path")
+    p.add_argument(
+        "--embeddings",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the round's round_XX/embeddings.parquet",
+    )
+    p.add_argument(
+        "--labelled", required=True, type=Path, metavar="FILE", help="the round's round_XX/labelled.parquet"
+    )
+    p.add_argument(
+        "--selected", required=True, type=Path, metavar="FILE", help="the round's round_XX/selected.parquet"
+    )
+    p.add_argument("--png", required=True, type=Path, metavar="FILE", help="figure to write (PNG)")
+    p.add_argument("--title", help="figure title (default: the run and round, from the embeddings path)")
     p.set_defaults(func=_embedding_map)
 
     p = sub.add_parser("round-table", help="per-round summary of a run (labels, losses, epochs, times, MAE)")
-    p.add_argument("--teacher", nargs="*", default=[], type=Path, help="the rounds' teacher.json files")
-    p.add_argument("--student", nargs="*", default=[], type=Path, help="the rounds' student.json files")
-    p.add_argument("--csv", required=True, type=Path)
+    p.add_argument(
+        "--teacher", nargs="*", default=[], type=Path, metavar="FILE", help="the rounds' teacher.json files"
+    )
+    p.add_argument(
+        "--student", nargs="*", default=[], type=Path, metavar="FILE", help="the rounds' student.json files"
+    )
+    p.add_argument(
+        "--csv", required=True, type=Path, metavar="FILE", help="table to write (CSV: a row per round)"
+    )
     p.set_defaults(func=_round_table)
+
     # benchmark (pipeline.benchmark): methods x seeds, runs named {method}-s{seed} or mapped to them
     p = sub.add_parser(
         "benchmark-table", help="test MAE at the final budget (mean ± std over seeds), label savings, figure"
@@ -446,16 +671,47 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NEW=SOURCE",
         help="a method read off SOURCE's runs from their teacher MAEs (e.g. asgn-t=asgn); repeatable",
     )
-    p.add_argument("--csv", required=True, type=Path, help="final-budget table: a row per method")
     p.add_argument(
-        "--markdown", required=True, type=Path, help="Table 1 (test, val), paired differences, efficiency"
+        "--csv",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="final-budget table to write (CSV: a row per method)",
     )
-    p.add_argument("--png", required=True, type=Path, help="test MAE against labels, mean ± std per method")
-    p.add_argument("--budget", type=int, help="labels to compare at (default: the largest all runs reached)")
-    p.add_argument("--baseline", default="random", help="method the label savings are measured against")
-    p.add_argument("--efficiency-csv", type=Path, help="also write the label-efficiency table here")
     p.add_argument(
-        "--paired-csv", type=Path, help="also write the paired differences to the baseline (per seed) here"
+        "--markdown",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="report to write (Markdown: Table 1 (test, val), paired differences, efficiency)",
+    )
+    p.add_argument(
+        "--png",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="figure to write (PNG: test MAE against labels, mean ± std per method)",
+    )
+    p.add_argument(
+        "--budget",
+        type=int,
+        metavar="N",
+        help="labels to compare at (default: the largest number all runs reached)",
+    )
+    p.add_argument(
+        "--baseline",
+        default="random",
+        metavar="METHOD",
+        help="method the label savings are measured against (default: %(default)s)",
+    )
+    p.add_argument(
+        "--efficiency-csv", type=Path, metavar="FILE", help="also write the label-efficiency table here (CSV)"
+    )
+    p.add_argument(
+        "--paired-csv",
+        type=Path,
+        metavar="FILE",
+        help="also write the paired differences to the baseline, per seed, here (CSV)",
     )
     p.set_defaults(func=_benchmark_table)
     return parser

@@ -4,10 +4,11 @@ The work is split the same way whether one process does it all or Snakemake runs
 
 * :func:`featurise_shard` lists the inputs (cheap), takes the seeded ``limit`` subset, rejects
   duplicate ids, builds and checks the molecules of one contiguous slice of that list, computes
-  their edges and writes ``graphs/shard-K.parquet`` plus the shard's answer-key and reject parts;
-* :func:`merge_parts` joins the parts into ``answer_key.parquet``, ``rejects.parquet`` and
-  ``manifest.json``;
-* :func:`featurise` runs every shard then the merge, in one process.
+  their edges and writes the graph shard plus its answer-key and reject parts (:class:`ShardFiles`);
+* :func:`merge_parts` joins the parts into the answer key, the rejects and the manifest
+  (:class:`DatasetFiles`), which names each graph shard relative to its own folder;
+* :func:`featurise` runs every shard then the merge, in one process, laying the dataset folder out
+  as the workflow does (``graphs/shard-K.parquet``, ``parts/``, ``answer_key.parquet``, ...).
 
 Edges are every ordered pair (i, j), i != j, closer than the cutoff, computed for all molecules of
 one size at once as a batched distance tensor: no per-molecule or per-atom Python.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -96,20 +98,45 @@ class FeaturiseSettings:
 
 
 # --------------------------------------------------------------------------------------------------
-# Paths (one grammar, DESIGN.md)
+# Files. The stages are given every file they read or write (the workflow passes its rules' input
+# and output); only the one-process :func:`featurise` lays a dataset folder out itself, in the layout
+# the workflow's rules use (shared/DESIGN.md).
 
 
-def shard_path(out: Path, k: int) -> Path:
-    return Path(out) / "graphs" / f"shard-{k:05d}.parquet"
+@dataclass(frozen=True)
+class ShardFiles:
+    """What one shard job writes: the graph shard, its answer-key and reject parts, its summary."""
+
+    graphs: Path
+    answer_key: Path
+    rejects: Path
+    summary: Path
+
+    @classmethod
+    def in_folder(cls, out: Path, k: int) -> ShardFiles:
+        """Shard ``k``'s files in dataset folder ``out`` (graphs/shard-K.parquet, parts/shard-K.*)."""
+        out, name = Path(out), f"shard-{k:05d}"
+        return cls(
+            graphs=out / "graphs" / f"{name}.parquet",
+            answer_key=out / "parts" / f"{name}.answer_key.parquet",
+            rejects=out / "parts" / f"{name}.rejects.parquet",
+            summary=out / "parts" / f"{name}.json",
+        )
 
 
-def part_paths(out: Path, k: int) -> dict[str, Path]:
-    parts = Path(out) / "parts"
-    return {
-        "answer_key": parts / f"shard-{k:05d}.answer_key.parquet",
-        "rejects": parts / f"shard-{k:05d}.rejects.parquet",
-        "summary": parts / f"shard-{k:05d}.json",
-    }
+@dataclass(frozen=True)
+class DatasetFiles:
+    """What the merge writes: the answer key, the rejects and the manifest (the dataset folder is the
+    manifest's; the manifest names the graph shards relative to it)."""
+
+    answer_key: Path
+    rejects: Path
+    manifest: Path
+
+    @classmethod
+    def in_folder(cls, out: Path) -> DatasetFiles:
+        out = Path(out)
+        return cls(out / "answer_key.parquet", out / "rejects.parquet", out / "manifest.json")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -336,10 +363,13 @@ def plan(settings: FeaturiseSettings) -> Plan:
     return Plan(settings, source, catalogue, unique_rows, len(rows), list(catalogue.rejects) + dup_rejects)
 
 
-def featurise_shard(settings: FeaturiseSettings, out: Path, k: int, the_plan: Plan | None = None) -> dict:
-    """Featurise shard ``k`` of ``settings.num_shards`` into ``out``; returns the shard's summary.
+def featurise_shard(
+    settings: FeaturiseSettings, k: int, files: ShardFiles, the_plan: Plan | None = None
+) -> dict:
+    """Featurise shard ``k`` of ``settings.num_shards`` into ``files``; returns the shard's summary.
 
-    ``the_plan`` (from :func:`plan` with the same settings) saves listing the inputs again.
+    ``the_plan`` (from :func:`plan` with the same settings) saves listing the inputs again. The
+    summary records the graph shard's path and SHA-256, which the merge checks and the manifest keeps.
     """
     the_plan = the_plan or plan(settings)
     if not 0 <= k < settings.num_shards:
@@ -352,14 +382,13 @@ def featurise_shard(settings: FeaturiseSettings, out: Path, k: int, the_plan: Pl
     table, mols, geometry_rejects = graph_table(mols.take(ok), settings.cutoff, settings.rbf())
     rejects += source_rejects + check_rejects + geometry_rejects
 
-    paths = part_paths(out, k)
-    write_table(table, shard_path(out, k), use_dictionary=["mol_id"])
+    write_table(table, files.graphs, use_dictionary=["mol_id"])
     answers = pa.Table.from_pandas(
         pd.concat([pd.DataFrame({"mol_id": mols.mol_id.astype(str)}), mols.properties], axis=1),
         preserve_index=False,
     )
-    write_table(answers, paths["answer_key"])
-    write_table(_rejects_table(rejects), paths["rejects"])
+    write_table(answers, files.answer_key)
+    write_table(_rejects_table(rejects), files.rejects)
     summary = {
         "shard": k,
         "settings": asdict(settings),
@@ -375,9 +404,10 @@ def featurise_shard(settings: FeaturiseSettings, out: Path, k: int, the_plan: Pl
         "elements": sorted({int(v) for v in np.unique(mols.z)}),
         "targets": list(mols.properties.columns),
         "units": {t: the_plan.source.units.get(t, "as given") for t in mols.properties.columns},
-        "sha256": file_sha256(shard_path(out, k)),
+        "graphs": str(files.graphs),
+        "sha256": file_sha256(files.graphs),
     }
-    write_json(summary, paths["summary"])
+    write_json(summary, files.summary)
     log.info(
         "shard %d/%d: %d molecules, %d edges, %d rejected -> %s",
         k + 1,
@@ -385,7 +415,7 @@ def featurise_shard(settings: FeaturiseSettings, out: Path, k: int, the_plan: Pl
         summary["molecules"],
         summary["edges"],
         len(rejects),
-        shard_path(out, k),
+        files.graphs,
     )
     return summary
 
@@ -394,46 +424,59 @@ def _n_edges(table: pa.Table) -> int:
     return int(sum(len(chunk.values) for chunk in table["dist"].chunks))
 
 
-def merge_parts(out: Path, num_shards: int) -> dict:
-    """Join the shard parts of ``out`` into answer_key.parquet, rejects.parquet and manifest.json."""
-    out = Path(out)
+def merge_parts(shards: Sequence[ShardFiles], out: DatasetFiles) -> dict:
+    """Join the parts of every shard (``shards[k]`` is shard k) into ``out``'s answer key, rejects
+    and manifest; returns the manifest."""
     summaries = []
-    for k in range(num_shards):
-        paths = part_paths(out, k)
-        for what in ("summary", "answer_key", "rejects"):
-            if not paths[what].exists():
-                raise FeaturiseError(f"{out}: shard {k} is not finished ({paths[what]} is missing)")
-        summaries.append(json.loads(paths["summary"].read_text()))
+    for k, files in enumerate(shards):
+        for part in (files.summary, files.answer_key, files.rejects):
+            if not Path(part).exists():
+                raise FeaturiseError(f"shard {k} is not finished ({part} is missing)")
+        summary = json.loads(Path(files.summary).read_text())
+        if summary["shard"] != k:
+            raise FeaturiseError(
+                f"{files.summary}: the summary of shard {summary['shard']}, given as shard {k}"
+            )
+        summaries.append(summary)
+    if not summaries:
+        raise FeaturiseError(f"{out.manifest}: no shard to merge")
     settings = summaries[0]["settings"]
-    for s in summaries[1:]:
+    for s, files in zip(summaries[1:], shards[1:], strict=True):
         if s["settings"] != settings:
             raise FeaturiseError(
-                f"{out}: shard {s['shard']} was featurised with other settings than shard 0 "
-                f"({s['settings']} vs {settings}); delete {out} and featurise again"
+                f"{files.summary}: shard {s['shard']} was featurised with other settings than shard 0 "
+                f"({s['settings']} vs {settings}); featurise the dataset again"
             )
-    if settings["num_shards"] != num_shards:
-        raise FeaturiseError(f"{out}: parts are for {settings['num_shards']} shards, not {num_shards}")
-    for s in summaries:
-        shard = shard_path(out, s["shard"])
-        if not shard.exists() or file_sha256(shard) != s.get("sha256"):
+    if settings["num_shards"] != len(shards):
+        raise FeaturiseError(
+            f"{shards[0].summary}: the parts are for {settings['num_shards']} shards, not {len(shards)}"
+        )
+    folder = Path(out.manifest).parent
+    for s, files in zip(summaries, shards, strict=True):
+        shard = Path(files.graphs)
+        if (
+            Path(s["graphs"]).resolve() != shard.resolve()
+            or not shard.exists()
+            or file_sha256(shard) != s["sha256"]
+        ):
             raise FeaturiseError(
-                f"{shard}: missing, or not the shard its summary {part_paths(out, s['shard'])['summary']} "
-                f"describes (changed after featurisation); featurise shard {s['shard']} again"
+                f"{shard}: missing, or not the shard its summary {files.summary} describes (changed "
+                f"after featurisation); featurise shard {s['shard']} again"
             )
 
-    rejects = pa.concat_tables([pq.read_table(part_paths(out, k)["rejects"]) for k in range(num_shards)])
-    write_table(rejects, out / "rejects.parquet")
+    rejects = pa.concat_tables([pq.read_table(files.rejects) for files in shards])
+    write_table(rejects, out.rejects)
     n_molecules = sum(s["molecules"] for s in summaries)
     if n_molecules == 0:
         reasons = pd.Series(rejects["reason"].to_pylist()).value_counts().head(5)
         inputs = ", ".join(settings["inputs"]) or settings["source"]
         raise FeaturiseError(
-            f"no valid molecule in {inputs}: all {rejects.num_rows} rejected "
-            f"(each with its reason in {out / 'parts' / 'shard-*.rejects.parquet'}, which stay when "
-            f"the merge fails); most common reasons: " + "; ".join(f"{n} x {r}" for r, n in reasons.items())
+            f"no valid molecule in {inputs}: all {rejects.num_rows} rejected (each with its reason in "
+            f"{', '.join(str(files.rejects) for files in shards)}, which stay when the merge fails); "
+            "most common reasons: " + "; ".join(f"{n} x {r}" for r, n in reasons.items())
         )
-    answer_parts = [pq.read_table(part_paths(out, k)["answer_key"]) for k in range(num_shards)]
-    write_table(pa.concat_tables(answer_parts, promote_options="permissive"), out / "answer_key.parquet")
+    answer_parts = [pq.read_table(files.answer_key) for files in shards]
+    write_table(pa.concat_tables(answer_parts, promote_options="permissive"), out.answer_key)
 
     targets = list(dict.fromkeys(t for s in summaries for t in s["targets"]))
     units = {t: u for s in summaries for t, u in s["units"].items()}
@@ -463,22 +506,22 @@ def merge_parts(out: Path, num_shards: int) -> dict:
         "elements": sorted({z for s in summaries for z in s["elements"]}),
         "shards": [
             {
-                "path": f"graphs/shard-{s['shard']:05d}.parquet",
+                "path": Path(os.path.relpath(files.graphs, folder)).as_posix(),
                 "molecules": s["molecules"],
                 "edges": s["edges"],
                 "sha256": s["sha256"],
             }
-            for s in summaries
+            for s, files in zip(summaries, shards, strict=True)
         ],
     }
-    write_json(manifest, out / "manifest.json")
+    write_json(manifest, out.manifest)
     log.info(
         "%s: %d molecules in %d shards, %d rejected (%s)",
-        out,
+        folder,
         n_molecules,
-        num_shards,
+        len(shards),
         rejects.num_rows,
-        out / "rejects.parquet",
+        out.rejects,
     )
     return manifest
 
@@ -493,6 +536,7 @@ def featurise(settings: FeaturiseSettings, out: Path, shard_size: int | None = N
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}")
         settings.num_shards = max(1, math.ceil(len(the_plan.rows) / shard_size))
-    for k in range(settings.num_shards):
-        featurise_shard(settings, out, k, the_plan)
-    return merge_parts(out, settings.num_shards)
+    shards = [ShardFiles.in_folder(out, k) for k in range(settings.num_shards)]
+    for k, files in enumerate(shards):
+        featurise_shard(settings, k, files, the_plan)
+    return merge_parts(shards, DatasetFiles.in_folder(out))

@@ -252,18 +252,25 @@ def _in_request_order(labels: pd.DataFrame, wanted: np.ndarray) -> pd.DataFrame:
     return labels.sort_values("mol_id", key=lambda ids: ids.map(order), ignore_index=True)
 
 
+class LabelChunk(NamedTuple):
+    """What one label_chunk job wrote: its labels and its failures (two files, both given)."""
+
+    labels: Path
+    failures: Path
+
+
 def read_parts(
-    parts: Sequence[str | Path], mol_ids: Sequence[str] | np.ndarray
+    parts: Sequence[LabelChunk], mol_ids: Sequence[str] | np.ndarray
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Join label chunks (``*.parquet`` with their ``*.failures.parquet``): labels and failures.
+    """Join label chunks (each its labels and its failures file): labels and failures.
 
     Every molecule of ``mol_ids`` must be in exactly one of them (labelled or failed): a chunk made for
     another set of molecules is an error, not a silent gap.
     """
     labels, failed = [], []
-    for part in map(Path, parts):
-        labels.append(pq.read_table(part).to_pandas())
-        failed.append(pq.read_table(part.with_suffix(".failures.parquet")).to_pandas())
+    for part in parts:
+        labels.append(pq.read_table(part.labels).to_pandas())
+        failed.append(pq.read_table(part.failures).to_pandas())
     labels_df = pd.concat(labels, ignore_index=True) if labels else pd.DataFrame({"mol_id": []})
     failed_df = pd.concat(failed, ignore_index=True) if failed else failures_table().to_pandas()
     done = np.concatenate([labels_df.mol_id.to_numpy(object), failed_df.mol_id.to_numpy(object)])
@@ -272,7 +279,7 @@ def read_parts(
     extra = np.setdiff1d(done.astype(str), wanted).tolist()
     if missing or extra or len(done) != len(wanted):
         raise ValueError(
-            f"label chunks {', '.join(map(str, parts))}: they hold {len(done)} molecules for "
+            f"label chunks {', '.join(str(p.labels) for p in parts)}: they hold {len(done)} molecules for "
             f"{len(wanted)} requested ({len(missing)} missing, e.g. {missing[:3]}; {len(extra)} "
             f"not requested, e.g. {extra[:3]}); delete them to recompute"
         )
@@ -501,7 +508,7 @@ class OracleInput:
 
     name: str = "answer_key"
     answer_key: Path | None = None  # answer_key: the dataset's answer_key.parquet
-    parts: list[Path] | None = None  # pyscf, xtb: the label chunks (label_chunk jobs)
+    parts: list[LabelChunk] | None = None  # pyscf, xtb: the label chunks (label_chunk jobs)
     data: Path | None = None  # external: the dataset folder (geometries of the request)
     #: the run's settings: its targets, which every molecule must have a value for (external: the
     #: columns of the form)
@@ -541,12 +548,14 @@ class OracleInput:
             return labels, failed, [_file_record(self.answer_key)]
         if kind == "compute":
             if self.parts is None:
-                raise ValueError(f"the {self.name} oracle needs --parts (the label chunks)")
+                raise ValueError(
+                    f"the {self.name} oracle needs --parts and --part-failures (the label chunks)"
+                )
             labels, failed = read_parts(self.parts, mol_ids)
             labels, implausible = screen(labels, targets, f"from {self.name}", ranges)
             if len(implausible):
                 failed = implausible if failed.empty else pd.concat([failed, implausible], ignore_index=True)
-            return labels, failed, [_file_record(p) for p in self.parts]
+            return labels, failed, [_file_record(f) for part in self.parts for f in part]
         if self.data is None:
             raise ValueError("the external oracle needs --data and --run-json")
         labels_file = Path(folder) / f"{prefix}labels.csv"

@@ -138,15 +138,6 @@ def get_shards(dataset):
     return [f"{k:05d}" for k in range(DATASETS[dataset]["shards"])]
 
 
-def get_dataset_dir(wildcards):
-    """Folder of the dataset a dataset-level job works on (`--out` of pipeline featurise)."""
-    return f"results/data/{wildcards.dataset}"
-
-
-def get_num_shards(wildcards):
-    return DATASETS[wildcards.dataset]["shards"]
-
-
 def get_molecule_files(wildcards):
     """The dataset's input files or folders (none for packaged QM9): editing one featurises again."""
     return DATASETS[wildcards.dataset]["inputs"]
@@ -165,8 +156,10 @@ def get_featurise_args(wildcards):
 
 
 def get_featurise_parts(wildcards):
-    """Every shard's parts, which featurise_merge joins (the only rule that reads answer-key parts)."""
+    """Every shard's parts, which featurise_merge joins (the only rule that reads answer-key parts),
+    and its graph shard, whose checksum the manifest records."""
     parts = {
+        "graphs": "results/data/{dataset}/graphs/shard-{shard}.parquet",
         "summaries": "results/data/{dataset}/parts/shard-{shard}.json",
         "answer_keys": "results/data/{dataset}/parts/shard-{shard}.answer_key.parquet",
         "rejects": "results/data/{dataset}/parts/shard-{shard}.rejects.parquet",
@@ -293,7 +286,7 @@ def _labels_file(wildcards):
     return f"results/runs/{wildcards.run}/holdout_labels.csv"
 
 
-def _oracle_inputs(wildcards, parts):
+def _oracle_inputs(wildcards, parts, part_failures):
     """What the label rules read besides the request: run.json (the targets every label must have)
     and the answer key, the chunks, or the graphs and, once a person has filled it in, the labels
     file (external)."""
@@ -303,6 +296,7 @@ def _oracle_inputs(wildcards, parts):
         inputs["answer_key"] = f"results/data/{RUNS[wildcards.run]['dataset']}/answer_key.parquet"
     elif kind == "compute":
         inputs["parts"] = expand(parts, chunk=_chunk_names(wildcards), allow_missing=True)
+        inputs["part_failures"] = expand(part_failures, chunk=_chunk_names(wildcards), allow_missing=True)
     else:
         inputs.update(get_dataset_graphs(wildcards))
         if os.path.exists(_labels_file(wildcards)):
@@ -319,7 +313,7 @@ def _oracle_args(wildcards, input):
     if kind == "lookup":
         args += ["--answer-key", input.answer_key]
     elif kind == "compute":
-        args += ["--parts", *input.parts]
+        args += ["--parts", *input.parts, "--part-failures", *input.part_failures]
     else:
         args += ["--data", get_run_dataset_dir(wildcards)]
     return args
@@ -338,10 +332,10 @@ def get_labels_checksum(wildcards):
 def get_label_input(wildcards):
     """Round 0 labels the initial picks; round r > 0 adds the picks of round r-1 to L_{r-1}."""
     round_dir = f"results/runs/{wildcards.run}/round_{wildcards.round}"
-    parts = f"{round_dir}/label_parts/chunk-{{chunk}}.parquet"
+    parts = f"{round_dir}/label_parts/chunk-{{chunk}}"
     inputs = {
         "selected": get_label_request(wildcards),
-        **_oracle_inputs(wildcards, parts),
+        **_oracle_inputs(wildcards, f"{parts}.parquet", f"{parts}.failures.parquet"),
     }
     if int(wildcards.round) > 0:
         previous = f"results/runs/{wildcards.run}/round_{_previous(wildcards)}"
@@ -359,10 +353,10 @@ def get_label_args(wildcards, input):
 
 def get_holdout_input(wildcards):
     run_dir = f"results/runs/{wildcards.run}"
-    parts = f"{run_dir}/holdout_parts/chunk-{{chunk}}.parquet"
+    parts = f"{run_dir}/holdout_parts/chunk-{{chunk}}"
     return {
         "split": f"{run_dir}/split.parquet",
-        **_oracle_inputs(wildcards, parts),
+        **_oracle_inputs(wildcards, f"{parts}.parquet", f"{parts}.failures.parquet"),
     }
 
 

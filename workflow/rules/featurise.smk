@@ -12,7 +12,6 @@ rule featurise_shard:
         rejects="results/data/{dataset}/parts/shard-{shard}.rejects.parquet",
         summary="results/data/{dataset}/parts/shard-{shard}.json",
     params:
-        data=get_dataset_dir,
         settings=get_featurise_args,
     log:
         "logs/featurise_shard/{dataset}/shard-{shard}.log",
@@ -25,7 +24,9 @@ rule featurise_shard:
     conda:
         "../../envs/pipeline.yaml"
     shell:
-        "pipeline --threads {threads} featurise {params.settings} --shard {wildcards.shard} --out {params.data} > {log} 2>&1"
+        "pipeline --threads {threads} featurise {params.settings} --shard {wildcards.shard}"
+        " --graphs {output.graphs} --answer-key {output.answer_key} --rejects {output.rejects}"
+        " --summary {output.summary} > {log} 2>&1"
 
 
 rule featurise_merge:
@@ -35,9 +36,6 @@ rule featurise_merge:
         answer_key="results/data/{dataset}/answer_key.parquet",
         rejects="results/data/{dataset}/rejects.parquet",
         manifest="results/data/{dataset}/manifest.json",
-    params:
-        data=get_dataset_dir,
-        num_shards=get_num_shards,
     log:
         "logs/featurise_merge/{dataset}.log",
     benchmark:
@@ -49,4 +47,7 @@ rule featurise_merge:
     conda:
         "../../envs/pipeline.yaml"
     shell:
-        "pipeline --threads {threads} featurise-merge --out {params.data} --num-shards {params.num_shards} > {log} 2>&1"
+        "pipeline --threads {threads} featurise-merge --shard-graphs {input.graphs}"
+        " --shard-answer-keys {input.answer_keys} --shard-rejects {input.rejects}"
+        " --shard-summaries {input.summaries} --answer-key {output.answer_key}"
+        " --rejects {output.rejects} --manifest {output.manifest} > {log} 2>&1"
