@@ -50,6 +50,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/snakefmt --check workflow
 	$(VENV)/bin/snakemake --lint
 
 bench: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,23 @@ def test_schema_defaults_are_the_dataclass_defaults():
                 assert spec["default"] is None
                 continue
             assert spec["default"] == getattr(instance, key), f"{section}.{key}"
+
+
+def test_every_dataclass_setting_is_in_the_schema_or_derived():
+    """A new TrainConfig/ModelConfig/LossWeights field must be settable from the config (a schema
+    key, whose default the test above compares) or be one the run derives; otherwise the schema's
+    additionalProperties: false would refuse it and users could never set it."""
+    from pipeline.losses import LossWeights
+    from pipeline.model import ModelConfig
+    from pipeline.train import TrainConfig
+
+    run = SCHEMA["$defs"]["run"]["properties"]
+    derived = {
+        "train": {"seed", "weights"},  # the run's seed (per round); the run's `losses`
+        # the dataset's cutoff and RBF, the run's targets, the elements the data holds, per target
+        "model": {"cutoff", "rbf_start", "rbf_stop", "targets", "max_z", "n_atom_types", "readout"},
+        "losses": set(),
+    }
+    for section, cls in (("train", TrainConfig), ("model", ModelConfig), ("losses", LossWeights)):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        assert fields - set(run[section]["properties"]) == derived[section], section

@@ -442,7 +442,14 @@ def get_select_args(wildcards, input):
     args = ["--failures", input.failures] if "failures" in input.keys() else []
     if "checkpoint" not in input.keys():
         return shlex.join(args)
-    args += ["--data", get_run_dataset_dir(wildcards), "--split-path", input.split, "--checkpoint", input.checkpoint]
+    args += [
+        "--data",
+        get_run_dataset_dir(wildcards),
+        "--split-path",
+        input.split,
+        "--checkpoint",
+        input.checkpoint,
+    ]
     if "student_summary" in input.keys():
         args += ["--student-summary", input.student_summary]
     return shlex.join(args)
@@ -463,7 +470,9 @@ def get_all_students(wildcards):
 def get_learning_curve_args(wildcards, input):
     """`--student RUN=FILE` for each round of each run the curve shows (shell-quoted)."""
     runs = [wildcards.run] if "run" in wildcards.keys() else list(RUNS)
-    return shlex.join(arg for run in runs for path in _students(run) for arg in ("--student", f"{run}={path}"))
+    return shlex.join(
+        arg for run in runs for path in _students(run) for arg in ("--student", f"{run}={path}")
+    )
 
 
 def get_round_table_input(wildcards):
@@ -477,8 +486,15 @@ def get_round_table_input(wildcards):
 
 def get_round_outputs():
     """Every per-round artefact of every run (DESIGN.md's layout)."""
-    files = ["labelled.parquet", "label_failures.parquet", "teacher.pt", "teacher.json", "embeddings.parquet",
-             "student.pt", "student.json", "pseudo_labels.parquet", "selected.parquet"]
-    return [
-        f"results/runs/{run}/round_{r}/{name}" for run in RUNS for r in get_rounds(run) for name in files
+    files = [
+        "labelled.parquet",
+        "label_failures.parquet",
+        "teacher.pt",
+        "teacher.json",
+        "embeddings.parquet",
+        "student.pt",
+        "student.json",
+        "pseudo_labels.parquet",
+        "selected.parquet",
     ]
+    return [f"results/runs/{run}/round_{r}/{name}" for run in RUNS for r in get_rounds(run) for name in files]

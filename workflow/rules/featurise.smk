@@ -11,18 +11,18 @@ rule featurise_shard:
         answer_key="results/data/{dataset}/parts/shard-{shard}.answer_key.parquet",
         rejects="results/data/{dataset}/parts/shard-{shard}.rejects.parquet",
         summary="results/data/{dataset}/parts/shard-{shard}.json",
-    params:
-        settings=get_featurise_args,
     log:
         "logs/featurise_shard/{dataset}/shard-{shard}.log",
     benchmark:
         "benchmarks/featurise_shard/{dataset}/shard-{shard}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        settings=get_featurise_args,
     shell:
         "pipeline --threads {threads} featurise {params.settings} --shard {wildcards.shard}"
         " --graphs {output.graphs} --answer-key {output.answer_key} --rejects {output.rejects}"
@@ -40,12 +40,12 @@ rule featurise_merge:
         "logs/featurise_merge/{dataset}.log",
     benchmark:
         "benchmarks/featurise_merge/{dataset}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=15,
-    conda:
-        "../../envs/pipeline.yaml"
     shell:
         "pipeline --threads {threads} featurise-merge --shard-graphs {input.graphs}"
         " --shard-answer-keys {input.answer_keys} --shard-rejects {input.rejects}"

@@ -13,16 +13,16 @@ rule learning_curve:
             category="Learning curves",
             subcategory="{run}",
         ),
-    params:
-        students=get_learning_curve_args,
     log:
         "logs/learning_curve/{run}.log",
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        students=get_learning_curve_args,
     shell:
         "pipeline learning-curve {params.students} --title {wildcards.run}"
         " --csv {output.csv} --png {output.png} > {log} 2>&1"
@@ -39,16 +39,16 @@ rule learning_curve_all:
             category="Learning curves",
             subcategory="all runs",
         ),
-    params:
-        students=get_learning_curve_args,
     log:
         "logs/learning_curve/all.log",
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        students=get_learning_curve_args,
     shell:
         "pipeline learning-curve {params.students} --title 'all runs' --csv {output.csv} --png {output.png}"
         " > {log} 2>&1"
@@ -66,12 +66,12 @@ rule round_table:
         ),
     log:
         "logs/round_table/{run}.log",
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/pipeline.yaml"
     shell:
         "pipeline round-table --teacher {input.teachers} --student {input.students} --csv {output}"
         " > {log} 2>&1"
@@ -92,12 +92,12 @@ rule embedding_map:
         ),
     log:
         "logs/embedding_map/{run}/round_{round}.log",
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../../envs/pipeline.yaml"
     shell:
         "pipeline embedding-map --embeddings {input.embeddings} --labelled {input.labelled}"
         " --selected {input.selected} --png {output} > {log} 2>&1"
@@ -117,16 +117,16 @@ rule benchmark_table:
             category="Benchmark",
             subcategory="{benchmark}",
         ),
-    params:
-        args=get_benchmark_args,
     log:
         "logs/benchmark_table/{benchmark}.log",
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        args=get_benchmark_args,
     shell:
         "pipeline benchmark-table {params.args} --csv {output.csv} --markdown {output.markdown}"
         " --paired-csv {output.paired} --efficiency-csv {output.efficiency} --png {output.png} > {log} 2>&1"

@@ -9,12 +9,12 @@
 rule run_config:
     output:
         "results/runs/{run}/run.json",
-    params:
-        settings=get_run_config_json,
     log:
         "logs/run_config/{run}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        settings=get_run_config_json,
     shell:
         "pipeline run-config --json {params.settings:q} --out {output} > {log} 2>&1"
 
@@ -26,19 +26,19 @@ rule initial:
         split="results/runs/{run}/split.parquet",
     output:
         "results/runs/{run}/initial.parquet",
-    params:
-        data=get_run_dataset_dir,
     log:
         "logs/initial/{run}.log",
     benchmark:
         "benchmarks/initial/{run}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        data=get_run_dataset_dir,
     shell:
         "pipeline --threads {threads} initial --run-json {input.run_json} --data {params.data}"
         " --split-path {input.split} --out {output} > {log} 2>&1"
@@ -50,17 +50,17 @@ rule label_holdout:
     output:
         labels="results/runs/{run}/holdout_labels.parquet",
         failures="results/runs/{run}/holdout_failures.parquet",
-    params:
-        oracle=get_holdout_args,
-        checksum=get_labels_checksum,
     log:
         "logs/label_holdout/{run}.log",
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        oracle=get_holdout_args,
+        checksum=get_labels_checksum,
     shell:
         "pipeline --threads {threads} label-holdout --split-path {input.split} {params.oracle}"
         " {params.checksum} --out {output.labels} --failures {output.failures} > {log} 2>&1"
@@ -72,17 +72,17 @@ rule label:
     output:
         labels="results/runs/{run}/round_{round}/labelled.parquet",
         failures="results/runs/{run}/round_{round}/label_failures.parquet",
-    params:
-        oracle=get_label_args,
-        checksum=get_labels_checksum,
     log:
         "logs/label/{run}/round_{round}.log",
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        oracle=get_label_args,
+        checksum=get_labels_checksum,
     shell:
         "pipeline --threads {threads} label --selected {input.selected} --round {wildcards.round}"
         " {params.oracle} {params.checksum} --out {output.labels} --failures {output.failures} > {log} 2>&1"
@@ -104,21 +104,21 @@ rule label_chunk:
     output:
         labels="results/runs/{run}/round_{round}/label_parts/chunk-{chunk}.parquet",
         failures="results/runs/{run}/round_{round}/label_parts/chunk-{chunk}.failures.parquet",
-    params:
-        data=get_run_dataset_dir,
-        request="",
-        oracle=get_label_chunk_args,
     log:
         "logs/label_chunk/{run}/round_{round}/chunk-{chunk}.log",
     benchmark:
         "benchmarks/label_chunk/{run}/round_{round}/chunk-{chunk}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     threads: get_oracle_threads
     resources:
         mem_mb=get_oracle_mem_mb,
         runtime=get_oracle_runtime,
         gpu=get_oracle_gpu,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        data=get_run_dataset_dir,
+        request="",
+        oracle=get_label_chunk_args,
     shell:
         LABEL_CHUNK_SHELL
 
@@ -130,21 +130,21 @@ rule holdout_chunk:
     output:
         labels="results/runs/{run}/holdout_parts/chunk-{chunk}.parquet",
         failures="results/runs/{run}/holdout_parts/chunk-{chunk}.failures.parquet",
-    params:
-        data=get_run_dataset_dir,
-        request="--holdout",
-        oracle=get_label_chunk_args,
     log:
         "logs/holdout_chunk/{run}/chunk-{chunk}.log",
     benchmark:
         "benchmarks/holdout_chunk/{run}/chunk-{chunk}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     threads: get_oracle_threads
     resources:
         mem_mb=get_oracle_mem_mb,
         runtime=get_oracle_runtime,
         gpu=get_oracle_gpu,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        data=get_run_dataset_dir,
+        request="--holdout",
+        oracle=get_label_chunk_args,
     shell:
         LABEL_CHUNK_SHELL
 
@@ -155,20 +155,20 @@ rule teacher:
     output:
         checkpoint="results/runs/{run}/round_{round}/teacher.pt",
         summary="results/runs/{run}/round_{round}/teacher.json",
-    params:
-        data=get_run_dataset_dir,
-        warm_start=get_teacher_args,
     log:
         "logs/teacher/{run}/round_{round}.log",
     benchmark:
         "benchmarks/teacher/{run}/round_{round}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=240,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        data=get_run_dataset_dir,
+        warm_start=get_teacher_args,
     shell:
         "pipeline --threads {threads} teacher --run-json {input.run_json} --data {params.data}"
         " --split-path {input.split} --labelled-path {input.labelled} --round {wildcards.round}"
@@ -183,19 +183,19 @@ rule embed:
         checkpoint="results/runs/{run}/round_{round}/teacher.pt",
     output:
         "results/runs/{run}/round_{round}/embeddings.parquet",
-    params:
-        data=get_run_dataset_dir,
     log:
         "logs/embed/{run}/round_{round}.log",
     benchmark:
         "benchmarks/embed/{run}/round_{round}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=30,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        data=get_run_dataset_dir,
     shell:
         "pipeline --threads {threads} embed --run-json {input.run_json} --data {params.data}"
         " --split-path {input.split} --checkpoint {input.checkpoint} --out {output} > {log} 2>&1"
@@ -212,19 +212,19 @@ rule student:
     output:
         checkpoint="results/runs/{run}/round_{round}/student.pt",
         summary="results/runs/{run}/round_{round}/student.json",
-    params:
-        data=get_run_dataset_dir,
     log:
         "logs/student/{run}/round_{round}.log",
     benchmark:
         "benchmarks/student/{run}/round_{round}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=240,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        data=get_run_dataset_dir,
     shell:
         "pipeline --threads {threads} student --run-json {input.run_json} --data {params.data}"
         " --split-path {input.split} --labelled-path {input.labelled} --holdout-path {input.holdout}"
@@ -241,17 +241,17 @@ rule pseudo_label:
         checkpoint="results/runs/{run}/round_{round}/student.pt",
     output:
         "results/runs/{run}/round_{round}/pseudo_labels.parquet",
-    params:
-        data=get_run_dataset_dir,
     log:
         "logs/pseudo_label/{run}/round_{round}.log",
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=30,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        data=get_run_dataset_dir,
     shell:
         "pipeline --threads {threads} pseudo-label --run-json {input.run_json} --data {params.data}"
         " --split-path {input.split} --labelled-path {input.labelled} --checkpoint {input.checkpoint}"
@@ -263,19 +263,19 @@ rule select:
         unpack(get_select_input),
     output:
         "results/runs/{run}/round_{round}/selected.parquet",
-    params:
-        uncertainty=get_select_args,
     log:
         "logs/select/{run}/round_{round}.log",
     benchmark:
         "benchmarks/select/{run}/round_{round}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        uncertainty=get_select_args,
     shell:
         "pipeline --threads {threads} select --run-json {input.run_json} --embeddings {input.embeddings}"
         " --labelled-path {input.labelled} --round {wildcards.round} {params.uncertainty} --out {output}"

@@ -6,16 +6,16 @@ rule split:
         unpack(get_split_input),
     output:
         "results/runs/{run}/split.parquet",
-    params:
-        data=get_run_dataset_dir,
-        sizes=get_split_args,
     log:
         "logs/split/{run}.log",
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        data=get_run_dataset_dir,
+        sizes=get_split_args,
     shell:
         "pipeline --threads {threads} split --data {params.data} --out {output} {params.sizes} > {log} 2>&1"
