@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from pipeline import oracle, registry, select
-from pipeline.sources import SOURCES
+from pipeline.registry import SOURCES
+from pipeline.sources import get_source
 from pipeline.units import TARGETS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +35,8 @@ def test_the_schema_offers_exactly_the_registered_names():
 
 
 def test_implementations_are_keyed_by_the_registry():
+    for name in SOURCES:  # every registered source imports and says its own name
+        assert get_source(name).name == name
     assert {n: s.needs for n, s in select.STRATEGIES.items()} == {
         n: s.needs for n, s in registry.STRATEGIES.items()
     }

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
-from . import __version__
+from . import __version__, registry
 
 log = logging.getLogger("pipeline")
 
@@ -354,7 +354,9 @@ def _label_chunk(args: argparse.Namespace) -> None:
 
 
 def _add_oracle_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--oracle", default="answer_key", help="answer_key, pyscf, xtb or external")
+    p.add_argument(
+        "--oracle", default="answer_key", choices=list(registry.ORACLES), help="who labels (%(default)s)"
+    )
     p.add_argument("--failures", required=True, type=Path, help="molecules the oracle could not label")
     p.add_argument("--answer-key", type=Path, help="answer_key: the dataset's answer_key.parquet")
     p.add_argument("--parts", nargs="+", type=Path, help="pyscf, xtb: the label chunks' labels files")
@@ -474,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("featurise", help="molecules -> Parquet graph shards, answer key, rejects, manifest")
-    p.add_argument("--source", required=True, choices=["qm9", "files", "smiles"], help="molecule source")
+    p.add_argument("--source", required=True, choices=list(registry.SOURCES), help="molecule source")
     p.add_argument("--input", nargs="*", type=Path, default=[], help="input files or folders (files, smiles)")
     p.add_argument(
         "--out", type=Path, help="one-process mode: the dataset folder to write, e.g. results/data/qm9"
@@ -578,7 +580,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "label-chunk", help="QC oracle (pyscf, xtb): label one chunk of the requested molecules"
     )
-    p.add_argument("--oracle", required=True, help="pyscf or xtb")
+    p.add_argument(
+        "--oracle",
+        required=True,
+        choices=[name for name, info in registry.ORACLES.items() if info.kind == "compute"],
+        help="the quantum-chemistry oracle",
+    )
     p.add_argument("--data", required=True, type=Path, help="dataset folder (the geometries)")
     p.add_argument(
         "--request", required=True, type=Path, help="Parquet with a mol_id column, or split.parquet"

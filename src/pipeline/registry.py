@@ -1,12 +1,12 @@
 """The names the package and the workflow share, each with what it needs: the one place they live.
 
-Selection strategies, oracles, teacher kinds and initial-selection strategies are chosen by name in
-the config. This module says, for each name, what the workflow must wire up (a strategy's inputs,
-an oracle's kind, targets, GPU and settings), and the package's implementations are keyed by these
-same names (:mod:`pipeline.select`, :mod:`pipeline.oracle`, :mod:`pipeline.qc`,
-:mod:`pipeline.stages`). ``workflow/rules/common.smk`` imports it, so it imports nothing heavy: no
-torch, so that label jobs stay fast. Molecule sources have their registry in
-:data:`pipeline.sources.SOURCES`. The config schema's ``enum`` lists are checked against these
+Molecule sources, selection strategies, oracles, teacher kinds and initial-selection strategies are
+chosen by name in the config. This module says, for each name, what the workflow must wire up (a
+strategy's inputs, an oracle's kind, targets, GPU and settings, a source's implementation), and
+the package's implementations are keyed by these same names (:mod:`pipeline.sources`,
+:mod:`pipeline.select`, :mod:`pipeline.oracle`, :mod:`pipeline.qc`, :mod:`pipeline.stages`).
+``workflow/rules/common.smk`` imports it, so it imports nothing heavy: no torch, so that label
+jobs stay fast. The config schema's ``enum`` lists are checked against these
 (``tests/test_registry.py``).
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "INITIAL_STRATEGIES",
     "ORACLES",
+    "SOURCES",
     "STRATEGIES",
     "TEACHERS",
     "OracleInfo",
@@ -114,6 +115,14 @@ ORACLES: dict[str, OracleInfo] = {
         single_point="pipeline.qc:xtb_single_point",
     ),
     "external": OracleInfo("external", "labels computed or measured elsewhere, read from a file"),
+}
+
+#: datasets.*.source: molecule source name -> "module:class" of its implementation
+#: (:func:`pipeline.sources.get_source` imports it on first use, so QM9 does not pay for RDKit).
+SOURCES: dict[str, str] = {
+    "qm9": "pipeline.sources.qm9:QM9Source",
+    "files": "pipeline.sources.files:FilesSource",
+    "smiles": "pipeline.sources.smiles:SmilesSource",
 }
 
 #: train.semi: how the teacher uses the unlabelled pool -> description.

@@ -1,4 +1,4 @@
-"""Molecule sources, chosen by name: the registry below is the one place their names live.
+"""Molecule sources, chosen by name (their names live in :data:`pipeline.registry.SOURCES`).
 
 Sources are imported on first use, so featurising QM9 does not pay for importing RDKit.
 """
@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import importlib
 
+from ..registry import SOURCES
 from .base import Catalogue, Molecules, Reject, Source
-
-#: Source name -> "module:class" within this package.
-SOURCES: dict[str, str] = {
-    "qm9": "qm9:QM9Source",
-    "files": "files:FilesSource",
-    "smiles": "smiles:SmilesSource",
-}
 
 
 def get_source(name: str) -> Source:
@@ -23,7 +17,7 @@ def get_source(name: str) -> Source:
         module, cls = SOURCES[name].split(":")
     except KeyError:
         raise ValueError(f"unknown source {name!r}; choose one of {sorted(SOURCES)}") from None
-    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
+    return getattr(importlib.import_module(module), cls)()
 
 
 __all__ = ["SOURCES", "Catalogue", "Molecules", "Reject", "Source", "get_source"]

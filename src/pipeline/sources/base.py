@@ -158,7 +158,7 @@ class Molecules:
 
 
 class Source(Protocol):
-    """A named molecule source (registered in :data:`pipeline.sources.SOURCES`).
+    """A named molecule source (registered in :data:`pipeline.registry.SOURCES`).
 
     A source whose records can hold several disconnected fragments (files, smiles) also has a
     ``fragments`` attribute, one of :data:`FRAGMENT_POLICIES`, which the featuriser sets from the
