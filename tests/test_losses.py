@@ -7,7 +7,14 @@ import dataclasses
 import pytest
 import torch
 
-from pipeline.losses import LossWeights, distance_bins, property_loss, sample_pairs, teacher_loss
+from pipeline.losses import (
+    LossWeights,
+    consistency_loss,
+    distance_bins,
+    property_loss,
+    sample_pairs,
+    teacher_loss,
+)
 
 
 def test_property_loss_ignores_missing_labels():
@@ -17,6 +24,18 @@ def test_property_loss_ignores_missing_labels():
     # present: (0,0) err 1/1, (1,0) err 0, (1,1) err 4/2 -> (1 + 0 + 4) / 3
     assert property_loss(pred, target, scale).item() == pytest.approx(5 / 3)
     assert property_loss(pred, torch.full_like(target, float("nan")), scale).item() == 0.0
+
+
+def test_consistency_loss_is_the_mean_squared_standardised_difference():
+    pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    scale = torch.tensor([1.0, 2.0])
+    assert consistency_loss(pred, pred.detach().clone(), scale).item() == 0.0
+    ema_pred = torch.tensor([[0.0, 2.0], [3.0, 0.0]])
+    # (1/1)^2, 0, 0, (4/2)^2 over 4 entries
+    loss = consistency_loss(pred, ema_pred, scale)
+    assert loss.item() == pytest.approx(5 / 4)
+    loss.backward()  # d/dpred = 2 (pred - ema_pred) / (scale^2 * 4)
+    torch.testing.assert_close(pred.grad, torch.tensor([[0.5, 0.0], [0.0, 0.5]]))
 
 
 def test_sample_pairs_stay_in_molecule_and_are_distinct():

@@ -13,7 +13,8 @@ from torch_geometric.nn.models import SchNet
 
 from pipeline.featurise import FeaturiseSettings, featurise
 from pipeline.graphs import GraphBatch, load_graphs
-from pipeline.model import ASGNModel, GaussianRBF, ModelConfig, ModelOutput, fit_target_scaler
+from pipeline.model import ASGNModel, ModelConfig, ModelOutput
+from pipeline.scaling import fit_scaler, fit_target_scaler
 
 
 @pytest.fixture(scope="module")
@@ -139,21 +140,6 @@ def test_same_predictions_as_pyg_schnet_with_the_same_weights(qm9):
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
-def test_rbf_band_is_exact_and_zero_far_from_the_distance():
-    rbf = GaussianRBF(0.0, 30.0, 300)
-    dist = torch.tensor([0.0, 0.96, 1.5, 4.321, 29.95, 31.0])
-    full = rbf(dist)
-    w = 0.1
-    exact = torch.exp(-((dist.double()[:, None] - w * torch.arange(300)) ** 2) / (2 * w**2))
-    # the formula to float32 rounding (of an exponent up to -87: relative 1e-5), except that numbers
-    # below float32's smallest normal are flushed to zero
-    torch.testing.assert_close(full.double(), exact, rtol=1e-5, atol=torch.finfo(torch.float32).tiny)
-    torch.testing.assert_close(rbf(dist, 40, 60), full[:, 40:60], rtol=0, atol=0)
-    far = (dist[:, None] - rbf.centres).abs() >= GaussianRBF.RADIUS * w
-    assert torch.all(full[far] == 0) and torch.all(full[~far][:3] > 0)
-    assert torch.all(full.max(1).values[:5] > 0.88)  # the nearest centre is within w / 2
-
-
 def test_filters_banded_equal_dense():
     torch.manual_seed(1)
     model = model_of(n_interactions=3)
@@ -229,7 +215,7 @@ def test_fit_scaler_gives_predictions_in_real_units_and_ignores_missing_labels(q
     y_missing[::3, 0] = torch.nan  # a third of u0 and one homo label are missing
     y_missing[4, 1] = torch.nan
     model = ASGNModel(small_config(targets=targets)).eval()
-    model.fit_scaler(b.z, b.batch, y_missing, atomref=("u0",))
+    fit_scaler(model, graphs, torch.arange(len(graphs)), y_missing, atomref=("u0",))
     has = ~torch.isnan(y_missing)
     n_atoms = (b.atom_ptr[1:] - b.atom_ptr[:-1]).double()
     # homo (mean readout): the labelled mean and std; alpha (sum, no atomref): per-atom statistics
@@ -277,7 +263,7 @@ def test_overfits_a_few_real_molecules(qm9):
     model = ASGNModel(small_config(hidden=32, n_interactions=2, targets=targets))
     b = graphs.batch(torch.arange(len(graphs)))
     y = torch.tensor(labels[list(targets)].to_numpy().copy(), dtype=torch.float32)
-    model.fit_scaler(b.z, b.batch, y)
+    fit_scaler(model, graphs, torch.arange(len(graphs)), y)
     n_atoms = (b.atom_ptr[1:] - b.atom_ptr[:-1]).unsqueeze(1)
     units = torch.where(model.mean_readout, model.scale, model.scale * n_atoms)  # one std, per target
 

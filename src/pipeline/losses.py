@@ -11,6 +11,9 @@
   (computed by :func:`pipeline.clustering.sinkhorn` over the whole pool).
 
 Every term goes through :func:`teacher_loss`; a zero weight skips the term's computation entirely.
+
+The Mean Teacher baseline (:func:`pipeline.train.train_mean_teacher`) trains on L_p plus
+:func:`consistency_loss` instead.
 """
 
 from __future__ import annotations
@@ -42,6 +45,19 @@ def property_loss(
     if weight is not None:
         err = err * weight.unsqueeze(-1)
     return err.sum() / present.sum()
+
+
+def consistency_loss(pred: torch.Tensor, ema_pred: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Mean Teacher's consistency term (Tarvainen & Valpola 2017): the mean squared difference of the
+    student network's and the EMA network's predictions on standardised targets.
+
+    Args:
+        pred: [B, T] predictions of the trained network, in real units.
+        ema_pred: [B, T] predictions, in real units, of the network whose weights are the exponential
+            moving average of the trained one's (computed without gradient: only ``pred`` learns).
+        scale: [T] per-target standard deviation that standardises the difference.
+    """
+    return (((pred - ema_pred) / scale) ** 2).mean()
 
 
 def sample_pairs(atom_ptr: torch.Tensor, alpha: float, generator: torch.Generator | None = None):

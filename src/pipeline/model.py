@@ -9,9 +9,9 @@ work but the same result:
   (i, j) and (j, i) with the same distance, so only the pairs with i < j are kept, and each sends its
   two messages x_j * W_ij -> i and x_i * W_ij -> j in one scatter;
 * the first filter layer of all interaction blocks is one GEMM [p, K] @ [K, L * F] (on the CPU a
-  banded one: each distance's expansion is zero beyond ~14 centres from it, so those exact zeros are
-  neither computed nor multiplied), the second one batched GEMM, and the cosine cutoff is applied
-  once to all layers' filters.
+  banded one, :mod:`pipeline.rbf_kernel`: each distance's expansion is zero beyond ~14 centres from
+  it, so those exact zeros are neither computed nor multiplied), the second one batched GEMM, and
+  the cosine cutoff is applied once to all layers' filters.
 
 Each of these is tested against a plain ordered-edge SchNet and against PyG's with the same weights.
 
@@ -24,7 +24,7 @@ ids (clustering loss L_c) from the graph embedding z_G that k-center selection a
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .graphs import GraphBatch
+from .rbf_kernel import banded_rbf_linear, gaussian_expansion
 from .units import EXTENSIVE_TARGETS, TARGETS
 
 #: Readouts a target can have: ``sum`` for extensive properties, ``mean`` for intensive ones.
@@ -141,12 +142,8 @@ class GaussianRBF(nn.Module):
         \mu_k = \mathrm{start} + k w, \quad w = \frac{\mathrm{stop} - \mathrm{start}}{\mathrm{count}},
         \quad k = 0, \dots, \mathrm{count} - 1
 
-    Values below float32's smallest normal number (exponent < ln 1.18e-38 = -87.3) are exactly 0,
-    as on a GPU with flush-to-zero: such a term is 1e-31 times smaller than the largest term of the
-    same expansion (>= exp(-1/8) inside the centre range), so dropping it can change a float32 sum
-    only if that sum cancels to below ~1e-30, and computing it as a CPU denormal costs ~50x a
-    normal exp. Consequently each distance has at most
-    2 * :attr:`RADIUS` non-zero terms, which :meth:`forward` uses when given a band of centres.
+    Computed by :func:`pipeline.rbf_kernel.gaussian_expansion`: values below float32's smallest
+    normal number are exactly 0.
 
     Args:
         start (float): first centre (Å).
@@ -154,21 +151,14 @@ class GaussianRBF(nn.Module):
         count (int): number of centres K.
     """
 
-    #: ln of float32's smallest normal number; exponents below give exactly 0.
-    EXP_FLOOR = math.log(torch.finfo(torch.float32).tiny)
-    #: Every centre farther than RADIUS widths from d has e_k(d) = 0 (RADIUS^2 / 2 > -EXP_FLOOR).
-    RADIUS = math.ceil(math.sqrt(-2 * EXP_FLOOR))
-
     def __init__(self, start: float, stop: float, count: int) -> None:
         super().__init__()
         self.start, self.width, self.count = start, (stop - start) / count, count
         self.register_buffer("centres", start + self.width * torch.arange(count, dtype=torch.float32))
 
-    def forward(self, dist: Tensor, lo: int = 0, hi: int | None = None) -> Tensor:
-        """[p] distances (Å) -> [p, hi - lo] float32 expansion on centres ``lo .. hi - 1`` (all)."""
-        with torch.autocast(device_type=dist.device.type, enabled=False):
-            exponent = (dist.float().unsqueeze(-1) - self.centres[lo:hi]).square_().mul_(-0.5 / self.width**2)
-            return exponent.masked_fill_(exponent < self.EXP_FLOOR, -math.inf).exp_()
+    def forward(self, dist: Tensor) -> Tensor:
+        """[p] distances (Å) -> [p, K] float32 expansion."""
+        return gaussian_expansion(dist, self.centres, self.width)
 
 
 def cosine_cutoff(dist: Tensor, cutoff: float) -> Tensor:
@@ -190,11 +180,9 @@ class FilterNetwork(nn.Module):
     :math:`B^l` one batched GEMM. Each block's parameters are initialised as PyG's
     ``InteractionBlock.mlp`` (Xavier-uniform weights, zero biases).
 
-    Banded first layer (CPU): :math:`\mathbf{e}(d)` is zero outside ``2 * GaussianRBF.RADIUS``
-    centres around d, so with the distances sorted, the pairs are cut into blocks of ``band``
-    centres and each block multiplies only the columns of :math:`A` its band can reach: the same
-    sums without the zero terms (~6x fewer FLOPs and exps for QM9's 300 centres). On CUDA the dense
-    GEMM is cheap and needs no host synchronisation, so it is used there.
+    On the CPU the first layer is banded (:func:`pipeline.rbf_kernel.banded_rbf_linear`: the same
+    sums without the expansion's exact zeros, for distances in ascending order); on CUDA it is the
+    dense GEMM.
 
     Args:
         rbf (GaussianRBF): the distance expansion (K centres).
@@ -238,33 +226,12 @@ class FilterNetwork(nn.Module):
         """[p] pair distances (Å; ascending if :meth:`banded`) -> [L, p, F] filters."""
         p = dist.shape[0]
         if self.banded(dist):
-            hidden = self.act(self._first_layer(dist))
+            hidden = self.act(banded_rbf_linear(dist, self.rbf, self.lin1.weight, self.lin1.bias, self.band))
         else:
             hidden = self.act(self.lin1(self.rbf(dist).to(self.lin1.weight.dtype)))
         hidden = hidden.view(p, self.num_layers, self.num_filters).transpose(0, 1)  # [L, p, F]
         filters = torch.baddbmm(self.bias2, hidden, self.weight2)  # [L, p, F]
         return filters * cosine_cutoff(dist, self.cutoff).to(filters.dtype).view(1, p, 1)
-
-    def _first_layer(self, dist: Tensor) -> Tensor:
-        """``lin1(rbf(dist))`` for ascending ``dist``, block by block over the centres it can reach."""
-        if dist.numel() > 1 and not bool((dist[1:] >= dist[:-1]).all()):
-            raise ValueError("the banded filter network needs the pair distances in ascending order")
-        rbf, band, radius = self.rbf, self.band, GaussianRBF.RADIUS
-        n_blocks = max(1, math.ceil(rbf.count / band))
-        # pairs whose distance lies in the centres [b * band, (b + 1) * band) form block b (the first
-        # and last blocks also take the distances below / above the centre range)
-        edges = rbf.start + rbf.width * band * torch.arange(1, n_blocks, dtype=dist.dtype)
-        rows = [0, *torch.searchsorted(dist, edges).tolist(), dist.numel()]
-        out = []
-        for b in range(n_blocks):
-            if rows[b + 1] == rows[b]:
-                continue
-            lo, hi = max(0, b * band - radius), min(rbf.count, (b + 1) * band + radius)
-            expansion = rbf(dist[rows[b] : rows[b + 1]], lo, hi).to(self.lin1.weight.dtype)
-            out.append(F.linear(expansion, self.lin1.weight[:, lo:hi], self.lin1.bias))
-        if not out:  # no pairs at all (single atoms)
-            return dist.new_zeros(0, self.lin1.out_features, dtype=self.lin1.weight.dtype)
-        return torch.cat(out) if len(out) > 1 else out[0]
 
 
 def pair_messages(x: Tensor, filters: Tensor, sender: Tensor, receiver: Tensor) -> Tensor:
@@ -359,7 +326,8 @@ class ASGNModel(nn.Module):
     * properties: per-atom outputs :math:`\mathbf{o}_i = \mathrm{MLP}(\mathbf{h}_i) \in \mathbb{R}^T`,
       :math:`\hat y_t = \mathrm{readout}_t\big(o_{it}\, s_t + \mu_t + \mathrm{atomref}[z_i, t]\big)`
       with sum or mean over the molecule's atoms, so predictions are in real units; the scale
-      :math:`s`, shift :math:`\mu` and atomref are buffers set by :meth:`fit_scaler`;
+      :math:`s`, shift :math:`\mu` and atomref are buffers set by
+      :func:`pipeline.scaling.fit_scaler`;
     * graph embedding :math:`z_G = \mathrm{mean}_i\, \mathbf{h}_i` (before the property head): the
       embedding k-center selection uses, and the cluster head's input;
     * atom types: :math:`\mathrm{MLP}(\mathbf{h}_i)` -> ``n_atom_types`` logits (class = atomic number),
@@ -391,7 +359,7 @@ class ASGNModel(nn.Module):
         self.atom_type_head = _mlp([hidden, hidden, cfg.n_atom_types])
         self.dist_bin_head = _mlp([2 * hidden, hidden, cfg.n_dist_bins])
         self.cluster_head = _mlp([hidden, hidden, cfg.n_clusters])
-        # target scaling (real units), set by fit_scaler and saved in the state dict
+        # target scaling (real units), set by pipeline.scaling.fit_scaler and saved in the state dict
         self.register_buffer("scale", torch.ones(n_targets))
         self.register_buffer("shift", torch.zeros(n_targets))
         self.register_buffer("atomref", torch.zeros(cfg.max_z + 1, n_targets))
@@ -484,27 +452,6 @@ class ASGNModel(nn.Module):
         """[B, H] graph embeddings z_G -> [B, M] cluster logits."""
         return self.cluster_head(graph)
 
-    @torch.no_grad()
-    def fit_scaler(self, z: Tensor, batch: Tensor, y: Tensor, atomref: bool | Collection[str] = True) -> None:
-        """Set the target scaling buffers from labelled molecules (see :func:`fit_target_scaler`).
-
-        Args:
-            z: [a] atomic numbers of the labelled molecules' atoms.
-            batch: [a] row of ``y`` each atom belongs to.
-            y: [B, T] labels in real units for this model's targets, NaN where missing.
-            atomref: fit per-element references for all sum-readout targets (True), none (False),
-                or those named.
-        """
-        cfg = self.config
-        names = set(cfg.targets) if atomref is True else set(atomref or ())
-        use_atomref = [t in names and cfg.readout[t] == "sum" for t in cfg.targets]
-        scale, shift, ref = fit_target_scaler(
-            z, batch, y, self.mean_readout.cpu(), cfg.max_z, torch.tensor(use_atomref)
-        )
-        self.scale.copy_(scale)
-        self.shift.copy_(shift)
-        self.atomref.copy_(ref)
-
     def __repr__(self) -> str:
         cfg = self.config
         return (
@@ -522,61 +469,3 @@ def _sum_by(values: Tensor, index: Tensor, size: int) -> Tensor:
     dtype = torch.promote_types(values.dtype, torch.float32)
     out = torch.zeros(size, values.shape[1], dtype=dtype, device=values.device)
     return out.index_add_(0, index, values.to(dtype))
-
-
-@torch.no_grad()
-def fit_target_scaler(
-    z: Tensor,
-    batch: Tensor,
-    y: Tensor,
-    mean_readout: Tensor,
-    max_z: int,
-    use_atomref: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-target scale, shift and atomref from labelled molecules; NaN labels are ignored.
-
-    For a sum-readout target the model predicts :math:`\\sum_i (o_i s + \\mu + \\mathrm{ref}[z_i])`,
-    so the statistics are per atom: with atomref, ``ref`` is the least-squares fit of y on the
-    molecule's element counts, and r = (y - counts @ ref) / n_atoms; without, r = y / n_atoms. For a
-    mean-readout target r = y. Then shift = mean(r) and scale = std(r) (1 when fewer than two labels
-    or zero spread), so the network's per-atom outputs are about unit normal.
-
-    Args:
-        z: [a] atomic numbers of the labelled molecules' atoms.
-        batch: [a] molecule index of each atom, 0..B-1 (row of ``y``).
-        y: [B, T] labels in real units, NaN where missing.
-        mean_readout: [T] bool, True for mean-readout targets.
-        max_z: largest atomic number (atomref has ``max_z + 1`` rows).
-        use_atomref: [T] bool, fit a per-element reference for these (sum-readout) targets.
-
-    Returns:
-        scale [T], shift [T], atomref [max_z + 1, T], float32 on the CPU.
-    """
-    y = y.detach().to("cpu", torch.float64)
-    z, batch = z.cpu(), batch.cpu()
-    n_mol, n_targets = y.shape
-    mean_readout = mean_readout.cpu().bool()
-    use_atomref = torch.zeros(n_targets, dtype=torch.bool) if use_atomref is None else use_atomref.cpu()
-    counts = torch.zeros(n_mol, max_z + 1, dtype=torch.float64)
-    counts.index_put_((batch, z), torch.ones(len(z), dtype=torch.float64), accumulate=True)
-    n_atoms = counts.sum(1)
-    scale, shift = torch.ones(n_targets, dtype=torch.float64), torch.zeros(n_targets, dtype=torch.float64)
-    ref = torch.zeros(max_z + 1, n_targets, dtype=torch.float64)
-    for t in range(n_targets):
-        has = ~torch.isnan(y[:, t])
-        y_t = y[has, t]
-        if y_t.numel() == 0:
-            continue
-        if mean_readout[t]:
-            r = y_t
-        else:
-            if use_atomref[t]:
-                present = counts[has].sum(0) > 0  # elements seen in the labelled molecules
-                a = counts[has][:, present]
-                ref[present, t] = torch.linalg.lstsq(a, y_t.unsqueeze(1), driver="gelsd").solution[:, 0]
-                y_t = y_t - a @ ref[present, t]
-            r = y_t / n_atoms[has]
-        shift[t] = r.mean()
-        std = r.std() if r.numel() > 1 else torch.tensor(0.0)
-        scale[t] = std if std > 1e-12 else 1.0
-    return scale.float(), shift.float(), ref.float()

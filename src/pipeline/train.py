@@ -13,7 +13,9 @@
 * Inference: predictions and graph embeddings z_G in eval mode, in one pass.
 
 Batches are gathered from a packed :class:`~pipeline.graphs.GraphSet` on the training device; the
-loops hold no per-molecule Python. Every random choice draws from generators seeded by the config.
+loops hold no per-molecule Python. The three loops differ in their per-batch loss only: one epoch
+skeleton (``_train_epoch``) shuffles, steps and averages the logged terms for all of them. Every
+random choice draws from generators seeded by the config.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,9 @@ import torch
 
 from .clustering import sinkhorn
 from .graphs import GraphBatch, GraphSet
-from .losses import LossWeights, property_loss, teacher_loss
+from .losses import LossWeights, consistency_loss, property_loss, teacher_loss
 from .model import ASGNModel, ModelConfig
+from .scaling import fit_scaler, targets_tensor
 
 log = logging.getLogger(__name__)
 
@@ -129,52 +132,11 @@ def batches(
     yield from torch.split(index, batch_size)
 
 
-def _targets_tensor(y: np.ndarray | torch.Tensor, n_targets: int) -> torch.Tensor:
-    y = torch.as_tensor(np.asarray(y, dtype=np.float32))
-    if y.ndim != 2 or y.shape[1] != n_targets:
-        raise ValueError(f"labels must be [n, {n_targets}], got {tuple(y.shape)}")
-    return y
-
-
 def _row_lookup(n: int, index: torch.Tensor) -> torch.Tensor:
     """[n] map from a GraphSet position to its row in ``index`` (-1 where absent)."""
     row_of = torch.full((n,), -1, dtype=torch.long, device=index.device)
     row_of[index] = torch.arange(len(index), device=index.device)
     return row_of
-
-
-def fit_scaler(
-    model: ASGNModel, graphs: GraphSet, index: np.ndarray, y: np.ndarray, atomref: bool
-) -> torch.Tensor:
-    """Fit the model's target scaling on labelled molecules; return the std that standardises L_p.
-
-    That std is per target, at molecule level, of what the network has to learn: the labels minus the
-    fitted baseline (shift and per-element references, read out like the predictions). Dividing by
-    the raw std instead would make u0 (std ~ 10 eV across QM9, residual ~ 0.2 eV) weigh nothing.
-    """
-    b = graphs.batch(index)
-    unseen = sorted(set(torch.unique(graphs.z).tolist()) - set(torch.unique(b.z).tolist()))
-    if unseen:
-        log.warning(
-            "atomic numbers %s occur in no labelled molecule: predictions for molecules containing them "
-            "have no per-element reference and will be poor until one is labelled",
-            unseen,
-        )
-    y_t = _targets_tensor(y, len(model.config.targets))
-    model.fit_scaler(b.z, b.batch, y_t.to(b.z.device), atomref=atomref)
-    with torch.no_grad():
-        per_atom = (model.shift + model.atomref[b.z]).double().cpu()  # the prediction when o = 0
-        base = torch.zeros(len(index), per_atom.shape[1], dtype=torch.float64).index_add_(
-            0, b.batch.cpu(), per_atom
-        )
-        n_atoms = (b.atom_ptr[1:] - b.atom_ptr[:-1]).cpu().double().unsqueeze(1)
-        base = torch.where(model.mean_readout.cpu(), base / n_atoms, base)
-    resid = y_t.double() - base
-    present = ~torch.isnan(resid)
-    mean = torch.nansum(resid, 0) / present.sum(0).clamp(min=1)
-    var = torch.nansum((resid - mean) ** 2, 0) / (present.sum(0) - 1).clamp(min=1)
-    std = var.sqrt().float()
-    return torch.where(std > 1e-12, std, torch.ones_like(std))
 
 
 @torch.no_grad()
@@ -206,6 +168,49 @@ def mae(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.nanmean(np.where(np.isnan(y), np.nan, err), axis=0)
 
 
+BatchLoss = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def _train_epoch(
+    optimiser: torch.optim.Optimizer,
+    index: torch.Tensor,
+    batch_loss: BatchLoss,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    after_step: Callable[[], None] | None = None,
+    terms: Sequence[str] = (),
+) -> dict[str, float]:
+    """One epoch over ``index`` in batches of ``cfg.batch_size``, shuffled by ``generator``.
+
+    For each batch ``idx`` (positions in the GraphSet), ``batch_loss(idx)`` runs under autocast and
+    returns the loss and its detached terms; then backward, an optimiser step and ``after_step()``.
+    Returns each term averaged over the batches; ``terms`` are in it (as 0) even without batches.
+    """
+    sums: dict[str, Any] = dict.fromkeys(terms, 0.0)
+    n_batches = 0
+    for idx in batches(index, cfg.batch_size, generator):
+        with autocast(index.device, cfg.amp):
+            loss, values = batch_loss(idx)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if after_step is not None:
+            after_step()
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        n_batches += 1
+    return {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
+
+
+def _end_epoch(
+    history: list[dict[str, float]], name: str, epoch: int, record: dict[str, Any], start: float
+) -> None:
+    """Add the epoch's seconds since ``start`` to ``record``, append it to ``history`` and log it."""
+    record["seconds"] = time.perf_counter() - start
+    history.append(record)
+    log.info("%s epoch %d: %s", name, epoch, _fmt(record))
+
+
 @dataclass
 class TeacherData:
     """What the teacher of one round learns from (positions in the GraphSet, labels in real units)."""
@@ -230,10 +235,10 @@ def _pool_targets(
     GraphSet position to its row."""
     parts = [data.labelled, data.unlabelled] if unlabelled else [data.labelled]
     index = torch.as_tensor(np.concatenate(parts), dtype=torch.long, device=device)
-    rows = [_targets_tensor(data.y_labelled, n_targets)]
+    rows = [targets_tensor(data.y_labelled, n_targets)]
     n_unl = len(data.unlabelled) if unlabelled else 0
     if pseudo_weight > 0 and data.y_pseudo is not None:
-        rows.append(_targets_tensor(data.y_pseudo, n_targets)[:n_unl])
+        rows.append(targets_tensor(data.y_pseudo, n_targets)[:n_unl])
     else:
         rows.append(torch.full((n_unl, n_targets), float("nan")))
     target = torch.cat(rows).to(device)
@@ -271,39 +276,30 @@ def train_teacher(
     gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     cluster_ids = None
-    history = []
+
+    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        rows = row_of[idx]
+        return teacher_loss(
+            model,
+            graphs.batch(idx),
+            target[rows] if has_target else None,
+            cluster_ids[rows] if cluster_ids is not None else None,  # this epoch's assignment
+            w,
+            std,
+            target_weight=row_weight[rows],
+            alpha=cfg.alpha,
+            shared_pass=cfg.shared_pass,
+            generator=gen,
+        )
+
+    history: list[dict[str, float]] = []
     for epoch in range(cfg.teacher_epochs if epochs is None else epochs):
         start = time.perf_counter()
         if w.clustering and epoch % cfg.cluster_every == 0:
             cluster_ids = assign_clusters(model, graphs, index, cfg)
-        sums: dict[str, torch.Tensor] = {}
-        n_batches = 0
-        for idx in batches(index, cfg.batch_size, gen):
-            rows = row_of[idx]
-            batch = graphs.batch(idx)
-            with autocast(device, cfg.amp):
-                loss, terms = teacher_loss(
-                    model,
-                    batch,
-                    target[rows] if has_target else None,
-                    cluster_ids[rows] if cluster_ids is not None else None,
-                    w,
-                    std,
-                    target_weight=row_weight[rows],
-                    alpha=cfg.alpha,
-                    shared_pass=cfg.shared_pass,
-                    generator=gen,
-                )
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n_batches += 1
-        record = {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
-        record.update(epoch=epoch, seconds=time.perf_counter() - start)
-        history.append(record)
-        log.info("teacher epoch %d: %s", epoch, _fmt(record))
+        record = _train_epoch(optimiser, index, batch_loss, cfg, gen)
+        record["epoch"] = epoch
+        _end_epoch(history, "teacher", epoch, record, start)
     return history
 
 
@@ -327,10 +323,10 @@ def train_mean_teacher(
 ) -> list[dict[str, float]]:
     """Mean Teacher (Tarvainen & Valpola 2017), the semi-supervised baseline, in place of ASGN's teacher.
 
-    The network learns L_p on the labelled molecules plus ``cfg.consistency`` times the MSE
-    (standardised targets) between its predictions and those of an exponential moving average of its
-    weights, on every pool molecule, each under its own Gaussian noise on the distances. At the end the
-    EMA weights, the better predictor, are loaded into ``model``.
+    The network learns L_p on the labelled molecules plus ``cfg.consistency`` times
+    :func:`pipeline.losses.consistency_loss` between its predictions and those of an exponential
+    moving average of its weights, on every pool molecule, each under its own Gaussian noise on the
+    distances. At the end the EMA weights, the better predictor, are loaded into ``model``.
     """
     device = graphs.device
     n_targets = len(model.config.targets)
@@ -343,34 +339,30 @@ def train_mean_teacher(
     index, target, _, row_of = _pool_targets(data, n_targets, len(graphs), device, pseudo_weight=0.0)
     gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history = []
+
+    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = graphs.batch(idx)
+        pred = model(_noisy(batch, cfg.noise, gen)).pred
+        with torch.no_grad():
+            ema_pred = ema(_noisy(batch, cfg.noise, gen)).pred
+        lp = property_loss(pred, target[row_of[idx]], std)
+        lc = consistency_loss(pred, ema_pred, std)
+        return lp + cfg.consistency * lc, {"property": lp.detach(), "consistency": lc.detach()}
+
+    @torch.no_grad()
+    def update_ema() -> None:  # ema <- decay * ema + (1 - decay) * model
+        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+            e.lerp_(p, 1.0 - cfg.ema_decay)
+
+    history: list[dict[str, float]] = []
     for epoch in range(cfg.teacher_epochs if epochs is None else epochs):
         start = time.perf_counter()
-        sums = {"property": 0.0, "consistency": 0.0}
-        n_batches = 0
-        for idx in batches(index, cfg.batch_size, gen):
-            batch = graphs.batch(idx)
-            with autocast(device, cfg.amp):
-                pred = model(_noisy(batch, cfg.noise, gen)).pred
-                with torch.no_grad():
-                    ema_pred = ema(_noisy(batch, cfg.noise, gen)).pred
-                lp = property_loss(pred, target[row_of[idx]], std)
-                lc = (((pred - ema_pred) / std) ** 2).mean()
-                loss = lp + cfg.consistency * lc
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            with torch.no_grad():  # ema <- decay * ema + (1 - decay) * model
-                for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-                    e.lerp_(p, 1.0 - cfg.ema_decay)
-            sums["property"] += lp.detach()
-            sums["consistency"] += lc.detach()
-            n_batches += 1
-        record = {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
+        record = _train_epoch(
+            optimiser, index, batch_loss, cfg, gen, update_ema, terms=("property", "consistency")
+        )
         record["total"] = record["property"] + cfg.consistency * record["consistency"]
-        record.update(epoch=epoch, seconds=time.perf_counter() - start)
-        history.append(record)
-        log.info("mean teacher epoch %d: %s", epoch, _fmt(record))
+        record["epoch"] = epoch
+        _end_epoch(history, "mean teacher", epoch, record, start)
     model.load_state_dict(ema.state_dict())
     return history
 
@@ -416,7 +408,7 @@ def train_student(
     std = fit_scaler(model, graphs, labelled, y_labelled, cfg.atomref).to(device)
     index = torch.as_tensor(np.asarray(labelled), dtype=torch.long, device=device)
     row_of = _row_lookup(len(graphs), index)
-    target = _targets_tensor(y_labelled, n_targets).to(device)
+    target = targets_tensor(y_labelled, n_targets).to(device)
     y_val = np.asarray(y_val, dtype=np.float32)
     std_np = std.cpu().numpy()
 
@@ -427,24 +419,18 @@ def train_student(
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimiser, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
         )
-    best, best_state, best_epoch, history = math.inf, copy.deepcopy(model.state_dict()), -1, []
+
+    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = property_loss(model(graphs.batch(idx)).pred, target[row_of[idx]], std)
+        return loss, {"loss": loss.detach()}
+
+    best, best_state, best_epoch = math.inf, copy.deepcopy(model.state_dict()), -1
+    history: list[dict[str, float]] = []
     for epoch in range(cfg.student_max_epochs):
         start = time.perf_counter()
-        total, n_batches = torch.zeros((), device=device), 0
-        for idx in batches(index, cfg.batch_size, gen):
-            with autocast(device, cfg.amp):
-                out = model(graphs.batch(idx))
-                loss = property_loss(out.pred, target[row_of[idx]], std)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += loss.detach()
-            n_batches += 1
-        record = {"epoch": epoch, "loss": float(total) / max(n_batches, 1)}
+        record = {"epoch": epoch, **_train_epoch(optimiser, index, batch_loss, cfg, gen, terms=("loss",))}
         if len(val) == 0:  # no validation: fixed number of epochs, final weights
-            record["seconds"] = time.perf_counter() - start
-            history.append(record)
-            log.info("student epoch %d: %s", epoch, _fmt(record))
+            _end_epoch(history, "student", epoch, record, start)
             continue
         pred, _ = infer(model, graphs, val, cfg.eval_batch_size, cfg.amp)
         val_mae = mae(pred, y_val)
@@ -454,9 +440,7 @@ def train_student(
         record.update({f"val_mae_{t}": float(v) for t, v in zip(model.config.targets, val_mae, strict=True)})
         if scheduler is not None:
             scheduler.step(score)
-        record["seconds"] = time.perf_counter() - start
-        history.append(record)
-        log.info("student epoch %d: %s", epoch, _fmt(record))
+        _end_epoch(history, "student", epoch, record, start)
         if score < best:
             best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
         elif epoch - best_epoch >= cfg.patience:

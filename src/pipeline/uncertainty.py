@@ -33,7 +33,7 @@ How a select stage calls them (graphs, positions and labels as in :func:`pipelin
 
 ``pool`` sorted ascending keeps "ties to the lowest index" true for the molecules' positions too. The
 labelled std is the natural scale; for extensive targets fitted with per-element references
-(``atomref``) the std of the residuals (what :func:`pipeline.train.fit_scaler` returns) is the fairer
+(``atomref``) the std of the residuals (what :func:`pipeline.scaling.fit_scaler` returns) is the fairer
 unit, as the model's errors are on that scale. With a single target the scale does not change the picks.
 """
 
