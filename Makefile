@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench benchmark-mini benchmark-cpu benchmark-cpu-ssl benchmark-cpu-pseudo benchmark-cpu-al smiles-pool clean
+.PHONY: demo test slurm-packages lint bench benchmark-mini benchmark-cpu benchmark-cpu-ssl benchmark-cpu-pseudo benchmark-cpu-al smiles-pool clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -45,8 +45,21 @@ smiles-pool: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --resources gpu=$(CORES) \
 		--set-threads $(CPU_JOBS) --configfile config/smiles-pool.yaml --replace-workflow-config
 
-test: $(STAMP)
-	$(VENV)/bin/pytest -q
+# tests/test_slurm.py submits config/slurm-smoke.yaml to a one-node SLURM cluster it starts; it
+# needs Debian's slurm-wlm and munge, installed here where we are root with apt-get. Elsewhere the
+# test skips and says why.
+test: $(STAMP) slurm-packages
+	$(VENV)/bin/pytest -q -rs
+
+slurm-packages:
+	@if command -v slurmctld >/dev/null && command -v munged >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing slurm-wlm and munge (apt-get) for tests/test_slurm.py"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		timeout 300 apt-get install -y -qq slurm-wlm munge >/dev/null 2>&1 || \
+		{ timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq slurm-wlm munge >/dev/null; } || \
+		echo "could not install slurm-wlm and munge: tests/test_slurm.py will skip"; \
+	else echo "not root or no apt-get: SLURM is not installed and tests/test_slurm.py will skip"; fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

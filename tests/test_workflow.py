@@ -345,27 +345,39 @@ def test_run_on_an_undeclared_dataset_is_named(tmp_path):
 
 
 def test_slurm_profile_is_accepted(tmp_path):
-    # The profile's keys must all be ones Snakemake 9 and the SLURM plugin accept. Its conda
-    # deployment asks `conda` a few questions even in a dry run; conda is not installed here, so a
-    # stand-in answers them (no environment is built in a dry run).
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    conda = bin_dir / "conda"
-    conda.write_text(
-        "#!/bin/sh\n"
-        'case "$*" in\n'
-        '  "info --json") echo \'{"conda_prefix": "/opt/conda", "platform": "linux-64"}\' ;;\n'
-        '  "--version") echo "conda 25.1.1" ;;\n'
-        '  "config --get channel_priority --json") echo \'{"get": {"channel_priority": "strict"}}\' ;;\n'
-        "  *) exit 1 ;;\n"
-        "esac\n"
+    # The profile's keys must all be ones Snakemake 9 and the SLURM plugin accept, and it needs no
+    # conda (the jobs run in the environment Snakemake runs in). tests/test_slurm.py submits to a
+    # real cluster with it.
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not Path(p, "conda").exists())
+    jobs = plan(
+        tmp_path,
+        CONFIG,
+        extra=("--profile", REPO / "workflow/profiles/slurm"),
+        env={**os.environ, "PATH": path},
     )
-    conda.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    jobs = plan(tmp_path, CONFIG, extra=("--profile", REPO / "workflow/profiles/slurm"), env=env)
     assert count(jobs) == {"featurise_shard": 2, "featurise_merge": 1, **al_jobs(2, 3), "all": 1}
     shard = next(j for j in jobs if j["rule"] == "featurise_shard")
     assert "slurm_partition=<partition>" in shard["resources"] and "mem_mb=8000" in shard["resources"]
+    teacher = next(j for j in jobs if j["rule"] == "teacher")
+    assert "slurm_partition=<gpu-partition>" in teacher["resources"] and "gpu=1" in teacher["resources"]
+
+
+def test_gpu_only_where_the_strategy_needs_one(tmp_path):
+    # random picks (initial or per round) hold no GPU; k-center and the network rules hold one
+    config = yaml.safe_load(CONFIG.read_text())
+    config["runs"]["asgn"]["initial"]["strategy"] = "kcenter"
+    jobs = plan(tmp_path, write_yaml(tmp_path / "c.yaml", config))
+
+    def gpus(rule: str, run: str) -> set[str]:
+        return {
+            (re.search(r"gpu=(\d+)", j["resources"]) or ["", "0"])[1]
+            for j in jobs
+            if j["rule"] == rule and f"runs/{run}/" in " ".join(j["output"])
+        }
+
+    assert gpus("initial", "asgn") == {"1"} and gpus("initial", "random") == {"0"}
+    assert gpus("select", "asgn") == {"1"} and gpus("select", "random") == {"0"}
+    assert gpus("teacher", "random") == {"1"}
 
 
 TINY_RUN = {

@@ -24,6 +24,7 @@ __all__ = [
     "STRATEGIES",
     "TEACHERS",
     "OracleInfo",
+    "InitialInfo",
     "StrategyInfo",
     "initial_info",
     "oracle_info",
@@ -41,12 +42,15 @@ class StrategyInfo:
     #: "committee" (the round's teacher and student.json, to fine-tune K students from)
     needs: str
     description: str
+    #: whether its select job holds a GPU: it runs the network, or computes distances over the
+    #: whole pool (k-center at 110,000 molecules); random picks need none
+    gpu: bool = True
 
 
 #: Strategy name -> what it needs (the picking functions: pipeline.select.STRATEGIES).
 STRATEGIES: dict[str, StrategyInfo] = {
     "kcenter": StrategyInfo("embeddings", "k-center greedy on the teacher's graph embeddings (ASGN)"),
-    "random": StrategyInfo("embeddings", "uniform over the unlabelled pool (seeded)"),
+    "random": StrategyInfo("embeddings", "uniform over the unlabelled pool (seeded)", gpu=False),
     "qbc": StrategyInfo("committee", "largest disagreement of K students (query by committee)"),
     "mc_dropout": StrategyInfo("student", "largest MC-dropout variance of the student (BALD-style)"),
 }
@@ -131,10 +135,20 @@ TEACHERS: dict[str, str] = {
     "mean_teacher": "consistency to an EMA of the weights, the baseline (pipeline.train.train_mean_teacher)",
 }
 
-#: initial.strategy: how round 0's labelled set is picked -> description.
-INITIAL_STRATEGIES: dict[str, str] = {
-    "random": "seeded uniform picks from the pool",
-    "kcenter": "k-center greedy on an untrained teacher's embeddings",
+
+@dataclass(frozen=True)
+class InitialInfo:
+    """A way to pick round 0's labelled set."""
+
+    description: str
+    #: whether its initial job holds a GPU (it embeds the pool with an untrained teacher)
+    gpu: bool
+
+
+#: initial.strategy: how round 0's labelled set is picked.
+INITIAL_STRATEGIES: dict[str, InitialInfo] = {
+    "random": InitialInfo("seeded uniform picks from the pool", gpu=False),
+    "kcenter": InitialInfo("k-center greedy on an untrained teacher's embeddings", gpu=True),
 }
 
 
@@ -160,6 +174,6 @@ def teacher_info(name: str) -> str:
     return _lookup(TEACHERS, name, "train.semi")
 
 
-def initial_info(name: str) -> str:
-    """The description of initial strategy ``name``; the error lists the valid names."""
+def initial_info(name: str) -> InitialInfo:
+    """The initial strategy registered under ``name``; the error lists the valid names."""
     return _lookup(INITIAL_STRATEGIES, name, "initial_strategy")

@@ -23,7 +23,7 @@ from snakemake.utils import validate
 # this checkout, whichever Python runs Snakemake.
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 from pipeline.digest import file_sha256
-from pipeline.registry import ORACLES, STRATEGIES
+from pipeline.registry import INITIAL_STRATEGIES, ORACLES, STRATEGIES
 from pipeline.settings import check_config, duplicate_keys, expand_benchmarks, label_budget
 
 
@@ -389,6 +389,16 @@ def get_oracle_gpu(wildcards):
     """GPUs a label chunk holds: pyscf on a GPU (settings.device: gpu) one, everything else none."""
     oracle = get_oracle(wildcards)
     return ORACLES[oracle["name"]].gpus(oracle["settings"])
+
+
+def get_initial_gpu(wildcards):
+    """GPUs the initial job holds: one where it embeds the pool (kcenter), none for random picks."""
+    return int(INITIAL_STRATEGIES[RUNS[wildcards.run]["initial"]["strategy"]].gpu)
+
+
+def get_select_gpu(wildcards):
+    """GPUs a select job holds: one where the strategy runs the network or k-center, none for random."""
+    return int(STRATEGIES[RUNS[wildcards.run]["strategy"]].gpu)
 
 
 def get_teacher_input(wildcards):

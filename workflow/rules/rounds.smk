@@ -34,7 +34,7 @@ rule initial:
         "../../envs/pipeline.yaml"
     threads: 2
     resources:
-        gpu=1,
+        gpu=get_initial_gpu,
         mem_mb=8000,
         runtime=30,
     params:
@@ -271,7 +271,7 @@ rule select:
         "../../envs/pipeline.yaml"
     threads: 2
     resources:
-        gpu=1,
+        gpu=get_select_gpu,
         mem_mb=8000,
         runtime=60,
     params:
