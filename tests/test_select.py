@@ -149,23 +149,32 @@ def test_rejects_unknown_update():
 
 @pytest.mark.parametrize("name", ["kcenter", "random"])
 def test_embedding_strategies_pick_budget_distinct_unlabelled_deterministically(name):
-    from pipeline.select import get_strategy
+    from pipeline.select import SelectionContext, get_strategy
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(60, 4))
     labelled = np.zeros(60, bool)
     labelled[rng.choice(60, 10, replace=False)] = True
-    picks, score = get_strategy(name).pick(emb, labelled, 12, seed=4)
-    again, _ = get_strategy(name).pick(emb, labelled, 12, seed=4)
+    ctx = SelectionContext(emb, labelled, 12, seed=4)
+    picks, score = get_strategy(name).pick(ctx)
+    again, _ = get_strategy(name).pick(ctx)
     assert len(picks) == 12 == len(set(picks.tolist())) and not labelled[picks].any()
     assert picks.dtype == np.int64 and np.array_equal(picks, again) and len(score) == 12
 
 
-@pytest.mark.parametrize("name", ["qbc", "mc_dropout"])
-def test_uncertainty_strategies_pick_the_most_uncertain_unlabelled(name):
-    from pipeline.select import get_strategy
+@pytest.mark.parametrize("name", ["kcenter", "random"])
+def test_molecules_left_out_of_the_pool_are_as_if_absent(name):
+    """in_pool = False: the strategy picks as it would from the pool without those molecules."""
+    from pipeline.select import SelectionContext, get_strategy
 
-    scores = np.array([0.1, 5.0, np.nan, 0.3, 9.0, 2.0, 2.0])
-    labelled = np.array([False, False, True, False, True, False, False])
-    picks, score = get_strategy(name).pick(scores, labelled, 3, seed=0)
-    assert picks.tolist() == [1, 5, 6] and score.tolist() == [5.0, 2.0, 2.0]  # 4 is labelled; tie -> lower
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(40, 3))
+    labelled = np.zeros(40, bool)
+    labelled[:5] = True
+    in_pool = np.ones(40, bool)
+    in_pool[[7, 20, 33]] = False
+    picks, score = get_strategy(name).pick(SelectionContext(emb, labelled, 10, seed=2, in_pool=in_pool))
+    kept = np.flatnonzero(in_pool)
+    alone, alone_score = get_strategy(name).pick(SelectionContext(emb[kept], labelled[kept], 10, seed=2))
+    assert picks.tolist() == kept[alone].tolist() and in_pool[picks].all()
+    np.testing.assert_array_equal(score, alone_score)

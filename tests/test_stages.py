@@ -371,3 +371,29 @@ def test_a_round_reports_the_molecules_the_oracle_could_not_label(two_rounds, tm
     assert (student["val_molecules"], student["test_molecules"]) == (14, 13)
     assert all(np.isfinite(v) for v in student["test_mae"].values())
     assert json.loads((tmp_path / "s.json").read_text())["holdout_failures"] == {"val": 1, "test": 2}
+
+
+def _word(entropy):
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] % 2**31)
+
+
+@pytest.mark.parametrize(("seed", "round"), [(0, 0), (3, 1), (3, 2), (12345, 7)])
+def test_derive_seed_keeps_the_seeds_runs_were_made_with(seed, round):
+    """The formulas the stages used before derive_seed, inline: a run's picks and weights stay put."""
+    teacher = _word([seed, round])
+    assert stages.derive_seed(seed, round, "teacher") == teacher
+    assert stages.RunConfig(run="t", targets=["homo"], seed=seed).train_config(round).seed == teacher
+    assert stages.derive_seed(seed, round, "student") == teacher + 1
+    assert stages.derive_seed(seed, round, "select") == _word([seed, round, 1])
+    assert stages.derive_seed(seed, 0, "initial") == seed
+
+
+def test_derive_seed_differs_by_purpose_and_round():
+    seeds = [stages.derive_seed(3, r, p) for r in range(4) for p in ("teacher", "student", "select")]
+    seeds.append(stages.derive_seed(3, 0, "initial"))
+    assert len(set(seeds)) == len(seeds) and all(0 <= s <= 2**31 for s in seeds)
+    assert stages.derive_seed(3, 1, "select") != stages.derive_seed(4, 1, "select")
+    with pytest.raises(ValueError, match="unknown seed purpose 'pool'"):
+        stages.derive_seed(3, 0, "pool")
+    with pytest.raises(ValueError, match="round 0's"):
+        stages.derive_seed(3, 1, "initial")

@@ -258,3 +258,44 @@ def test_committee_members_differ_and_are_reproducible(qm9):
     assert (prediction_variance(preds, scale=np.nanstd(y[lab], axis=0)) > 0).all()
     with pytest.raises(ValueError, match="no members"):
         committee_predictions([], graphs, pool)
+
+
+# --------------------------------------------------------------------------------------------------
+# The strategies (pipeline.select) on a SelectionContext
+
+
+@pytest.mark.parametrize("name", ["mc_dropout", "qbc"])
+def test_uncertainty_strategies_pick_the_most_uncertain_pool_molecules(qm9, name):
+    from pipeline.select import SelectionContext, get_strategy
+
+    graphs, y = qm9
+    n = len(graphs)
+    index = np.random.default_rng(2).permutation(n)  # the pool's order differs from the graphs'
+    labelled = np.zeros(n, bool)
+    labelled[:6] = True
+    in_pool = np.ones(n, bool)
+    in_pool[10] = False  # the oracle failed on it
+    train = TrainConfig(student_max_epochs=1, batch_size=4, eval_batch_size=8)
+    model = _model(dropout=0.3)
+    lab = index[labelled]
+    ctx = SelectionContext(
+        np.zeros((n, 2)), labelled, 5, seed=7, in_pool=in_pool, model=model, graphs=graphs, index=index,
+        labelled_index=lab, y_labelled=y[lab], train=train, mc_samples=4, committee=2,
+    )  # fmt: skip
+    picks, score = get_strategy(name).pick(ctx)
+    again, _ = get_strategy(name).pick(ctx)
+    np.testing.assert_array_equal(picks, again)
+    todo = np.flatnonzero(~labelled)
+    if name == "mc_dropout":
+        samples = mc_dropout_predictions(model, graphs, index[todo], 4, seed=7, batch_size=8)
+    else:
+        committee = train_committee(
+            model, graphs, lab, y[lab], lab[:0], y[:0], train, k=2, seed=7, bootstrap=True
+        )
+        samples = committee_predictions(committee, graphs, index[todo], 8)
+    variance = np.full(n, np.nan)
+    variance[todo] = prediction_variance(samples, np.nanstd(y[lab], axis=0))
+    candidates = np.flatnonzero(~labelled & in_pool)
+    expected = candidates[np.argsort(-variance[candidates], kind="stable")[:5]]
+    assert picks.tolist() == expected.tolist() and 10 not in picks
+    np.testing.assert_array_equal(score, variance[picks])

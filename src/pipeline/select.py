@@ -28,13 +28,19 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from . import registry
 
-__all__ = ["STRATEGIES", "Strategy", "get_strategy", "k_center_greedy"]
+if TYPE_CHECKING:
+    from .graphs import GraphSet
+    from .model import ASGNModel
+    from .train import TrainConfig
+
+__all__ = ["STRATEGIES", "SelectionContext", "Strategy", "get_strategy", "k_center_greedy"]
 
 #: Screening blocks [rows, labelled]: (bytes, most rows). Within L2/L3 cache on a CPU; large on a
 #: GPU, where each block costs a host synchronisation.
@@ -278,48 +284,121 @@ def _dense_picks(
 
 # --------------------------------------------------------------------------------------------------
 # Strategies: their names and needs live in pipeline.registry. A strategy says what the select
-# stage must give it (``needs``) and picks from it: `pick(X, labelled [N] bool, budget, *, seed,
-# device)` returns the picks in pick order and a per-pick score. X is the pool's embeddings [N, d]
-# for "embeddings" strategies, and a per-molecule uncertainty [N] (prediction variance; NaN for
-# labelled molecules) for "student" (MC-dropout samples of the round's student) and "committee"
-# (K students fine-tuned from the round's teacher) strategies.
+# stage must give it (``needs``) and picks from a SelectionContext: `pick(ctx)` returns the picks
+# (indices into the pool, in pick order) and a per-pick score. "embeddings" strategies read the
+# teacher's z_G; "student" (MC-dropout samples of the round's student) and "committee" (K students
+# fine-tuned from the round's teacher) strategies pick the largest prediction variance.
+
+
+@dataclass(frozen=True)
+class SelectionContext:
+    """What a strategy picks from: the pool ([N] arrays in one order; picks index them) and, for
+    uncertainty strategies, the round's model and the graphs (:func:`pipeline.stages.select` builds it).
+    """
+
+    embeddings: np.ndarray  # [N, d] the pool's graph embeddings under the round's teacher
+    labelled: np.ndarray  # [N] bool: in the labelled set (never picked; k-center's first centres)
+    budget: int  # molecules to pick
+    seed: int
+    device: str | torch.device | None = None  # k-center's; None: the embeddings' (the CPU)
+    in_pool: np.ndarray | None = None  # [N] bool: False where the oracle failed (left out); None: all in
+    # uncertainty strategies: the student (mc_dropout) or the teacher (qbc), on graphs.device
+    model: ASGNModel | None = None
+    graphs: GraphSet | None = None
+    index: np.ndarray | None = None  # [N] the pool molecules' positions in graphs
+    labelled_index: np.ndarray | None = None  # [L] the labelled molecules' positions in graphs
+    y_labelled: np.ndarray | None = None  # [L, T] their labels (real units, NaN = missing)
+    train: TrainConfig | None = None  # eval batch size; qbc: how the committee trains
+    mc_samples: int = 20  # mc_dropout: stochastic forward passes per molecule
+    committee: int = 4  # qbc: committee size K
+
+    @property
+    def pool(self) -> np.ndarray:
+        """Indices of the molecules still in the pool (all but those left out)."""
+        return np.arange(len(self.labelled)) if self.in_pool is None else np.flatnonzero(self.in_pool)
 
 
 @dataclass(frozen=True)
 class Strategy:
     needs: str  # "embeddings" | "student" | "committee"
-    pick: Callable[..., tuple[np.ndarray, np.ndarray]]
+    pick: Callable[[SelectionContext], tuple[np.ndarray, np.ndarray]]
     description: str
 
 
-def _kcenter(embeddings, labelled, budget, *, seed=0, device=None):
-    del seed  # exact greedy: nothing random
-    return k_center_greedy(embeddings, labelled, budget, device=device, return_distances=True)
+def _kcenter(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+    """Exact greedy k-center over the pool (left-out molecules are neither picked nor centres)."""
+    rows = ctx.pool
+    picks, dist = k_center_greedy(
+        ctx.embeddings[rows], ctx.labelled[rows], ctx.budget, device=ctx.device, return_distances=True
+    )
+    return rows[picks], dist
 
 
-def _random(embeddings, labelled, budget, *, seed=0, device=None):
-    del device
-    candidates = np.flatnonzero(~np.asarray(labelled, dtype=bool))
-    if budget > len(candidates):
-        raise ValueError(f"budget {budget} exceeds the {len(candidates)} unlabelled molecules")
-    picks = np.random.default_rng(seed).choice(candidates, size=budget, replace=False)
-    return picks.astype(np.int64), np.full(budget, np.nan)
+def _random(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform picks (seeded) from the unlabelled pool; no score (NaN)."""
+    rows = ctx.pool
+    candidates = rows[~ctx.labelled[rows]]
+    if ctx.budget > len(candidates):
+        raise ValueError(f"budget {ctx.budget} exceeds the {len(candidates)} unlabelled molecules")
+    picks = np.random.default_rng(ctx.seed).choice(candidates, size=ctx.budget, replace=False)
+    return picks.astype(np.int64), np.full(ctx.budget, np.nan)
 
 
-def _most_uncertain(scores, labelled, budget, *, seed=0, device=None):
-    del seed, device
-    from .uncertainty import top_b
+def _mc_dropout(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+    """The largest variance of ``mc_samples`` MC-dropout predictions of the student (``model``)."""
+    from .uncertainty import mc_dropout_predictions
 
-    picks = top_b(np.asarray(scores, dtype=np.float64), ~np.asarray(labelled, dtype=bool), budget)
-    return picks, np.asarray(scores, dtype=np.float64)[picks]
+    todo = np.flatnonzero(~ctx.labelled)
+    samples = mc_dropout_predictions(
+        ctx.model, ctx.graphs, ctx.index[todo], ctx.mc_samples, ctx.seed, ctx.train.eval_batch_size
+    )
+    return _most_uncertain(ctx, todo, samples)
+
+
+def _qbc(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+    """The largest disagreement of ``committee`` students fine-tuned from the teacher (``model``),
+    each on its own bootstrap resample of the labelled molecules, without validation."""
+    from .uncertainty import committee_predictions, train_committee
+
+    members = train_committee(
+        ctx.model,
+        ctx.graphs,
+        ctx.labelled_index,
+        ctx.y_labelled,
+        np.zeros(0, np.int64),
+        ctx.y_labelled[:0],
+        ctx.train,
+        ctx.committee,
+        ctx.seed,
+        bootstrap=True,
+    )
+    todo = np.flatnonzero(~ctx.labelled)
+    samples = committee_predictions(members, ctx.graphs, ctx.index[todo], ctx.train.eval_batch_size)
+    return _most_uncertain(ctx, todo, samples)
+
+
+def _most_uncertain(
+    ctx: SelectionContext, todo: np.ndarray, samples: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``budget`` pool molecules of highest prediction variance (``samples`` [K, len(todo), T] of
+    the unlabelled molecules ``todo``, each target in units of its labelled std), and their scores."""
+    from .uncertainty import prediction_variance, top_b
+
+    scale = np.nanstd(ctx.y_labelled, axis=0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    scores = np.full(len(ctx.labelled), np.nan)
+    scores[todo] = prediction_variance(samples, scale)
+    candidates = ~ctx.labelled if ctx.in_pool is None else ~ctx.labelled & ctx.in_pool
+    picks = top_b(scores, candidates, ctx.budget)
+    return picks, scores[picks]
 
 
 #: Strategy name (pipeline.registry.STRATEGIES) -> its picking function.
-_PICKS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+_PICKS: dict[str, Callable[[SelectionContext], tuple[np.ndarray, np.ndarray]]] = {
     "kcenter": _kcenter,
     "random": _random,
-    "mc_dropout": _most_uncertain,
-    "qbc": _most_uncertain,
+    "mc_dropout": _mc_dropout,
+    "qbc": _qbc,
 }
 if set(_PICKS) != set(registry.STRATEGIES):  # a strategy added to one but not the other
     raise ImportError(

@@ -17,11 +17,13 @@ torch). Only they read the answer key; every other stage sees labels only throug
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from .graphs import GraphSet, load_graphs
 from .losses import LossWeights
 from .model import ASGNModel, ModelConfig
 from .oracle import read_labelling
-from .select import get_strategy
+from .select import SelectionContext, get_strategy
 from .split import read_split
 from .store import write_json, write_table
 from .train import (
@@ -105,9 +107,114 @@ class RunConfig:
     def train_config(self, round: int) -> TrainConfig:
         values = dict(self.train)
         values["weights"] = LossWeights(**values.get("weights", {}))
-        # a different seed each round, derived from the run's
-        values["seed"] = int(np.random.SeedSequence([self.seed, round]).generate_state(1)[0] % 2**31)
+        values["seed"] = derive_seed(self.seed, round, "teacher")
         return TrainConfig(**values)
+
+
+def derive_seed(run_seed: int, round: int, purpose: str) -> int:
+    """The seed of round ``round``'s draws for ``purpose``, derived from the run's seed.
+
+    ``purpose`` (``word(e)`` is the first 32-bit word of ``np.random.SeedSequence(e)``, mod 2**31):
+
+    - ``initial``: round 0's random picks, or the untrained teacher k-center embeds with:
+      ``run_seed`` itself (``round`` must be 0);
+    - ``teacher``: the teacher's initialisation and batch order (``TrainConfig.seed``):
+      ``word([run_seed, round])``;
+    - ``student``: the student's batch order: the teacher's + 1;
+    - ``select``: the strategy's draws (random picks, dropout masks, the committee's seed):
+      ``word([run_seed, round, 1])``.
+    """
+    if purpose == "initial":
+        if round != 0:
+            raise ValueError(f"the initial picks are round 0's, not round {round}'s")
+        return run_seed
+    if purpose in ("teacher", "student"):
+        return _word([run_seed, round]) + (purpose == "student")
+    if purpose == "select":
+        return _word([run_seed, round, 1])
+    raise ValueError(f"unknown seed purpose {purpose!r}; choose one of initial, teacher, student, select")
+
+
+def _word(entropy: list[int]) -> int:
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] % 2**31)
+
+
+@dataclass
+class RoundContext:
+    """What every stage of round ``round`` starts from: the run's settings, device, split and graphs.
+
+    The device, the split and the graphs are resolved and loaded on first use, so a stage that needs
+    none of them (random initial picks, selection from the embeddings alone) loads nothing.
+    """
+
+    cfg: RunConfig
+    round: int = 0
+    data: Path | None = None  # featurised dataset folder
+    split_path: Path | None = None
+
+    @classmethod
+    def read(
+        cls, run_json: Path, round: int = 0, data: Path | None = None, split_path: Path | None = None
+    ) -> RoundContext:
+        """The context of round ``round`` of the run whose settings are ``run_json``."""
+        return cls(RunConfig.read(run_json), round, data, split_path)
+
+    @cached_property
+    def device(self) -> torch.device:
+        return resolve_device(self.cfg.device)
+
+    @cached_property
+    def train(self) -> TrainConfig:
+        """The round's training settings (:meth:`RunConfig.train_config`)."""
+        return self.cfg.train_config(self.round)
+
+    @cached_property
+    def split(self) -> pd.DataFrame:
+        if self.split_path is None:
+            raise ValueError("this stage needs the run's split (--split-path)")
+        return read_split(self.split_path)
+
+    @cached_property
+    def _graph_parts(self) -> tuple[GraphSet, dict[str, np.ndarray]]:
+        if self.data is None:
+            raise ValueError("this stage needs the featurised dataset (--data)")
+        parts = {s: _ids(self.split, s) for s in ("pool", "val", "test")}
+        graphs = load_graphs(self.data, mol_ids=np.concatenate(list(parts.values())))
+        bounds = np.cumsum([0] + [len(v) for v in parts.values()])
+        where = {s: np.arange(bounds[k], bounds[k + 1]) for k, s in enumerate(parts)}
+        return graphs.to(self.device), where
+
+    @property
+    def graphs(self) -> GraphSet:
+        """The pool, val and test molecules' graphs, in that order, on the device."""
+        return self._graph_parts[0]
+
+    @property
+    def where(self) -> dict[str, np.ndarray]:
+        """Positions of each part (``pool``, ``val``, ``test``) in :attr:`graphs`."""
+        return self._graph_parts[1]
+
+    def pool_parts(self, labelled_ids) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in :attr:`graphs` of the labelled and of the unlabelled pool molecules, in pool order."""
+        pool = self.where["pool"]
+        is_lab = np.isin(self.graphs.mol_id[pool], np.asarray(labelled_ids).astype(str))
+        return pool[is_lab], pool[~is_lab]
+
+    def seed(self, purpose: str) -> int:
+        """This round's seed for ``purpose`` (:func:`derive_seed`)."""
+        return derive_seed(self.cfg.seed, self.round, purpose)
+
+    def load(self, checkpoint: Path) -> ASGNModel:
+        """The model of ``checkpoint`` on the device; refused if made under another run config."""
+        model, _ = load_checkpoint(checkpoint, self.cfg.as_dict(), self.device)
+        return model
+
+    def new_model(self, seed: int) -> ASGNModel:
+        """A freshly initialised model; the initialisation is seeded without touching global RNG state."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = ASGNModel(self.cfg.model_config(self.graphs.cutoff, dist_range(self.graphs)))
+        return model.to(self.device)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,24 +223,6 @@ class RunConfig:
 
 def _ids(split: pd.DataFrame, which: str) -> np.ndarray:
     return split.mol_id[split.split == which].to_numpy()
-
-
-def _load(data: Path, split: pd.DataFrame, device: torch.device) -> tuple[GraphSet, dict[str, np.ndarray]]:
-    """Pool, val and test graphs on the device, and each part's positions in that set."""
-    parts = {s: _ids(split, s) for s in ("pool", "val", "test")}
-    graphs = load_graphs(data, mol_ids=np.concatenate(list(parts.values())))
-    bounds = np.cumsum([0] + [len(v) for v in parts.values()])
-    where = {s: np.arange(bounds[k], bounds[k + 1]) for k, s in enumerate(parts)}
-    return graphs.to(device), where
-
-
-def _pool_parts(
-    graphs: GraphSet, where: dict[str, np.ndarray], labelled_ids
-) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the labelled and of the unlabelled pool molecules, in pool order."""
-    pool = where["pool"]
-    is_lab = np.isin(graphs.mol_id[pool], np.asarray(labelled_ids).astype(str))
-    return pool[is_lab], pool[~is_lab]
 
 
 def _labels(frame: pd.DataFrame, ids: np.ndarray, targets: list[str]) -> np.ndarray:
@@ -167,35 +256,26 @@ def dist_range(graphs: GraphSet) -> tuple[float, float]:
     return math.floor(lo * 10) / 10, math.ceil(hi * 10) / 10
 
 
-def _new_model(cfg: RunConfig, graphs: GraphSet, seed: int, device: torch.device) -> ASGNModel:
-    """A freshly initialised model; the initialisation is seeded without touching global RNG state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ASGNModel(cfg.model_config(graphs.cutoff, dist_range(graphs)))
-    return model.to(device)
-
-
 # --------------------------------------------------------------------------------------------------
 # stages
 
 
 def initial(run_json: Path, data: Path, split_path: Path, out: Path) -> pa.Table:
     """Round 0's picks: random (seeded), or k-center on an untrained teacher's pool embeddings."""
-    cfg = RunConfig.read(run_json)
-    split = read_split(split_path)
-    pool = _ids(split, "pool")
+    ctx = RoundContext.read(run_json, 0, data, split_path)
+    cfg = ctx.cfg
+    pool = _ids(ctx.split, "pool")
     registry.initial_info(cfg.initial_strategy)  # an unknown name: the error lists the valid ones
     if cfg.initial_size > len(pool):
         raise ValueError(f"initial_size {cfg.initial_size} is larger than the pool ({len(pool)} molecules)")
+    seed = ctx.seed("initial")
     if cfg.initial_strategy == "random":
-        picks = np.sort(np.random.default_rng(cfg.seed).choice(len(pool), cfg.initial_size, replace=False))
+        picks = np.sort(np.random.default_rng(seed).choice(len(pool), cfg.initial_size, replace=False))
         distance = np.full(len(picks), np.nan)
     elif cfg.initial_strategy == "kcenter":
-        device = resolve_device(cfg.device)
-        graphs, where = _load(data, split, device)
-        model = _new_model(cfg, graphs, cfg.seed, device)
-        _, emb = infer(model, graphs, where["pool"])
-        picks, distance = get_strategy("kcenter").pick(emb, np.zeros(len(pool), bool), cfg.initial_size)
+        _, emb = infer(ctx.new_model(seed), ctx.graphs, ctx.where["pool"])
+        selection = SelectionContext(emb, np.zeros(len(pool), bool), cfg.initial_size, seed)
+        picks, distance = get_strategy("kcenter").pick(selection)
     table = pa.table({"mol_id": pool[picks].astype(str), "pick": np.arange(len(picks)), "distance": distance})
     write_table(table, out)
     return table
@@ -216,23 +296,18 @@ def teacher(
     with ``train.warm_start`` off), learns L_r and ``pseudo`` labels for ``train.teacher_epochs``
     epochs (round 0: ``train.pretrain_epochs``). ``summary`` (teacher.json) also counts the round's
     picks the oracle could not label (``label_failures``; ``label_failures_total`` over all rounds)."""
-    cfg = RunConfig.read(run_json)
-    device = resolve_device(cfg.device)
-    split = read_split(split_path)
-    graphs, where = _load(data, split, device)
+    ctx = RoundContext.read(run_json, round, data, split_path)
+    cfg, train_cfg, graphs = ctx.cfg, ctx.train, ctx.graphs
     labelled = pq.read_table(labelled_path).to_pandas()
-    lab_idx, unl_idx = _pool_parts(graphs, where, labelled.mol_id)
+    lab_idx, unl_idx = ctx.pool_parts(labelled.mol_id)
     y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
     y_pseudo = None
     if pseudo is not None and cfg.pseudo_labels:
         y_pseudo = _labels(pq.read_table(pseudo).to_pandas(), graphs.mol_id[unl_idx], cfg.targets)
-    train_cfg = cfg.train_config(round)
+    seed = ctx.seed("teacher")
     warm = previous is not None and train_cfg.warm_start
-    if warm:
-        model, _ = load_checkpoint(previous, cfg.as_dict(), device)
-    else:
-        model = _new_model(cfg, graphs, train_cfg.seed, device)
-    gen = torch.Generator().manual_seed(train_cfg.seed)
+    model = ctx.load(previous) if warm else ctx.new_model(seed)
+    gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo)
     registry.teacher_info(train_cfg.semi)  # an unknown name: the error lists the valid ones
@@ -245,7 +320,7 @@ def teacher(
         **_label_failures(labelled_path, round),
         "pseudo_labels": y_pseudo is not None,
         "warm_start": warm,
-        "device": str(device),
+        "device": str(ctx.device),
         "seconds": time.perf_counter() - start,
         "epochs": history,
     }
@@ -255,16 +330,13 @@ def teacher(
 
 def embed(run_json: Path, data: Path, split_path: Path, checkpoint: Path, out: Path) -> pa.Table:
     """Graph embeddings z_G of every pool molecule (labelled or not) under the teacher."""
-    cfg = RunConfig.read(run_json)
-    device = resolve_device(cfg.device)
-    graphs, where = _load(data, read_split(split_path), device)
-    model, _ = load_checkpoint(checkpoint, cfg.as_dict(), device)
-    train_cfg = cfg.train_config(0)
-    _, emb = infer(model, graphs, where["pool"], train_cfg.eval_batch_size, train_cfg.amp)
+    ctx = RoundContext.read(run_json, 0, data, split_path)
+    graphs, pool = ctx.graphs, ctx.where["pool"]
+    _, emb = infer(ctx.load(checkpoint), graphs, pool, ctx.train.eval_batch_size, ctx.train.amp)
     width = emb.shape[1]
     table = pa.table(
         {
-            "mol_id": pa.array(graphs.mol_id[where["pool"]].astype(str)),
+            "mol_id": pa.array(graphs.mol_id[pool].astype(str)),
             "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.astype(np.float32).ravel()), width),
         }
     )
@@ -291,13 +363,12 @@ def student(
     ``test_molecules`` in ``summary``); ``holdout_failures`` counts those the oracle could not label
     (left out), ``label_failures`` the round's picks it could not label.
     """
-    cfg = RunConfig.read(run_json)
-    device = resolve_device(cfg.device)
-    split = read_split(split_path)
-    graphs, where = _load(data, split, device)
+    ctx = RoundContext.read(run_json, round, data, split_path)
+    cfg, train_cfg, graphs = ctx.cfg, ctx.train, ctx.graphs
+    where = dict(ctx.where)  # val and test narrowed below to the molecules with labels
     labelled = pq.read_table(labelled_path).to_pandas()
     holdout = pq.read_table(holdout_path).to_pandas()
-    lab_idx, _ = _pool_parts(graphs, where, labelled.mol_id)
+    lab_idx, _ = ctx.pool_parts(labelled.mol_id)
     y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
     unlabelled = {}
     for part in ("val", "test"):  # molecules the oracle could not label are not in the holdout labels
@@ -314,8 +385,7 @@ def student(
         raise ValueError(f"{holdout_path}: no test molecule has a label, so there is no error to report")
     y_val = _labels(holdout, graphs.mol_id[where["val"]], cfg.targets)
     y_test = _labels(holdout, graphs.mol_id[where["test"]], cfg.targets)
-    teacher_model, _ = load_checkpoint(teacher_path, cfg.as_dict(), device)
-    train_cfg = cfg.train_config(round)
+    teacher_model = ctx.load(teacher_path)
     start = time.perf_counter()
 
     def holdout_mae(m: ASGNModel) -> dict[str, dict[str, float]]:
@@ -331,7 +401,7 @@ def student(
     model = transfer(teacher_model)
     history: list[dict] = []
     if cfg.student:
-        gen = torch.Generator().manual_seed(train_cfg.seed + 1)
+        gen = torch.Generator().manual_seed(ctx.seed("student"))
         history = train_student(model, graphs, lab_idx, y_lab, where["val"], y_val, train_cfg, gen)
     student_mae = holdout_mae(model) if cfg.student else teacher_mae  # unchanged copy: same error
     save_checkpoint(out, model, cfg.as_dict(), round)
@@ -350,7 +420,7 @@ def student(
         "teacher_test_mae": teacher_mae["test"],
         "epochs": len(history),
         "best_epoch": best,
-        "device": str(device),
+        "device": str(ctx.device),
         "seconds": time.perf_counter() - start,
         "history": history,
     }
@@ -363,14 +433,11 @@ def pseudo_label(
     run_json: Path, data: Path, split_path: Path, labelled_path: Path, checkpoint: Path, out: Path
 ) -> pa.Table:
     """The student's predictions for every unlabelled pool molecule (and for no labelled one)."""
-    cfg = RunConfig.read(run_json)
-    device = resolve_device(cfg.device)
-    graphs, where = _load(data, read_split(split_path), device)
-    _, unl_idx = _pool_parts(graphs, where, pq.read_table(labelled_path)["mol_id"].to_numpy())
-    model, _ = load_checkpoint(checkpoint, cfg.as_dict(), device)
-    train_cfg = cfg.train_config(0)
-    pred, _ = infer(model, graphs, unl_idx, train_cfg.eval_batch_size, train_cfg.amp)
-    table = _frame(graphs.mol_id[unl_idx], pred.astype(np.float64), cfg.targets)
+    ctx = RoundContext.read(run_json, 0, data, split_path)
+    _, unl_idx = ctx.pool_parts(pq.read_table(labelled_path)["mol_id"].to_numpy())
+    model = ctx.load(checkpoint)
+    pred, _ = infer(model, ctx.graphs, unl_idx, ctx.train.eval_batch_size, ctx.train.amp)
+    table = _frame(ctx.graphs.mol_id[unl_idx], pred.astype(np.float64), ctx.cfg.targets)
     write_table(table, out)
     return table
 
@@ -398,89 +465,61 @@ def select(
     its own bootstrap resample of the labelled molecules, for as many epochs as the round's student
     needed (``student_summary``), so selection never sees validation labels.
     """
-    cfg = RunConfig.read(run_json)
+    ctx = RoundContext.read(run_json, round, data, split_path)
+    cfg = ctx.cfg
     emb_table = pq.read_table(embeddings)
     ids = emb_table["mol_id"].to_numpy().astype(str)
     labelled_frame = pq.read_table(labelled_path).to_pandas()
     labelled = np.isin(ids, labelled_frame.mol_id.to_numpy().astype(str))
     # molecules the oracle failed on have left the pool: neither candidates nor centres
-    keep = ~np.isin(ids, pq.read_table(failures)["mol_id"].to_numpy().astype(str)) if failures else None
-    seed = int(np.random.SeedSequence([cfg.seed, round, 1]).generate_state(1)[0] % 2**31)
-    device = resolve_device(cfg.device)
+    in_pool = ~np.isin(ids, pq.read_table(failures)["mol_id"].to_numpy().astype(str)) if failures else None
     strategy = get_strategy(cfg.strategy)
-    if strategy.needs == "embeddings":
-        X = emb_table["embedding"].combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
-    else:
-        X = _uncertainty(
-            cfg,
-            strategy.needs,
-            ids,
-            labelled,
-            labelled_frame,
-            data,
-            split_path,
-            checkpoint,
-            student_summary,
-            round,
-            seed,
-            device,
-        )
-    if keep is not None:
-        ids, X, labelled = ids[keep], X[keep], labelled[keep]
-    picks, score = strategy.pick(X, labelled, cfg.batch, seed=seed, device=device)
+    X = emb_table["embedding"].combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
+    model_parts = {}
+    if strategy.needs != "embeddings":
+        model_parts = _model_parts(ctx, strategy.needs, ids, labelled_frame, checkpoint, student_summary)
+    selection = SelectionContext(
+        X, labelled, cfg.batch, ctx.seed("select"), ctx.device, in_pool=in_pool, **model_parts
+    )
+    picks, score = strategy.pick(selection)
     table = pa.table({"mol_id": ids[picks], "pick": np.arange(len(picks)), "distance": score})
     write_table(table, out)
     log.info(
-        "round %d: %s picked %d of %d unlabelled", round, cfg.strategy, len(picks), int((~labelled).sum())
-    )
+        "round %d: %s picked %d of %d unlabelled",
+        round, cfg.strategy, len(picks), int((~labelled[selection.pool]).sum()),
+    )  # fmt: skip
     return table
 
 
-def _uncertainty(
-    cfg, needs, ids, labelled, labelled_frame, data, split_path, checkpoint, summary, round, seed, device
-) -> np.ndarray:
-    """Prediction variance [N] of the pool molecules ``ids`` (NaN for labelled ones)."""
-    from .uncertainty import (
-        committee_predictions,
-        mc_dropout_predictions,
-        prediction_variance,
-        train_committee,
-    )
-
-    if data is None or split_path is None or checkpoint is None:
+def _model_parts(
+    ctx: RoundContext,
+    needs: str,
+    ids: np.ndarray,
+    labelled_frame: pd.DataFrame,
+    checkpoint: Path | None,
+    summary: Path | None,
+) -> dict[str, Any]:
+    """The :class:`~pipeline.select.SelectionContext` fields an uncertainty strategy needs besides
+    the pool: the checkpoint's model, the graphs, where the pool molecules ``ids`` and the labelled
+    ones (in ``labelled_frame``'s order) are in them, their labels and the training settings."""
+    cfg = ctx.cfg
+    if ctx.data is None or ctx.split_path is None or checkpoint is None:
         raise ValueError(f"strategy {cfg.strategy!r} needs --data, --split-path and --checkpoint")
-    graphs, where = _load(data, read_split(split_path), device)
-    position = dict(zip(graphs.mol_id[where["pool"]], where["pool"], strict=True))
-    todo = np.flatnonzero(~labelled)
-    index = np.array([position[m] for m in ids[todo]], dtype=np.int64)
-    model, _ = load_checkpoint(checkpoint, cfg.as_dict(), device)
-    y_lab = _labels(labelled_frame, labelled_frame.mol_id.to_numpy(), cfg.targets)
-    train_cfg = cfg.train_config(round)
-    if needs == "student":
-        samples = mc_dropout_predictions(
-            model, graphs, index, cfg.mc_samples, seed, train_cfg.eval_batch_size
-        )
-    else:  # committee
-        if summary is None:
-            raise ValueError("strategy 'qbc' needs --student-summary (the round's student.json: its epochs)")
+    if needs == "committee" and summary is None:
+        raise ValueError("strategy 'qbc' needs --student-summary (the round's student.json: its epochs)")
+    graphs, pool = ctx.graphs, ctx.where["pool"]
+    position = dict(zip(graphs.mol_id[pool], pool, strict=True))
+    train_cfg = ctx.train
+    if needs == "committee":  # the committee trains for as many epochs as the round's student needed
         best = json.loads(Path(summary).read_text()).get("best_epoch")
-        train_cfg.student_max_epochs = (best or 0) + 1
-        lab_index = np.array([position[m] for m in labelled_frame.mol_id], dtype=np.int64)
-        members = train_committee(
-            model,
-            graphs,
-            lab_index,
-            y_lab,
-            np.zeros(0, np.int64),
-            y_lab[:0],
-            train_cfg,
-            cfg.committee,
-            seed,
-            bootstrap=True,
-        )
-        samples = committee_predictions(members, graphs, index, train_cfg.eval_batch_size)
-    scale = np.nanstd(y_lab, axis=0)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    scores = np.full(len(ids), np.nan)
-    scores[todo] = prediction_variance(samples, scale)
-    return scores
+        train_cfg = dataclasses.replace(train_cfg, student_max_epochs=(best or 0) + 1)
+    return {
+        "model": ctx.load(checkpoint),
+        "graphs": graphs,
+        "index": np.array([position[m] for m in ids], dtype=np.int64),
+        "labelled_index": np.array([position[m] for m in labelled_frame.mol_id], dtype=np.int64),
+        "y_labelled": _labels(labelled_frame, labelled_frame.mol_id.to_numpy(), cfg.targets),
+        "train": train_cfg,
+        "mc_samples": cfg.mc_samples,
+        "committee": cfg.committee,
+    }

@@ -18,14 +18,17 @@ the K predictions, each target in units of its scale s_t, summed over targets,
 lowest index (:func:`top_b`). Both are pure NumPy functions; the two prediction functions take an
 explicit seed and leave the global random state as they found it.
 
-How a select stage calls them (graphs, positions and labels as in :func:`pipeline.stages.student`;
-``pool`` the sorted positions of the unlabelled pool molecules, ``b`` the batch size)::
+How they fit together, as the ``mc_dropout`` and ``qbc`` strategies of :mod:`pipeline.select` use
+them (graphs, positions and labels as in :func:`pipeline.stages.student`; ``pool`` the sorted
+positions of the unlabelled pool molecules, ``b`` the batch size)::
 
     student, _ = load_checkpoint(round_dir / "student.pt", cfg.as_dict(), device)
     # MC dropout:
     preds = mc_dropout_predictions(student, graphs, pool, n_samples=20, seed=seed)
-    # or QBC (the teacher's checkpoint, the labelled set and the validation set as for the student):
-    committee = train_committee(teacher, graphs, lab_idx, y_lab, val_idx, y_val, train_cfg, k=4, seed=seed)
+    # or QBC from the teacher's checkpoint (the qbc strategy: no validation set, bootstrap=True):
+    committee = train_committee(
+        teacher, graphs, lab_idx, y_lab, lab_idx[:0], y_lab[:0], train_cfg, k=4, seed=seed, bootstrap=True
+    )
     preds = committee_predictions(committee, graphs, pool)
     scores = prediction_variance(preds, scale=np.nanstd(y_lab, axis=0))
     order = top_b(scores, np.ones(len(pool), dtype=bool), b)
