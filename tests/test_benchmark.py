@@ -4,12 +4,15 @@ The synthetic result set: methods asgn, random and qbc, seeds 0-2, targets u0 an
 mean curve over seeds is MEAN below; seed s adds (s - 1) * SPREAD, so at every round the mean over
 seeds is exactly MEAN and the sample std exactly SPREAD. asgn and random reach 500 labels, qbc only
 400, so the final budget common to all runs is 400. Validation MAEs are 1.1 x the test MAEs; the
-teacher's own test MAEs 2 x, its validation MAEs 2.2 x.
+teacher's own test MAEs 2 x, its validation MAEs 2.2 x. Each run's method and seed are its settings'
+(run.json), RUN_METHODS here: run names are never parsed.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import subprocess
 import sys
 
@@ -27,17 +30,19 @@ from pipeline.benchmark import (
     labels_to_reach,
     mean_curve,
     paired_differences,
-    parse_run_name,
+    read_run_methods,
     write_csv,
     write_figure,
     write_markdown,
 )
 from pipeline.report import LEARNING_CURVE_COLUMNS
+from pipeline.settings import RunConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LABELS = [100, 200, 300, 400, 500]
 METHODS = ["asgn", "random", "qbc"]
 SEEDS = [0, 1, 2]
+RUN_METHODS = {f"{m}-s{s}": (m, s) for m in METHODS for s in SEEDS}  # run -> (method, seed), as in run.json
 MEAN = {
     ("asgn", "u0"): [0.4, 0.2, 0.05, 0.04, 0.03],  # crosses random's 0.1 halfway (in log) at 250
     ("random", "u0"): [0.8, 0.4, 0.2, 0.1, 0.08],  # threshold: 0.1 at 400
@@ -63,7 +68,7 @@ def curves() -> pd.DataFrame:
 
 @pytest.fixture
 def df() -> pd.DataFrame:
-    return collect(curves())
+    return collect(curves(), RUN_METHODS)
 
 
 def run_cli(*args):
@@ -73,16 +78,42 @@ def run_cli(*args):
 
 
 # --------------------------------------------------------------------------------------------------
-# run names and collect
+# run settings and collect
 
 
-def test_run_names_parse_into_method_and_seed():
-    assert parse_run_name("asgn-s0") == ("asgn", 0)
-    assert parse_run_name("random-s12") == ("random", 12)
-    assert parse_run_name("asgn-no-cluster-s3") == ("asgn-no-cluster", 3)  # hyphens in the method
-    for bad in ("asgn", "asgn-s", "-s0", "asgn_s0", "asgn-sx", "asgn-s0-final"):
-        with pytest.raises(ValueError, match=f"run '{bad}'.*{{method}}-s{{seed}}"):
-            parse_run_name(bad)
+def _write_run_json(folder, run, method, seed):
+    """A run's settings as {folder}/{run}/run.json (a benchmark run where ``method`` is given); its path."""
+    cfg = RunConfig(
+        run=run, targets=["mu", "u0"], seed=seed, benchmark="b" if method else None, method=method
+    )
+    path = folder / run / "run.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cfg.as_dict()), encoding="utf-8")
+    return path
+
+
+def test_read_run_methods_takes_method_and_seed_from_each_runs_settings(tmp_path):
+    paths = [_write_run_json(tmp_path, run, m, seed) for run, (m, seed) in RUN_METHODS.items()]
+    methods = read_run_methods(paths)
+    assert methods == RUN_METHODS and list(methods) == list(RUN_METHODS)  # in the order given
+    assert read_run_methods([str(paths[0])]) == {"asgn-s0": ("asgn", 0)}  # str paths too
+    # the settings say it, whatever the run's name: hyphens in the method, a name without the seed
+    other = _write_run_json(tmp_path, "run-x", "asgn-no-cluster", 12)
+    assert read_run_methods([other]) == {"run-x": ("asgn-no-cluster", 12)}
+    assert read_run_methods([]) == {}
+    # a run that is no benchmark's: an error naming its file
+    plain = _write_run_json(tmp_path / "plain", "single", None, 3)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(plain))}: run 'single' is no benchmark's run"):
+        read_run_methods([*paths, plain])
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({**json.loads(paths[0].read_text()), "method": ""}), encoding="utf-8")
+    with pytest.raises(ValueError, match=f"^{re.escape(str(empty))}: run 'asgn-s0' is no benchmark's run"):
+        read_run_methods([empty])
+    # settings are read strictly: an unknown key is refused
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({**json.loads(paths[0].read_text()), "methods": "asgn"}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"unknown run config keys \['methods'\]"):
+        read_run_methods([typo])
 
 
 def test_collect_adds_method_and_seed(df):
@@ -96,21 +127,21 @@ def test_collect_adds_method_and_seed(df):
 def test_collect_names_a_bad_run_and_catches_a_curve_given_twice():
     bad = curves()
     bad.loc[bad["run"] == "qbc-s2", "run"] = "qbc-final"
-    with pytest.raises(ValueError, match="'qbc-final'"):
-        collect(bad)
+    with pytest.raises(ValueError, match="run 'qbc-final' has no method and seed: give its run.json"):
+        collect(bad, RUN_METHODS)
     with pytest.raises(ValueError, match="'asgn-s0' has round 0 .* more than once"):
-        collect(pd.concat([curves(), curves()[curves()["run"] == "asgn-s0"]]))
+        collect(pd.concat([curves(), curves()[curves()["run"] == "asgn-s0"]]), RUN_METHODS)
     clash = curves()
     clash.loc[clash["run"] == "asgn-s1", "run"] = "asgn-s01"
     clash.loc[clash["run"] == "asgn-s0", "run"] = "asgn-s1"
     with pytest.raises(ValueError, match="'asgn-s1' and 'asgn-s01' are both method 'asgn', seed 1"):
-        collect(clash)
+        collect(clash, {**RUN_METHODS, "asgn-s01": ("asgn", 1)})
 
 
 def named(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[str, int]]]:
     """The curves with runs renamed run-{k} (not {method}-s{seed}), and the mapping back."""
     names = {run: f"run-{k}" for k, run in enumerate(dict.fromkeys(table["run"]))}
-    methods = {new: parse_run_name(old) for old, new in names.items()}
+    methods = {new: RUN_METHODS[old] for old, new in names.items()}
     return table.assign(run=table["run"].map(names)), methods
 
 
@@ -121,7 +152,7 @@ def test_collect_takes_method_and_seed_from_a_mapping(df):
     pd.testing.assert_frame_equal(mapped.drop(columns="run"), df.drop(columns="run"))
     row = mapped[mapped["run"] == "run-8"].iloc[0]
     assert (row["method"], row["seed"]) == ("qbc", 2)
-    # with a mapping, names need not parse; every run must be in it
+    # names need not look like {method}-s{seed}; every run must be in the mapping
     del methods["run-4"]
     with pytest.raises(ValueError, match="run 'run-4' has no method and seed"):
         collect(table, methods=methods)
@@ -132,13 +163,13 @@ def test_collect_takes_method_and_seed_from_a_mapping(df):
 
 def test_curves_without_teacher_or_val_columns_still_collect():
     old = curves().drop(columns=["val_mae", "teacher_val_mae", "teacher_test_mae"])
-    df = collect(old)
+    df = collect(old, RUN_METHODS)
     assert df[["val_mae", "teacher_val_mae", "teacher_test_mae"]].isna().all().all()
     assert final_budget_table(df)["u0_mean"][0] == pytest.approx(0.04)
 
 
 def test_a_derived_method_is_its_source_evaluated_by_the_teacher(df):
-    both = collect(curves(), derived={"asgn-t": "asgn"})
+    both = collect(curves(), RUN_METHODS, derived={"asgn-t": "asgn"})
     assert list(dict.fromkeys(both["method"])) == ["asgn", "asgn-t", "random", "qbc"]  # after its source
     assert both["run"].nunique() == 9  # no new runs: ASGN-T is read off ASGN's
     derived = both[both["method"] == "asgn-t"].reset_index(drop=True)
@@ -160,23 +191,27 @@ def test_a_derived_method_is_its_source_evaluated_by_the_teacher(df):
 
 def test_derived_method_errors():
     with pytest.raises(ValueError, match="source method 'asgn-x' of derived method 'asgn-t' has no runs"):
-        collect(curves(), derived={"asgn-t": "asgn-x"})
+        collect(curves(), RUN_METHODS, derived={"asgn-t": "asgn-x"})
     with pytest.raises(ValueError, match="derived method 'random' has runs of its own"):
-        collect(curves(), derived={"random": "asgn"})
+        collect(curves(), RUN_METHODS, derived={"random": "asgn"})
     no_teacher = curves().drop(columns=["teacher_val_mae", "teacher_test_mae"])
     with pytest.raises(
         ValueError, match="source method 'asgn' of derived method 'asgn-t' has no teacher MAEs"
     ):
-        collect(no_teacher, derived={"asgn-t": "asgn"})
+        collect(no_teacher, RUN_METHODS, derived={"asgn-t": "asgn"})
     # a curve given twice is still caught, and derived rows (same run, round, target) are not it
     with pytest.raises(ValueError, match="'asgn-s0' has round 0 .* more than once"):
-        collect(pd.concat([curves(), curves()[curves()["run"] == "asgn-s0"]]), derived={"asgn-t": "asgn"})
+        collect(
+            pd.concat([curves(), curves()[curves()["run"] == "asgn-s0"]]),
+            RUN_METHODS,
+            derived={"asgn-t": "asgn"},
+        )
 
 
 def test_rounds_without_a_teacher_mae_are_missing_from_the_derived_method_only():
     table = curves()
     table.loc[(table["run"] == "asgn-s0") & (table["labelled"] == 400), "teacher_test_mae"] = math.nan
-    both = collect(table, derived={"asgn-t": "asgn"})
+    both = collect(table, RUN_METHODS, derived={"asgn-t": "asgn"})
     assert 400 not in set(both[(both["method"] == "asgn-t") & (both["seed"] == 0)]["labelled"])
     assert 400 in set(both[(both["method"] == "asgn") & (both["seed"] == 0)]["labelled"])
     with pytest.raises(
@@ -300,12 +335,13 @@ def small_benchmark() -> pd.DataFrame:
         "asgn": [0.07, 0.08, 0.09],
         "qbc": [0.13],
     }
-    rows = []
+    rows, methods = [], {}
     for method, maes in test.items():
         for seed, mae in enumerate(maes):
             val = mae + (0.005 if method == "asgn" else 0.0)
             rows.append((f"{method}-s{seed}", 0, 100, "u0", val, mae, math.nan, math.nan))
-    return collect(pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS))
+            methods[f"{method}-s{seed}"] = (method, seed)
+    return collect(pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS), methods)
 
 
 def test_paired_differences_by_hand():
@@ -465,13 +501,23 @@ def _write_curves(table, root):
     return args
 
 
+def _write_run_jsons(methods, root):
+    """Each run's settings as results/runs/{run}/run.json under ``root``; ["--run-json", path, ...]."""
+    args = []
+    for run, (method, seed) in methods.items():
+        args += ["--run-json", _write_run_json(root / "runs", run, method, seed)]
+    return args
+
+
 def test_benchmark_table_command(tmp_path):
     table = curves()
     paths = _write_curves(table, tmp_path)
+    settings = _write_run_jsons(RUN_METHODS, tmp_path)
     out = tmp_path / "bench"
     args = [
         "benchmark-table",
         *paths,
+        *settings,
         "--csv",
         out / "t.csv",
         "--markdown",
@@ -492,12 +538,12 @@ def test_benchmark_table_command(tmp_path):
     assert r.returncode == 2 and "qbc" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_benchmark_table_command_with_run_methods_derived_method_and_paired_csv(tmp_path):
+def test_benchmark_table_command_with_run_jsons_derived_method_and_paired_csv(tmp_path):
     table, methods = named(curves())
     paths = _write_curves(table, tmp_path)
     out = tmp_path / "bench"
     outputs = ["--csv", out / "t.csv", "--markdown", out / "t.md", "--png", out / "t.png"]
-    mapping = [arg for run, (m, seed) in methods.items() for arg in ("--run-method", f"{run}={m}:{seed}")]
+    mapping = _write_run_jsons(methods, tmp_path)  # run-{k}: only the settings say the method and seed
     r = run_cli(
         "benchmark-table",
         *paths,
@@ -520,14 +566,14 @@ def test_benchmark_table_command_with_run_methods_derived_method_and_paired_csv(
     text = (out / "t.md").read_text(encoding="utf-8")
     assert "## Paired difference to random" in text and "| u0 (eV) | asgn | 3 | −0.0600 [" in text
 
-    # --run-method must cover every run; its and --derived's format is checked
+    # every run needs its run.json, which must name a method; --derived's format is checked
     r = run_cli("benchmark-table", *paths, *outputs, *mapping[:-2])
     assert r.returncode == 2 and "run 'run-8' has no method and seed" in r.stderr
     assert "Traceback" not in r.stderr
-    r = run_cli("benchmark-table", *paths, *outputs, "--run-method", "run-0=asgn")
-    assert r.returncode == 2 and "expected RUN=METHOD:SEED" in r.stderr
-    r = run_cli("benchmark-table", *paths, *outputs, *mapping, "--run-method", "run-0=asgn:5")
-    assert r.returncode == 2 and "--run-method given more than once for ['run-0']" in r.stderr
+    plain = _write_run_json(tmp_path / "plain", "run-0", None, 0)
+    r = run_cli("benchmark-table", *paths, *outputs, *mapping[2:], "--run-json", plain)
+    assert r.returncode == 2 and f"{plain}: run 'run-0' is no benchmark's run" in r.stderr
+    assert "Traceback" not in r.stderr
     r = run_cli("benchmark-table", *paths, *outputs, *mapping, "--derived", "asgn-t")
     assert r.returncode == 2 and "expected NEW=SOURCE" in r.stderr
     r = run_cli("benchmark-table", *paths, *outputs, *mapping, "--derived", "asgn-t=nope")
@@ -539,10 +585,12 @@ def test_benchmark_table_command_without_the_baseline_writes_an_empty_paired_csv
     table = table[~table["run"].str.startswith("random")]
     path = tmp_path / "lc.csv"
     table.to_csv(path, index=False)
+    settings = _write_run_jsons({run: RUN_METHODS[run] for run in dict.fromkeys(table["run"])}, tmp_path)
     out = tmp_path / "bench"
     r = run_cli(
         "benchmark-table",
-        *("--curve", path, "--csv", out / "t.csv", "--markdown", out / "t.md", "--png", out / "t.png"),
+        *("--curve", path, *settings),
+        *("--csv", out / "t.csv", "--markdown", out / "t.md", "--png", out / "t.png"),
         *("--paired-csv", out / "paired.csv"),
     )
     assert r.returncode == 0, r.stderr

@@ -175,11 +175,11 @@ STAGE_ARGS = ["--run-json", "r.json", "--data", "d", "--split-path", "s.parquet"
         (["run-config", "--out", "run.json"], "required: --json"),
         (["featurise", "--source", "sdf"], "argument --source: invalid choice: 'sdf'"),
         (["label-chunk", "--chunk", "one"], "argument --chunk: invalid int value: 'one'"),
-        # reports: RUN=FILE and RUN=METHOD:SEED values are checked when parsed
+        # reports: RUN=FILE values are checked when parsed; a benchmark needs its runs' run.json
         (["learning-curve", "--student", "round_00/student.json"], "argument --student: expected RUN=FILE"),
         (
-            ["benchmark-table", "--curve", "c.csv", "--run-method", "r=asgn:x"],
-            "argument --run-method: expected RUN=METHOD:SEED with an integer seed, got 'r=asgn:x'",
+            ["benchmark-table", "--curve", "c.csv", "--csv", "t.csv", "--markdown", "t.md", "--png", "t.png"],
+            "pipeline benchmark-table: error: the following arguments are required: --run-json",
         ),
         (["round-table", "--teacher", "t.json"], "required: --csv"),
         (["--threads", "two", "split"], "argument --threads: invalid int value: 'two'"),

@@ -105,6 +105,21 @@ def test_schema_defaults_are_the_dataclass_defaults():
             assert spec["default"] == getattr(instance, key), f"{section}.{key}"
 
 
+def test_run_settings_defaults_are_the_schemas():
+    """run.json's defaults in Python (RunConfig) are the ones the workflow fills in from the schema."""
+    from snakemake.utils import validate
+
+    from pipeline.settings import RunConfig
+
+    run = {"dataset": "d", "split": {"val": 1, "test": 1}, "targets": ["homo"]}
+    config = {"datasets": {"d": {"source": "qm9"}}, "runs": {"r": run}}
+    validate(config, schema=str(REPO / "workflow/schemas/config.schema.yaml"))
+    filled, defaults = RunConfig.from_config("r", config["runs"]["r"]), RunConfig(run="r", targets=["homo"])
+    for f in dataclasses.fields(RunConfig):
+        if f.name not in ("model", "train"):  # compared key by key by the test above
+            assert getattr(filled, f.name) == getattr(defaults, f.name), f.name
+
+
 def test_every_dataclass_setting_is_in_the_schema_or_derived():
     """A new TrainConfig/ModelConfig/LossWeights field must be settable from the config (a schema
     key, whose default the test above compares) or be one the run derives; otherwise the schema's

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline import oracle, stages
 from pipeline.featurise import FeaturiseSettings, featurise
+from pipeline.settings import RunConfig
 from pipeline.split import split_dataset
 from pipeline.store import write_json, write_table
 
@@ -382,7 +383,7 @@ def test_derive_seed_keeps_the_seeds_runs_were_made_with(seed, round):
     """The formulas the stages used before derive_seed, inline: a run's picks and weights stay put."""
     teacher = _word([seed, round])
     assert stages.derive_seed(seed, round, "teacher") == teacher
-    assert stages.RunConfig(run="t", targets=["homo"], seed=seed).train_config(round).seed == teacher
+    assert stages.train_config(RunConfig(run="t", targets=["homo"], seed=seed), round).seed == teacher
     assert stages.derive_seed(seed, round, "student") == teacher + 1
     assert stages.derive_seed(seed, round, "select") == _word([seed, round, 1])
     assert stages.derive_seed(seed, 0, "initial") == seed

@@ -551,7 +551,10 @@ def test_benchmark_mini_plan(tmp_path):
         methods == {"asgn", "asgn_t", "asgn_s", "random", "qbc", "mc_dropout", "mean_teacher"}
         and len(runs) == 21
     )
-    assert "--run-method mini-asgn-s0=asgn:0" in table["shell"] and "--baseline random" in table["shell"]
+    assert (
+        "--run-json results/runs/mini-asgn-s0/run.json" in table["shell"]
+        and "--baseline random" in table["shell"]
+    )
     assert table["output"][0] == "results/benchmark/mini/table.csv"
     assert leaks(jobs) == []
     # supervised baselines learn no pseudo-labels; ASGN's teachers do; Random starts afresh each round
@@ -595,6 +598,7 @@ def test_benchmark_cpu_plan_expands_methods_and_seeds(tmp_path):
     sup = json.loads((tmp_path / "results/runs/ssl-supervised-s2/run.json").read_text())
     asgn = json.loads((tmp_path / "results/runs/ssl-asgn-s2/run.json").read_text())
     assert sup["seed"] == asgn["seed"] == 2 and sup["train"]["teacher_epochs"] == 0
+    assert (sup["benchmark"], sup["method"], asgn["method"]) == ("ssl", "supervised", "asgn")
     assert asgn["train"]["pretrain_epochs"] == 12 and asgn["train"]["weights"]["reconstruction"] == 1.0
     assert sup["train"]["lr_schedule"] == asgn["train"]["lr_schedule"] == "plateau"  # same student
 

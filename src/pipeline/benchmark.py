@@ -1,8 +1,7 @@
 """Benchmark of methods over seeds: the final-budget table, label efficiency, and the comparison figure.
 
-A benchmark config declares many runs, each one (method, seed) pair, by default named
-``{method}-s{seed}`` (``asgn-s0``, ``random-s2``, ``qbc-s1``, ``asgn-no-cluster-s0``...; any other
-names can be mapped to (method, seed) explicitly). This module reads their learning curves
+A benchmark config declares many runs, each one (method, seed) pair, which its ``run.json`` names
+(:class:`pipeline.settings.RunConfig`, :func:`read_run_methods`). This module reads their learning curves
 (:func:`pipeline.report.learning_curve`'s long table, one ``results/runs/{run}/learning_curve.csv``
 per run) and compares the methods as the paper does:
 
@@ -54,7 +53,7 @@ __all__ = [
     "markdown",
     "mean_curve",
     "paired_differences",
-    "parse_run_name",
+    "read_run_methods",
     "read_curves",
     "write_benchmark",
     "write_csv",
@@ -64,8 +63,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: ``{method}-s{seed}``; the method may itself contain hyphens (``asgn-no-cluster-s0``).
-_RUN_NAME = re.compile(r"(?P<method>.+)-s(?P<seed>\d+)")
 #: Columns :func:`collect` needs in the learning-curve tables it is given.
 _CURVE_COLUMNS = ["run", "round", "labelled", "target", "test_mae"]
 #: MAE columns :func:`collect` fills with NaN when the curves lack them (curves written before
@@ -101,14 +98,18 @@ _DPI = 150
 # reading
 
 
-def parse_run_name(run: str) -> tuple[str, int]:
-    """``"asgn-s0"`` -> ``("asgn", 0)``; a name that is not ``{method}-s{seed}`` is an error naming it."""
-    match = _RUN_NAME.fullmatch(str(run))
-    if match is None:
-        raise ValueError(
-            f"run {run!r}: a benchmark run must be named {{method}}-s{{seed}}, e.g. 'asgn-s0' or 'random-s2'"
-        )
-    return match["method"], int(match["seed"])
+def read_run_methods(paths: Iterable[str | Path]) -> dict[str, tuple[str, int]]:
+    """Run name -> (method, seed) from the runs' ``run.json`` (:class:`pipeline.settings.RunConfig`);
+    a run that is no benchmark's (no ``method``) is an error naming its file."""
+    from .settings import RunConfig
+
+    methods = {}
+    for path in paths:
+        cfg = RunConfig.read(path)
+        if not cfg.method:
+            raise ValueError(f"{path}: run {cfg.run!r} is no benchmark's run (its settings name no method)")
+        methods[cfg.run] = (cfg.method, cfg.seed)
+    return methods
 
 
 def read_curves(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -121,7 +122,7 @@ def read_curves(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 def collect(
     curves: pd.DataFrame,
-    methods: Mapping[str, tuple[str, int]] | None = None,
+    methods: Mapping[str, tuple[str, int]],
     derived: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Add ``method`` and ``seed`` columns to learning-curve tables of many runs, and derived methods.
@@ -130,8 +131,8 @@ def collect(
         curves: :func:`pipeline.report.learning_curve`'s long table for all runs of a benchmark,
             concatenated: at least ``run, round, labelled, target, test_mae``. ``val_mae``,
             ``teacher_val_mae`` and ``teacher_test_mae`` are NaN where missing (older curves).
-        methods: run name -> (method, seed) of every run in ``curves`` (more runs may be named).
-            Default: parsed from each run's name, ``{method}-s{seed}`` (:func:`parse_run_name`).
+        methods: run name -> (method, seed) of every run in ``curves`` (more runs may be named), as
+            :func:`read_run_methods` reads them from the runs' settings.
         derived: new method -> source method. The new method has no runs of its own: its rows are
             the source method's, with ``test_mae`` and ``val_mae`` replaced by the teacher's
             (``teacher_test_mae``, ``teacher_val_mae``). So the ASGN-T ablation (ASGN's teacher,
@@ -146,8 +147,7 @@ def collect(
         method in that order.
 
     Raises:
-        ValueError: a missing column; a run name that is not ``{method}-s{seed}`` (without
-            ``methods``) or a run ``methods`` lacks; two runs naming the same (method, seed); a
+        ValueError: a missing column; a run ``methods`` lacks; two runs naming the same (method, seed); a
             (run, round, target) given twice (a curve passed twice); a derived method that has runs
             of its own, or whose source method has no runs or no teacher MAEs.
     """
@@ -160,10 +160,7 @@ def collect(
         if column not in df.columns:
             df[column] = math.nan
     runs = list(dict.fromkeys(df["run"]))
-    if methods is None:
-        parsed = {run: parse_run_name(run) for run in runs}
-    else:
-        parsed = {run: _method_seed(run, methods) for run in runs}
+    parsed = {run: _method_seed(run, methods) for run in runs}
     pairs: dict[tuple[str, int], str] = {}
     for run, pair in parsed.items():
         if pair in pairs:
@@ -191,8 +188,7 @@ def _method_seed(run: str, methods: Mapping[str, tuple[str, int]]) -> tuple[str,
     """(method, seed) of a run from an explicit mapping; a run it lacks is an error naming it."""
     if run not in methods:
         raise ValueError(
-            f"run {run!r} has no method and seed: when they are given, every run needs them "
-            f"(given for {sorted(methods)})"
+            f"run {run!r} has no method and seed: give its run.json (given for {sorted(methods)})"
         )
     method, seed = methods[run]
     if not str(method):

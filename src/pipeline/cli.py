@@ -98,13 +98,14 @@ def _split(args: argparse.Namespace) -> None:
 def _write_run_config(args: argparse.Namespace) -> None:
     import json
 
-    from .stages import RunConfig
+    from .settings import RunConfig
+    from .stages import model_config, train_config
     from .store import write_json
 
     values = json.loads(args.json)
     config = RunConfig(**values)  # unknown or missing keys fail here, naming them
-    config.model_config(cutoff=30.0)  # model and train sections are checked too
-    config.train_config(round=0)
+    model_config(config, cutoff=30.0)  # model and train sections are checked too
+    train_config(config, round=0)
     write_json(config.as_dict(), args.out)
 
 
@@ -409,15 +410,6 @@ def _round_table(args: argparse.Namespace) -> None:
     write_round_table(round_table(args.teacher, args.student), args.csv)
 
 
-def _run_method(text: str) -> tuple[str, tuple[str, int]]:
-    """``RUN=METHOD:SEED`` (of ``--run-method``) -> (run, (method, seed)); the method may hold colons."""
-    run, sep, rest = text.partition("=")
-    method, colon, seed = rest.rpartition(":")
-    if not (sep and colon and run and method and seed.isdigit()):
-        raise argparse.ArgumentTypeError(f"expected RUN=METHOD:SEED with an integer seed, got {text!r}")
-    return run, (method, int(seed))
-
-
 def _derived_method(text: str) -> tuple[str, str]:
     """``NEW=SOURCE`` (of ``--derived``) -> (new method, source method)."""
     new, sep, source = text.partition("=")
@@ -436,9 +428,9 @@ def _unique(pairs: list[tuple[str, object]], option: str) -> dict:
 
 
 def _benchmark_table(args: argparse.Namespace) -> None:
-    from .benchmark import collect, read_curves, write_benchmark
+    from .benchmark import collect, read_curves, read_run_methods, write_benchmark
 
-    methods = _unique(args.run_method, "--run-method") if args.run_method else None
+    methods = read_run_methods(args.run_json)
     derived = _unique(args.derived, "--derived") if args.derived else None
     df = collect(read_curves(args.curve), methods=methods, derived=derived)
     table, _ = write_benchmark(
@@ -650,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_round_table)
 
-    # benchmark (pipeline.benchmark): methods x seeds, runs named {method}-s{seed} or mapped to them
+    # benchmark (pipeline.benchmark): methods x seeds, each run's method and seed from its run.json
     p = sub.add_parser(
         "benchmark-table", help="test MAE at the final budget (mean ± std over seeds), label savings, figure"
     )
@@ -660,15 +652,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         type=Path,
         metavar="CSV",
-        help="a run's learning_curve.csv (runs named {method}-s{seed} unless --run-method); repeat for each",
+        help="a run's learning_curve.csv; repeat for each",
     )
     p.add_argument(
-        "--run-method",
+        "--run-json",
+        required=True,
         action="append",
-        default=[],
-        type=_run_method,
-        metavar="RUN=METHOD:SEED",
-        help="method and seed of a run, instead of parsing its name; if given, give it for every run",
+        type=Path,
+        metavar="JSON",
+        help="a run's run.json, which says its method and seed in the benchmark; repeat for each",
     )
     p.add_argument(
         "--derived",

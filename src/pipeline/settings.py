@@ -1,5 +1,6 @@
-"""Config resolution shared by the workflow and the package: benchmark matrices -> runs, and the
-checks across keys that the schema cannot make.
+"""Config resolution shared by the workflow and the package: the validated YAML -> every run's
+settings (:class:`RunConfig`, written as ``run.json``), benchmark matrices -> runs, and the checks
+across keys that the schema cannot make. :func:`resolve` does all of it, in that order.
 
 A benchmark in the config (``benchmarks: {name: ...}``) is a base run, one small override per
 method, and a list of seeds. :func:`expand_benchmarks` turns it into the runs Snakemake schedules,
@@ -14,17 +15,23 @@ This module imports no torch, so the workflow can import it when it parses the c
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 __all__ = [
     "MIN_ATOM_DISTANCE",
     "BenchmarkRun",
+    "Resolved",
+    "RunConfig",
     "check_config",
     "deep_merge",
     "duplicate_keys",
     "expand_benchmarks",
     "label_budget",
+    "resolve",
     "run_name",
 ]
 
@@ -78,6 +85,121 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+@dataclass
+class RunConfig:
+    """One run's resolved settings (``run.json``): what every stage of the run reads.
+
+    The defaults are the schema's (``workflow/schemas/config.schema.yaml``; a test compares them).
+    ``model`` and ``train`` hold :class:`pipeline.model.ModelConfig` and
+    :class:`pipeline.train.TrainConfig` fields (``train["weights"]``: the loss weights), which
+    :func:`pipeline.stages.model_config` and :func:`pipeline.stages.train_config` build.
+    """
+
+    run: str
+    targets: list[str]
+    strategy: str = "kcenter"  # selection strategy (pipeline.registry.STRATEGIES)
+    initial_size: int = 100  # labelled molecules in round 0
+    initial_strategy: str = "random"  # round 0: random, or kcenter on an untrained teacher's embeddings
+    batch: int = 100  # molecules labelled per round (b)
+    rounds: int = 3
+    seed: int = 0
+    device: str = "auto"
+    student: bool = True  # False: ASGN-T (the teacher's own predictions are the result)
+    pseudo_labels: bool = True  # the teacher learns the previous student's pseudo-labels
+    committee: int = 4  # qbc: students in the committee (K)
+    mc_samples: int = 20  # mc_dropout: stochastic forward passes per molecule
+    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (targets are added)
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields; "weights" = loss weights
+    benchmark: str | None = None  # the benchmark this run is a (method, seed) of, if any
+    method: str | None = None  # its method in that benchmark
+
+    @classmethod
+    def from_config(cls, name: str, run: Mapping[str, Any], member: BenchmarkRun | None = None) -> RunConfig:
+        """The settings of run ``name`` from its validated config section (defaults filled in)."""
+        return cls(
+            run=name,
+            targets=list(run["targets"]),
+            strategy=run["strategy"],
+            initial_size=run["initial"]["size"],
+            initial_strategy=run["initial"]["strategy"],
+            batch=run["batch"],
+            rounds=run["rounds"],
+            seed=run["seed"],
+            device=run["device"],
+            student=run["student"],
+            pseudo_labels=run["pseudo_labels"],
+            committee=run["committee"],
+            mc_samples=run["mc_samples"],
+            model=dict(run["model"]),
+            train={**run["train"], "weights": dict(run["losses"])},
+            benchmark=member.benchmark if member else None,
+            method=member.method if member else None,
+        )
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunConfig:
+        """The settings in ``path`` (a run.json); unknown keys are an error naming them."""
+        values = json.loads(Path(path).read_text())
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown run config keys {sorted(unknown)}")
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved workflow config: what :func:`resolve` returns."""
+
+    datasets: dict[str, Any]  # validated dataset sections
+    runs: dict[str, Any]  # validated run sections, the benchmarks' (method, seed) runs included
+    benchmarks: dict[str, Any]
+    members: dict[str, BenchmarkRun]  # expanded run name -> which benchmark, method and seed it is
+    settings: dict[str, RunConfig]  # run name -> its run.json
+
+    def members_of(self, benchmark: str) -> dict[str, BenchmarkRun]:
+        return {run: m for run, m in self.members.items() if m.benchmark == benchmark}
+
+
+def resolve(config: dict[str, Any], validate: Callable[[dict[str, Any]], None]) -> Resolved:
+    """The workflow config, validated, expanded and checked, with every run's settings.
+
+    Args:
+        config: the merged config files; changed in place: defaults filled in and benchmark runs
+            added to ``runs`` (Snakemake's ``config`` stays the resolved one).
+        validate: checks ``config`` against the schema and fills in its defaults, raising on the
+            first invalid key (the workflow passes Snakemake's ``validate``).
+
+    Raises:
+        ValueError: ``"invalid config ..."``: what :func:`expand_benchmarks` and
+            :func:`check_config` refuse, or no runs.
+    """
+    validate(config)
+    try:
+        config["runs"], members = expand_benchmarks(config)
+    except ValueError as err:
+        raise ValueError(f"invalid config: {err}") from None
+    validate(config)  # the expanded runs, as runs: their defaults filled in
+    if not config["runs"]:
+        raise ValueError("invalid config: no runs (declare some under 'runs' or 'benchmarks')")
+    errors = check_config(config)
+    if errors:
+        raise ValueError("invalid config " + "; ".join(errors))
+    runs = config["runs"]
+    return Resolved(
+        datasets=config["datasets"],
+        runs=runs,
+        benchmarks=config["benchmarks"],
+        members=members,
+        settings={name: RunConfig.from_config(name, run, members.get(name)) for name, run in runs.items()},
+    )
 
 
 def run_name(benchmark: str, method: str, seed: int) -> str:

@@ -22,7 +22,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from .losses import LossWeights
 from .model import ASGNModel, ModelConfig
 from .oracle import read_labelling
 from .select import SelectionContext, get_strategy
+from .settings import RunConfig
 from .split import read_split
 from .store import write_json, write_table
 from .train import (
@@ -65,50 +66,21 @@ if set(_TEACHERS) != set(registry.TEACHERS):  # a teacher kind added to one but 
     )
 
 
-@dataclass
-class RunConfig:
-    """One run's resolved settings (``run.json``), written by the workflow from config/*.yaml."""
+def model_config(cfg: RunConfig, cutoff: float, dist_range: tuple[float, float] = (0.0, 30.0)) -> ModelConfig:
+    """The run's architecture: RBF and filters up to the dataset's ``cutoff`` and, unless the run sets
+    ``model.dist_min``/``dist_max``, distance bins over ``dist_range`` (see :func:`dist_range`)."""
+    values = {k: v for k, v in cfg.model.items() if v is not None}
+    values.setdefault("dist_min", dist_range[0])
+    values.setdefault("dist_max", max(dist_range[1], values["dist_min"] + 0.1))
+    return ModelConfig(**{"cutoff": cutoff, "rbf_stop": cutoff, **values, "targets": tuple(cfg.targets)})
 
-    run: str
-    targets: list[str]
-    strategy: str = "kcenter"  # selection strategy (pipeline.select registry)
-    initial_size: int = 100  # labelled molecules in round 0
-    initial_strategy: str = "random"  # round 0: random, or kcenter on an untrained teacher's embeddings
-    batch: int = 100  # molecules labelled per round (b)
-    rounds: int = 3
-    seed: int = 0
-    device: str = "auto"
-    student: bool = True  # False: ASGN-T (the teacher's own predictions are the result)
-    pseudo_labels: bool = True  # the teacher learns the previous student's pseudo-labels
-    committee: int = 4  # qbc: students in the committee (K)
-    mc_samples: int = 20  # mc_dropout: stochastic forward passes per molecule
-    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (targets are added)
-    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields; "weights" = loss weights
 
-    @classmethod
-    def read(cls, path: str | Path) -> RunConfig:
-        values = json.loads(Path(path).read_text())
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown run config keys {sorted(unknown)}")
-        return cls(**values)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-    def model_config(self, cutoff: float, dist_range: tuple[float, float] = (0.0, 30.0)) -> ModelConfig:
-        """The architecture: RBF and filters up to the dataset's ``cutoff`` and, unless the run sets
-        ``model.dist_min``/``dist_max``, distance bins over ``dist_range`` (see :func:`dist_range`)."""
-        values = {k: v for k, v in self.model.items() if v is not None}
-        values.setdefault("dist_min", dist_range[0])
-        values.setdefault("dist_max", max(dist_range[1], values["dist_min"] + 0.1))
-        return ModelConfig(**{"cutoff": cutoff, "rbf_stop": cutoff, **values, "targets": tuple(self.targets)})
-
-    def train_config(self, round: int) -> TrainConfig:
-        values = dict(self.train)
-        values["weights"] = LossWeights(**values.get("weights", {}))
-        values["seed"] = derive_seed(self.seed, round, "teacher")
-        return TrainConfig(**values)
+def train_config(cfg: RunConfig, round: int) -> TrainConfig:
+    """The run's training settings for round ``round`` (its own seed: :func:`derive_seed`)."""
+    values = dict(cfg.train)
+    values["weights"] = LossWeights(**values.get("weights", {}))
+    values["seed"] = derive_seed(cfg.seed, round, "teacher")
+    return TrainConfig(**values)
 
 
 def derive_seed(run_seed: int, round: int, purpose: str) -> int:
@@ -165,8 +137,8 @@ class RoundContext:
 
     @cached_property
     def train(self) -> TrainConfig:
-        """The round's training settings (:meth:`RunConfig.train_config`)."""
-        return self.cfg.train_config(self.round)
+        """The round's training settings (:func:`train_config`)."""
+        return train_config(self.cfg, self.round)
 
     @cached_property
     def split(self) -> pd.DataFrame:
@@ -213,7 +185,7 @@ class RoundContext:
         """A freshly initialised model; the initialisation is seeded without touching global RNG state."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = ASGNModel(self.cfg.model_config(self.graphs.cutoff, dist_range(self.graphs)))
+            model = ASGNModel(model_config(self.cfg, self.graphs.cutoff, dist_range(self.graphs)))
         return model.to(self.device)
 
 

@@ -24,7 +24,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 from pipeline.digest import file_sha256
 from pipeline.registry import INITIAL_STRATEGIES, ORACLES, STRATEGIES
-from pipeline.settings import check_config, duplicate_keys, expand_benchmarks, label_budget
+from pipeline.settings import duplicate_keys, label_budget, resolve
 
 
 def _validate(config):
@@ -53,23 +53,15 @@ for _configfile in dict.fromkeys(map(str, workflow.configfiles)):
                 + "; ".join(_twice)
             )
 
-# Benchmarks (base + per-method overrides x seeds) become runs, which are then checked as runs.
-_validate(config)
+# Validated (defaults filled in), benchmarks (base + per-method overrides x seeds) expanded into
+# runs, checked across keys, and every run's settings (run.json) resolved: pipeline.settings.
 try:
-    config["runs"], BENCHMARK_RUNS = expand_benchmarks(config)
+    RESOLVED = resolve(config, _validate)
 except ValueError as err:
-    raise WorkflowError(f"invalid config: {err}") from None
-_validate(config)
-
-DATASETS = config["datasets"]
-RUNS = config["runs"]
-BENCHMARKS = config["benchmarks"]
-if not RUNS:
-    raise WorkflowError("invalid config: no runs (declare some under 'runs' or 'benchmarks')")
-
-_errors = check_config(config)
-if _errors:
-    raise WorkflowError("invalid config " + "; ".join(_errors))
+    raise WorkflowError(str(err)) from None
+DATASETS = RESOLVED.datasets
+RUNS = RESOLVED.runs
+BENCHMARKS = RESOLVED.benchmarks
 
 # Jobs call the `pipeline` command. With --sdm conda it comes from envs/pipeline.yaml, which
 # installs this repository from ${ASGN_PIPELINE_ROOT} (conda creates environments from a copy of
@@ -110,21 +102,21 @@ def get_benchmark_outputs():
     return expand("results/benchmark/{benchmark}/{name}", benchmark=BENCHMARKS, name=names)
 
 
-def _benchmark_members(benchmark):
-    return {run: member for run, member in BENCHMARK_RUNS.items() if member.benchmark == benchmark}
-
-
-def get_benchmark_curves(wildcards):
-    return expand("results/runs/{run}/learning_curve.csv", run=_benchmark_members(wildcards.benchmark))
+def get_benchmark_input(wildcards):
+    """Each member run's learning curve and run.json (which says its method and seed)."""
+    runs = RESOLVED.members_of(wildcards.benchmark)
+    return {
+        "curves": expand("results/runs/{run}/learning_curve.csv", run=runs),
+        "run_jsons": expand("results/runs/{run}/run.json", run=runs),
+    }
 
 
 def get_benchmark_args(wildcards, input):
-    """`pipeline benchmark-table` options: the curves, which method and seed each run is, the
-    derived methods, the baseline and the budget (shell-quoted)."""
+    """`pipeline benchmark-table` options: the curves and run settings, the derived methods, the
+    baseline and the budget (shell-quoted)."""
     settings = BENCHMARKS[wildcards.benchmark]
-    args = [arg for path in input for arg in ("--curve", path)]
-    for run, member in _benchmark_members(wildcards.benchmark).items():
-        args += ["--run-method", f"{run}={member.method}:{member.seed}"]
+    args = [arg for path in input.curves for arg in ("--curve", path)]
+    args += [arg for path in input.run_jsons for arg in ("--run-json", path)]
     for derived, source in settings["derived"].items():
         args += ["--derived", f"{derived}={source}"]
     args += ["--baseline", settings["baseline"]]
@@ -217,26 +209,8 @@ def get_rounds(run):
 
 
 def get_run_config_json(wildcards):
-    """The run's resolved settings as pipeline.stages.RunConfig reads them (run.json)."""
-    run = RUNS[wildcards.run]
-    settings = {
-        "run": wildcards.run,
-        "targets": run["targets"],
-        "strategy": run["strategy"],
-        "initial_size": run["initial"]["size"],
-        "initial_strategy": run["initial"]["strategy"],
-        "batch": run["batch"],
-        "rounds": run["rounds"],
-        "seed": run["seed"],
-        "device": run["device"],
-        "student": run["student"],
-        "pseudo_labels": run["pseudo_labels"],
-        "committee": run["committee"],
-        "mc_samples": run["mc_samples"],
-        "model": run["model"],
-        "train": {**run["train"], "weights": run["losses"]},
-    }
-    return json.dumps(settings, sort_keys=True)
+    """The run's resolved settings, pipeline.settings.RunConfig, as run.json holds them."""
+    return RESOLVED.settings[wildcards.run].to_json()
 
 
 def get_dataset_graphs(wildcards):

@@ -105,7 +105,7 @@ rule embedding_map:
 
 rule benchmark_table:
     input:
-        get_benchmark_curves,
+        unpack(get_benchmark_input),
     output:
         csv="results/benchmark/{benchmark}/table.csv",
         markdown="results/benchmark/{benchmark}/table.md",
