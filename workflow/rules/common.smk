@@ -88,10 +88,10 @@ def get_final_output():
     return (
         expand("results/data/{dataset}/manifest.json", dataset=DATASETS)
         + get_round_outputs()
-        + expand("results/runs/{run}/learning_curve.{ext}", run=RUNS, ext=["csv", "png"])
-        + expand("results/runs/{run}/rounds.csv", run=RUNS)
+        + expand(RUN_DIR + "/learning_curve.{ext}", run=RUNS, ext=["csv", "png"])
+        + expand(RUN_DIR + "/rounds.csv", run=RUNS)
         + ["results/learning_curve.csv", "results/learning_curve.png"]
-        + [f"results/runs/{run}/round_{r}/embedding_map.png" for run in RUNS for r in get_rounds(run)]
+        + [ROUND_DIR.format(run=run, round=r) + "/embedding_map.png" for run in RUNS for r in get_rounds(run)]
         + get_benchmark_outputs()
     )
 
@@ -106,8 +106,8 @@ def get_benchmark_input(wildcards):
     """Each member run's learning curve and run.json (which says its method and seed)."""
     runs = RESOLVED.members_of(wildcards.benchmark)
     return {
-        "curves": expand("results/runs/{run}/learning_curve.csv", run=runs),
-        "run_jsons": expand("results/runs/{run}/run.json", run=runs),
+        "curves": expand(RUN_DIR + "/learning_curve.csv", run=runs),
+        "run_jsons": expand(RUN_DIR + "/run.json", run=runs),
     }
 
 
@@ -200,7 +200,17 @@ def get_split_args(wildcards):
 # Active-learning rounds: results/runs/{run}/round_{round}/...  ({round} in 2 digits)
 
 RUN_DIR = "results/runs/{run}"
-ROUND_DIR = "results/runs/{run}/round_{round}"
+ROUND_DIR = RUN_DIR + "/round_{round}"
+
+
+def _run_dir(wildcards):
+    """results/runs/{run} of the job's run."""
+    return RUN_DIR.format(run=wildcards.run)
+
+
+def _round_dir(wildcards, round=None):
+    """results/runs/{run}/round_{round} of the job's run: its round, or the round given."""
+    return ROUND_DIR.format(run=wildcards.run, round=wildcards.round if round is None else round)
 
 
 def get_rounds(run):
@@ -248,23 +258,23 @@ def _chunk_names(wildcards):
 def get_label_request(wildcards):
     """The molecules round {round} labels: the initial picks (round 0) or round r-1's selection."""
     if int(wildcards.round) == 0:
-        return f"results/runs/{wildcards.run}/initial.parquet"
-    return f"results/runs/{wildcards.run}/round_{_previous(wildcards)}/selected.parquet"
+        return f"{_run_dir(wildcards)}/initial.parquet"
+    return f"{_round_dir(wildcards, _previous(wildcards))}/selected.parquet"
 
 
 def _labels_file(wildcards):
     """The external oracle's labels file of a label job: round_{round}/labels.csv, or
     holdout_labels.csv for label_holdout (no {round})."""
     if "round" in wildcards.keys():
-        return f"results/runs/{wildcards.run}/round_{wildcards.round}/labels.csv"
-    return f"results/runs/{wildcards.run}/holdout_labels.csv"
+        return f"{_round_dir(wildcards)}/labels.csv"
+    return f"{_run_dir(wildcards)}/holdout_labels.csv"
 
 
 def _oracle_inputs(wildcards, parts, part_failures):
     """What the label rules read besides the request: run.json (the targets every label must have)
     and the answer key, the chunks, or the graphs and, once a person has filled it in, the labels
     file (external)."""
-    inputs = {"run_json": f"results/runs/{wildcards.run}/run.json"}
+    inputs = {"run_json": f"{_run_dir(wildcards)}/run.json"}
     kind = _oracle_kind(wildcards)
     if kind == "lookup":
         inputs["answer_key"] = f"results/data/{RUNS[wildcards.run]['dataset']}/answer_key.parquet"
@@ -305,14 +315,14 @@ def get_labels_checksum(wildcards):
 
 def get_label_input(wildcards):
     """Round 0 labels the initial picks; round r > 0 adds the picks of round r-1 to L_{r-1}."""
-    round_dir = f"results/runs/{wildcards.run}/round_{wildcards.round}"
+    round_dir = _round_dir(wildcards)
     parts = f"{round_dir}/label_parts/chunk-{{chunk}}"
     inputs = {
         "selected": get_label_request(wildcards),
         **_oracle_inputs(wildcards, f"{parts}.parquet", f"{parts}.failures.parquet"),
     }
     if int(wildcards.round) > 0:
-        previous = f"results/runs/{wildcards.run}/round_{_previous(wildcards)}"
+        previous = f"{_round_dir(wildcards, _previous(wildcards))}"
         inputs["previous"] = f"{previous}/labelled.parquet"
         inputs["previous_failures"] = f"{previous}/label_failures.parquet"
     return inputs
@@ -326,7 +336,7 @@ def get_label_args(wildcards, input):
 
 
 def get_holdout_input(wildcards):
-    run_dir = f"results/runs/{wildcards.run}"
+    run_dir = _run_dir(wildcards)
     parts = f"{run_dir}/holdout_parts/chunk-{{chunk}}"
     return {
         "split": f"{run_dir}/split.parquet",
@@ -379,12 +389,12 @@ def get_teacher_input(wildcards):
     """L_r, and from round 1 on the previous teacher (warm start) and its student's pseudo-labels."""
     inputs = {
         **get_dataset_graphs(wildcards),
-        "run_json": f"results/runs/{wildcards.run}/run.json",
-        "split": f"results/runs/{wildcards.run}/split.parquet",
-        "labelled": f"results/runs/{wildcards.run}/round_{wildcards.round}/labelled.parquet",
+        "run_json": f"{_run_dir(wildcards)}/run.json",
+        "split": f"{_run_dir(wildcards)}/split.parquet",
+        "labelled": f"{_round_dir(wildcards)}/labelled.parquet",
     }
     if int(wildcards.round) > 0:
-        previous = f"results/runs/{wildcards.run}/round_{_previous(wildcards)}"
+        previous = f"{_round_dir(wildcards, _previous(wildcards))}"
         if RUNS[wildcards.run]["train"]["warm_start"]:
             inputs["previous"] = f"{previous}/teacher.pt"
         if RUNS[wildcards.run]["pseudo_labels"]:
@@ -405,16 +415,16 @@ def get_select_input(wildcards):
     """Embeddings, L_r and the molecules the oracle failed on (they leave the pool: a QC failure,
     a reason in a labels file, no value in the answer key); uncertainty strategies also read the
     graphs and a checkpoint."""
-    round_dir = f"results/runs/{wildcards.run}/round_{wildcards.round}"
+    round_dir = _round_dir(wildcards)
     inputs = {
-        "run_json": f"results/runs/{wildcards.run}/run.json",
+        "run_json": f"{_run_dir(wildcards)}/run.json",
         "embeddings": f"{round_dir}/embeddings.parquet",
         "labelled": f"{round_dir}/labelled.parquet",
         "failures": f"{round_dir}/label_failures.parquet",
     }
     needs = STRATEGIES[RUNS[wildcards.run]["strategy"]].needs
     if needs != "embeddings":
-        inputs.update(get_dataset_graphs(wildcards), split=f"results/runs/{wildcards.run}/split.parquet")
+        inputs.update(get_dataset_graphs(wildcards), split=f"{_run_dir(wildcards)}/split.parquet")
         inputs["checkpoint"] = f"{round_dir}/student.pt" if needs == "student" else f"{round_dir}/teacher.pt"
     if needs == "committee":
         inputs["student_summary"] = f"{round_dir}/student.json"
@@ -440,7 +450,7 @@ def get_select_args(wildcards, input):
 
 
 def _students(run):
-    return expand("results/runs/{run}/round_{round}/student.json", run=run, round=get_rounds(run))
+    return expand(ROUND_DIR + "/student.json", run=run, round=get_rounds(run))
 
 
 def get_learning_curve_input(wildcards):
@@ -460,7 +470,7 @@ def get_learning_curve_args(wildcards, input):
 
 
 def get_round_table_input(wildcards):
-    round_dir = "results/runs/{run}/round_{round}/{name}.json"
+    round_dir = ROUND_DIR + "/{name}.json"
     rounds = get_rounds(wildcards.run)
     return {
         "teachers": expand(round_dir, run=wildcards.run, round=rounds, name="teacher"),
@@ -481,4 +491,4 @@ def get_round_outputs():
         "pseudo_labels.parquet",
         "selected.parquet",
     ]
-    return [f"results/runs/{run}/round_{r}/{name}" for run in RUNS for r in get_rounds(run) for name in files]
+    return [f"{ROUND_DIR.format(run=run, round=r)}/{name}" for run in RUNS for r in get_rounds(run) for name in files]
