@@ -88,10 +88,10 @@ def get_final_output():
     return (
         expand("results/data/{dataset}/manifest.json", dataset=DATASETS)
         + get_round_outputs()
-        + expand(RUN_DIR + "/learning_curve.{ext}", run=RUNS, ext=["csv", "png"])
-        + expand(RUN_DIR + "/rounds.csv", run=RUNS)
+        + expand(f"{RUN_DIR}/learning_curve.{{ext}}", run=RUNS, ext=["csv", "png"])
+        + expand(f"{RUN_DIR}/rounds.csv", run=RUNS)
         + ["results/learning_curve.csv", "results/learning_curve.png"]
-        + [ROUND_DIR.format(run=run, round=r) + "/embedding_map.png" for run in RUNS for r in get_rounds(run)]
+        + [f"{ROUND_DIR.format(run=run, round=r)}/embedding_map.png" for run in RUNS for r in get_rounds(run)]
         + get_benchmark_outputs()
     )
 
@@ -106,8 +106,8 @@ def get_benchmark_input(wildcards):
     """Each member run's learning curve and run.json (which says its method and seed)."""
     runs = RESOLVED.members_of(wildcards.benchmark)
     return {
-        "curves": expand(RUN_DIR + "/learning_curve.csv", run=runs),
-        "run_jsons": expand(RUN_DIR + "/run.json", run=runs),
+        "curves": expand(f"{RUN_DIR}/learning_curve.csv", run=runs),
+        "run_jsons": expand(f"{RUN_DIR}/run.json", run=runs),
     }
 
 
@@ -200,7 +200,7 @@ def get_split_args(wildcards):
 # Active-learning rounds: results/runs/{run}/round_{round}/...  ({round} in 2 digits)
 
 RUN_DIR = "results/runs/{run}"
-ROUND_DIR = RUN_DIR + "/round_{round}"
+ROUND_DIR = f"{RUN_DIR}/round_{{round}}"
 
 
 def _run_dir(wildcards):
@@ -450,7 +450,7 @@ def get_select_args(wildcards, input):
 
 
 def _students(run):
-    return expand(ROUND_DIR + "/student.json", run=run, round=get_rounds(run))
+    return expand(f"{ROUND_DIR}/student.json", run=run, round=get_rounds(run))
 
 
 def get_learning_curve_input(wildcards):
@@ -470,7 +470,7 @@ def get_learning_curve_args(wildcards, input):
 
 
 def get_round_table_input(wildcards):
-    round_dir = ROUND_DIR + "/{name}.json"
+    round_dir = f"{ROUND_DIR}/{{name}}.json"
     rounds = get_rounds(wildcards.run)
     return {
         "teachers": expand(round_dir, run=wildcards.run, round=rounds, name="teacher"),
@@ -491,4 +491,9 @@ def get_round_outputs():
         "pseudo_labels.parquet",
         "selected.parquet",
     ]
-    return [f"{ROUND_DIR.format(run=run, round=r)}/{name}" for run in RUNS for r in get_rounds(run) for name in files]
+    return [
+        f"{ROUND_DIR.format(run=run, round=r)}/{name}"
+        for run in RUNS
+        for r in get_rounds(run)
+        for name in files
+    ]
