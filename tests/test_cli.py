@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -208,3 +209,19 @@ def test_stage_commands_pass_their_options_as_keywords(command, monkeypatch):
         o.dest: (3 if o.type is int else Path(f"{o.dest}.x")) if o.required else None for o in stage.options
     }
     assert calls == [expected]
+
+
+def test_the_external_oracle_is_told_its_request_and_labels_file(tmp_path):
+    """`pipeline label --oracle external` without the paths of its request and labels file is a
+    one-line error naming the options (it derives no path from --out)."""
+    (tmp_path / "run.json").write_text(json.dumps({"targets": ["homo"]}))
+    pq.write_table(pa.table({"mol_id": ["a"]}), tmp_path / "picks.parquet")
+    base = ["label", "--selected", tmp_path / "picks.parquet", "--round", 0, "--out", tmp_path / "l.parquet"]
+    base += ["--failures", tmp_path / "f.parquet", "--oracle", "external", "--data", tmp_path]
+    base += ["--run-json", tmp_path / "run.json"]
+    r = run(*base)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "the external oracle needs --labels-file, --request-xyz and --request-csv" in r.stderr
+    r = run(*base, "--labels-file", tmp_path / "labels.csv", "--request-xyz", tmp_path / "to_label.xyz")
+    assert r.returncode == 2 and "--request-xyz and --request-csv go together" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["picks.parquet", "run.json"]

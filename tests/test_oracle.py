@@ -16,7 +16,7 @@ from ase.io import read
 from pipeline import oracle
 from pipeline.featurise import FeaturiseSettings, featurise
 from pipeline.graphs import load_graphs
-from pipeline.oracle import LabelChunk, LabelsNeeded, chunk_of, read_external_labels, read_parts
+from pipeline.oracle import LabelChunk, LabelRequest, LabelsNeeded, chunk_of, read_external_labels, read_parts
 from pipeline.store import file_sha256, write_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,12 +178,18 @@ def _fill(
     return frame
 
 
+def _request(folder: Path, prefix: str = "") -> LabelRequest:
+    """The workflow's request files in ``folder``: {prefix}to_label.xyz and {prefix}to_label.csv."""
+    return LabelRequest(folder / f"{prefix}to_label.xyz", folder / f"{prefix}to_label.csv")
+
+
 def test_external_oracle_writes_a_request_stops_and_reads_the_filled_form(data, ids, tmp_path):
     request = ids[[3, 0, 5]]
+    labels_file = tmp_path / "labels.csv"
     with pytest.raises(
         LabelsNeeded, match=r"3 molecules need labels.*to_label\.xyz.*homo \[eV\].*labels\.csv"
     ):
-        oracle.external_labels(data, request, tmp_path, "", ["homo"])
+        oracle.external_labels(data, request, labels_file, _request(tmp_path), ["homo"])
     atoms = read(tmp_path / "to_label.xyz", index=":")
     geometries = oracle.read_geometries(data, request)
     assert [a.info["mol_id"] for a in atoms] == request.tolist()
@@ -198,9 +204,58 @@ def test_external_oracle_writes_a_request_stops_and_reads_the_filled_form(data, 
 
     _fill(tmp_path / "to_label.csv", tmp_path / "labels.csv", {request[0]: -7.5, request[2]: -6.25},
           failures={request[1]: "sample decomposed"})  # fmt: skip
-    labels, failures = oracle.external_labels(data, request, tmp_path, "", ["homo"])
+    labels, failures = oracle.external_labels(data, request, labels_file, _request(tmp_path), ["homo"])
     assert labels.mol_id.tolist() == [request[0], request[2]] and labels.homo.tolist() == [-7.5, -6.25]
     assert failures.mol_id.tolist() == [request[1]] and failures.reason.tolist() == ["sample decomposed"]
+
+
+def test_external_oracle_writes_and_reads_exactly_the_files_it_is_given(data, ids, tmp_path):
+    """The request and the labels file are the paths given, in any layout: nothing is derived from
+    --out's folder or from another file's name."""
+    request = ids[[1, 4]]
+    asked = LabelRequest(tmp_path / "outbox" / "geometries.xyz", tmp_path / "forms" / "please-fill.csv")
+    asked.xyz.parent.mkdir()
+    asked.csv.parent.mkdir()
+    labels_file = tmp_path / "inbox" / "from-the-lab.csv"
+    write_table(pa.table({"mol_id": request.tolist()}), tmp_path / "picks.parquet")
+    out = tmp_path / "stage" / "labelled.parquet"
+    out.parent.mkdir()
+    source = oracle.OracleInput(
+        "external", data=data, targets=["homo"], labels_file=labels_file, request=asked
+    )
+    with pytest.raises(LabelsNeeded) as err:
+        oracle.label_round(tmp_path / "picks.parquet", 0, out, tmp_path / "stage" / "f.parquet", source)
+    assert str(asked.xyz) in str(err.value) and str(asked.csv) in str(err.value)
+    assert f"save it as {labels_file}" in str(err.value)
+    assert [a.info["mol_id"] for a in read(asked.xyz, index=":")] == request.tolist()
+    assert pd.read_csv(asked.csv).mol_id.tolist() == request.tolist()
+    assert list(out.parent.iterdir()) == []  # nothing beside --out
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "forms/please-fill.csv", "outbox/geometries.xyz", "picks.parquet"
+    ]  # fmt: skip
+
+    # a labels file elsewhere is read from where told; a labels.csv beside --out is not looked at
+    labels_file.parent.mkdir()
+    _fill(asked.csv, labels_file, {request[0]: -7.5, request[1]: -6.25})
+    (out.parent / "labels.csv").write_text("mol_id,homo [eV],failure\nnot-requested,1,\n")
+    oracle.label_round(tmp_path / "picks.parquet", 0, out, tmp_path / "stage" / "f.parquet", source)
+    assert pq.read_table(out).to_pandas().homo.tolist() == [-7.5, -6.25]
+    (record,) = oracle.read_labelling(out)
+    assert record["files"] == [{"path": str(labels_file), "sha256": file_sha256(labels_file)}]
+
+
+def test_the_external_oracle_without_its_files_names_the_options(data, ids, tmp_path):
+    write_table(pa.table({"mol_id": ids[:2].tolist()}), tmp_path / "picks.parquet")
+    given = {"labels_file": tmp_path / "labels.csv", "request": _request(tmp_path)}
+    for missing in given:
+        source = oracle.OracleInput(
+            "external", data=data, targets=["homo"], **{k: v for k, v in given.items() if k != missing}
+        )
+        with pytest.raises(ValueError, match="the external oracle needs --labels-file, --request-xyz and"):
+            oracle.label_round(
+                tmp_path / "picks.parquet", 0, tmp_path / "l.parquet", tmp_path / "f.parquet", source
+            )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["picks.parquet"]
 
 
 NAN_HOMO = {"homo [eV]": ["-7", "NaN", "-6"]}
@@ -346,7 +401,7 @@ def test_qc_values_that_are_missing_or_implausible_are_failures(tmp_path):
     }
     # oracle.ranges: a narrower range for homo, none for gap
     strict = oracle.OracleInput("xtb", parts=[part], targets=["homo"], ranges={"homo": [-6.5, 0]})
-    labelled, failed, _ = strict.ask(np.array(list("abcd")), tmp_path, "")
+    labelled, failed, _ = strict.ask(np.array(list("abcd")))
     assert labelled.empty and failed.mol_id.tolist() == ["a", "b", "c", "d"]  # (label_round would stop)
     unchecked = oracle.OracleInput("xtb", parts=[part], targets=["homo"], ranges={"homo": None})
     oracle.label_round(
@@ -355,7 +410,7 @@ def test_qc_values_that_are_missing_or_implausible_are_failures(tmp_path):
     assert pq.read_table(tmp_path / "l3.parquet")["mol_id"].to_pylist() == list("abcd")
     with pytest.raises(ValueError, match=r"oracle.ranges.homo: expected \[low, high\] with low < high"):
         oracle.OracleInput("xtb", parts=[part], targets=["homo"], ranges={"homo": [1, -1]}).ask(
-            np.array(list("abcd")), tmp_path, ""
+            np.array(list("abcd"))
         )
 
 
@@ -363,7 +418,9 @@ def test_an_implausible_value_in_a_labels_file_is_refused_naming_file_molecule_c
     path = tmp_path / "labels.csv"
     path.write_text("mol_id,homo [eV],failure\na,-7,\nb,1e30,\nc,-6,\n")
     write_table(pa.table({"mol_id": ["a", "b", "c"]}), tmp_path / "initial.parquet")
-    source = oracle.OracleInput("external", data=tmp_path, targets=["homo"])
+    source = oracle.OracleInput(
+        "external", data=tmp_path, targets=["homo"], labels_file=path, request=_request(tmp_path)
+    )
     with pytest.raises(ValueError) as err:
         oracle.label_round(
             tmp_path / "initial.parquet", 0, tmp_path / "l.parquet", tmp_path / "f.parquet", source
@@ -385,7 +442,8 @@ def test_labels_record_the_labels_file_and_its_checksum_and_a_changed_file_is_re
     path.write_text("mol_id,homo [eV],failure\na,-7,\nb,-6.5,\n")
     write_table(pa.table({"mol_id": ["a", "b"]}), tmp_path / "initial.parquet")
     planned = file_sha256(path)
-    source = oracle.OracleInput("external", data=tmp_path, targets=["homo"], labels_sha256=planned)
+    source = oracle.OracleInput("external", data=tmp_path, targets=["homo"], labels_sha256=planned,
+                                labels_file=path, request=_request(tmp_path))  # fmt: skip
     oracle.label_round(
         tmp_path / "initial.parquet", 0, tmp_path / "l.parquet", tmp_path / "f.parquet", source
     )
@@ -456,7 +514,9 @@ def test_xtb_chunk_computes_ions_as_ions(ions, tmp_path):
 
 def test_external_request_states_the_charge(ions, tmp_path):
     with pytest.raises(LabelsNeeded):
-        oracle.external_labels(ions, np.array(["naoac", "mea_hcl"]), tmp_path, "", ["homo"])
+        oracle.external_labels(
+            ions, np.array(["naoac", "mea_hcl"]), tmp_path / "labels.csv", _request(tmp_path), ["homo"]
+        )
     atoms = read(tmp_path / "to_label.xyz", index=":")
     assert [(a.info["charge"], a.info["multiplicity"]) for a in atoms] == [(-1, 1), (1, 1)]
     form = pd.read_csv(tmp_path / "to_label.csv")

@@ -651,6 +651,33 @@ def test_smiles_pool_config_plan_labels_with_xtb_chunks(tmp_path):
     assert "--failures" in select["shell"]
 
 
+def test_external_oracle_label_jobs_are_given_their_request_and_labels_file(tmp_path):
+    """Each label job of the external oracle is told where its request goes and where its labels
+    file is (the stage derives no path from its --out): round_{r}/to_label.* and labels.csv,
+    holdout_to_label.* and holdout_labels.csv."""
+    lab = {**TINY_RUN, "split": {"val": 4, "test": 4}, "initial": {"size": 5}, "batch": 2}
+    config = write_yaml(
+        tmp_path / "lab.yaml",
+        {
+            "datasets": {"qm9": {"source": "qm9", "limit": 30, "oracle": {"name": "external"}}},
+            "runs": {"lab": lab},
+        },
+    )
+    jobs = plan(tmp_path, config, extra=("--replace-workflow-config",))
+    shells = {j["output"][0]: j["shell"] for j in jobs if j["rule"] in ("label", "label_holdout")}
+    root = "results/runs/lab"
+    expected = {
+        f"{root}/holdout_labels.parquet": f"{root}/holdout_",
+        **{f"{root}/round_{r}/labelled.parquet": f"{root}/round_{r}/" for r in ("00", "01")},
+    }
+    assert sorted(shells) == sorted(expected)
+    for out, files in expected.items():
+        assert (
+            f"--labels-file {files}labels.csv --request-xyz {files}to_label.xyz"
+            f" --request-csv {files}to_label.csv" in shells[out]
+        ), shells[out]
+
+
 def test_an_edited_labels_file_relabels_its_round_and_an_implausible_value_is_refused(tmp_path):
     """The external oracle's labels.csv is an input of its label job, checksum included: a correction
     relabels the round even when the file's mtime is older than the labels (restored from a backup,

@@ -299,7 +299,7 @@ def _stage(args: argparse.Namespace) -> None:
 def _label(args: argparse.Namespace) -> None:
     import json
 
-    from .oracle import LabelChunk, OracleInput, label_holdout, label_round
+    from .oracle import LabelChunk, LabelRequest, OracleInput, label_holdout, label_round
 
     try:
         ranges = json.loads(args.ranges)
@@ -316,6 +316,11 @@ def _label(args: argparse.Namespace) -> None:
                 "label chunks' two files each, in the same order"
             )
         parts = [LabelChunk(*pair) for pair in zip(labels, failures, strict=True)]
+    request = None
+    if args.request_xyz is not None or args.request_csv is not None:
+        if args.request_xyz is None or args.request_csv is None:
+            raise ValueError("--request-xyz and --request-csv go together: the request's two files")
+        request = LabelRequest(args.request_xyz, args.request_csv)
     source = OracleInput(
         args.oracle,
         args.answer_key,
@@ -324,6 +329,8 @@ def _label(args: argparse.Namespace) -> None:
         args.run_json,
         ranges=ranges,
         labels_sha256=args.labels_sha256,
+        labels_file=args.labels_file,
+        request=request,
     )
     if args.command == "label":
         label_round(
@@ -364,7 +371,22 @@ def _add_oracle_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--part-failures", nargs="+", type=Path, help="pyscf, xtb: their failures files, in the same order"
     )
-    p.add_argument("--data", type=Path, help="external: dataset folder (geometries of to_label.xyz)")
+    p.add_argument("--data", type=Path, help="external: dataset folder (geometries of the request)")
+    p.add_argument(
+        "--labels-file",
+        type=Path,
+        help="external: the labels file to read, the request's form filled in (e.g. round_XX/labels.csv)",
+    )
+    p.add_argument(
+        "--request-xyz",
+        type=Path,
+        help="external: while --labels-file is missing, write the molecules to label here (extended XYZ)",
+    )
+    p.add_argument(
+        "--request-csv",
+        type=Path,
+        help="external: ... and the form to fill in and save as --labels-file here (CSV)",
+    )
     p.add_argument(
         "--run-json", type=Path, help="run.json: the targets every label must have (external: to ask for)"
     )

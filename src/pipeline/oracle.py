@@ -13,10 +13,11 @@ Chosen per dataset by ``oracle.name`` in the config (:data:`ORACLES`):
     whose calculation fails is listed with its reason and leaves the pool; the round goes on with
     the molecules that were labelled.
 ``external``
-    A person or a lab labels them: :func:`external_labels` writes ``to_label.xyz`` and
-    ``to_label.csv`` and stops with :class:`LabelsNeeded`, which says where to put the labels file;
-    on the next run the file is read and validated (ids, columns, units, no NaN, values within the
-    targets' plausible ranges).
+    A person or a lab labels them: :func:`external_labels` writes the request it is given (a
+    :class:`LabelRequest`: the geometries as extended XYZ and a CSV form; the workflow's are
+    ``to_label.xyz`` and ``to_label.csv``) and stops with :class:`LabelsNeeded`, which says where to
+    put the labels file (also given: ``labels.csv``); on the next run that file is read and
+    validated (ids, columns, units, no NaN, values within the targets' plausible ranges).
 
 Every oracle returns two tables: ``labels`` (mol_id + one float64 column per target it labels, in the
 units of :data:`pipeline.units.TARGET_UNITS`) and ``failures`` (mol_id, reason, seconds). A molecule
@@ -293,6 +294,14 @@ class LabelsNeeded(RuntimeError):
     """The external oracle is waiting for a person to provide labels (the run stops, then resumes)."""
 
 
+class LabelRequest(NamedTuple):
+    """The external oracle's request (two files, both given): the molecules' geometries as extended
+    XYZ, and the CSV form to fill in and save as the labels file."""
+
+    xyz: Path
+    csv: Path
+
+
 def _header(target: str) -> str:
     """Column header of a target in the external files: ``homo [eV]``."""
     return f"{target} [{TARGET_UNITS.get(target, '?')}]"
@@ -444,25 +453,24 @@ def read_external_labels(
 def external_labels(
     data: str | Path,
     mol_ids: Sequence[str] | np.ndarray,
-    folder: str | Path,
-    prefix: str,
+    labels_file: str | Path,
+    request: LabelRequest,
     targets: Sequence[str],
     ranges: dict[str, tuple[float, float]] | None = None,
     sha256: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Labels from ``{folder}/{prefix}labels.csv``; without that file, write the request and stop.
+    """Labels from ``labels_file``; without that file, write ``request`` and stop.
 
-    The request is ``{prefix}to_label.xyz`` and ``{prefix}to_label.csv`` in ``folder``; the exception
-    says where the filled-in form goes. Rerunning the workflow then reads and validates it
-    (:func:`read_external_labels`, with ``ranges`` and ``sha256``).
+    The request is its two files, ``request.xyz`` and ``request.csv`` (the form), written where
+    given; the exception says to save the filled-in form as ``labels_file``. Rerunning the workflow
+    then reads and validates it (:func:`read_external_labels`, with ``ranges`` and ``sha256``).
     """
-    folder = Path(folder)
-    labels_file = folder / f"{prefix}labels.csv"
+    labels_file = Path(labels_file)
     if labels_file.exists():
         labels, failures = read_external_labels(labels_file, mol_ids, targets, ranges, sha256)
         log.info("%s: %d labels, %d failures", labels_file, len(labels), len(failures))
         return labels, failures
-    xyz, csv = folder / f"{prefix}to_label.xyz", folder / f"{prefix}to_label.csv"
+    xyz, csv = request
     write_request(data, mol_ids, xyz, csv, targets)
     raise LabelsNeeded(
         f"{len(mol_ids)} molecules need labels: their geometries are in {xyz} and the form in {csv}. "
@@ -519,6 +527,8 @@ class OracleInput:
     ranges: dict[str, Sequence[float] | None] | None = None
     #: external: the SHA-256 the labels file must have (the workflow's plan of the job)
     labels_sha256: str | None = None
+    labels_file: Path | None = None  # external: the filled-in form it reads (labels.csv)
+    request: LabelRequest | None = None  # external: the request it writes without that file
 
     def requested_targets(self) -> list[str]:
         """The targets every labelled molecule must have: ``targets``, else run.json's; a QC oracle
@@ -532,12 +542,9 @@ class OracleInput:
             return list(info.targets)
         raise ValueError(f"the {self.name} oracle needs --run-json (the run's targets)")
 
-    def ask(
-        self, mol_ids: np.ndarray, folder: Path, prefix: str
-    ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, str]]]:
+    def ask(self, mol_ids: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, str]]]:
         """Labels and failures of ``mol_ids`` (see :mod:`pipeline.oracle`), and the files the labels
-        came from (path, sha256); ``folder``/``prefix`` place the external oracle's request and labels
-        file."""
+        came from (path, sha256)."""
         kind = get_oracle(self.name).kind
         targets = self.requested_targets()
         ranges = plausible_ranges(targets, self.ranges)
@@ -558,11 +565,18 @@ class OracleInput:
             return labels, failed, [_file_record(f) for part in self.parts for f in part]
         if self.data is None:
             raise ValueError("the external oracle needs --data and --run-json")
-        labels_file = Path(folder) / f"{prefix}labels.csv"
+        if self.labels_file is None or self.request is None:
+            raise ValueError(
+                "the external oracle needs --labels-file, --request-xyz and --request-csv (the labels "
+                "file it reads, and the request it writes while that file is missing)"
+            )
+        labels_file = Path(self.labels_file)
         sha256 = self.labels_sha256
         if sha256 is None and labels_file.exists():
             sha256 = file_sha256(labels_file)  # read_external_labels checks it parses these bytes
-        labels, failed = external_labels(self.data, mol_ids, folder, prefix, targets, ranges, sha256)
+        labels, failed = external_labels(
+            self.data, mol_ids, labels_file, self.request, targets, ranges, sha256
+        )
         return labels, failed, [{"path": str(labels_file), "sha256": sha256}]
 
 
@@ -617,7 +631,7 @@ def label_round(
         raise ValueError(f"{selected}: picks molecules the oracle failed on before ({previous_failures})")
     if len(set(picked)) != len(picked):
         raise ValueError(f"{selected}: the same molecule is picked twice")
-    new, failed, files = source.ask(picked, Path(out).parent, "")
+    new, failed, files = source.ask(picked)
     _refuse_if_nothing_labelled(f"round {round} ({selected})", len(new), failed)
     new["round_added"] = np.int32(round)
     failed["round"] = np.int32(round)
@@ -641,7 +655,7 @@ def label_holdout(split_path: Path, out: Path, failures: Path, source: OracleInp
     """
     held = holdout_ids(split_path)
     ids = held.mol_id.to_numpy().astype(str)
-    labels, failed, files = source.ask(ids, Path(out).parent, "holdout_")
+    labels, failed, files = source.ask(ids)
     split_of = held.set_index("mol_id")["split"]
     labels.insert(1, "split", split_of.loc[labels.mol_id].to_numpy())
     for part in ("val", "test"):

@@ -235,11 +235,12 @@ def _previous(wildcards):
 # ---------------------------------------------------------------------------------------------
 # Oracles (dataset's `oracle`): answer_key is a lookup in the label rules; pyscf and xtb run as
 # label_chunk jobs (round_{round}/label_parts/chunk-{chunk}.parquet, holdout_parts/ for val/test)
-# that the label rules merge; external writes a request and reads a labels file (pipeline.oracle):
-# round_{round}/labels.csv, holdout_labels.csv. Once that file exists it is an input of its label
-# rule (a newer mtime reruns the job) and its SHA-256 a param (a changed content reruns it even when
-# the mtime is older than the labels): editing it relabels that round and redoes everything that
-# follows from it.
+# that the label rules merge; external writes a request and reads a labels file (pipeline.oracle),
+# all three paths passed to the job (_external_files): round_{round}/to_label.xyz, to_label.csv and
+# labels.csv; holdout_to_label.xyz, holdout_to_label.csv and holdout_labels.csv. Once the labels
+# file exists it is an input of its label rule (a newer mtime reruns the job) and its SHA-256 a
+# param (a changed content reruns it even when the mtime is older than the labels): editing it
+# relabels that round and redoes everything that follows from it.
 
 
 def get_oracle(wildcards):
@@ -262,12 +263,24 @@ def get_label_request(wildcards):
     return f"{_round_dir(wildcards, _previous(wildcards))}/selected.parquet"
 
 
-def _labels_file(wildcards):
-    """The external oracle's labels file of a label job: round_{round}/labels.csv, or
-    holdout_labels.csv for label_holdout (no {round})."""
+def _external_files(wildcards):
+    """The external oracle's files of a label job: the labels file it reads and the request (xyz,
+    csv) it writes until that file exists. round_{round}/labels.csv, to_label.xyz, to_label.csv; for
+    label_holdout (no {round}) holdout_labels.csv, holdout_to_label.xyz, holdout_to_label.csv."""
     if "round" in wildcards.keys():
-        return f"{_round_dir(wildcards)}/labels.csv"
-    return f"{_run_dir(wildcards)}/holdout_labels.csv"
+        folder, prefix = _round_dir(wildcards), ""
+    else:
+        folder, prefix = _run_dir(wildcards), "holdout_"
+    return {
+        "labels": f"{folder}/{prefix}labels.csv",
+        "xyz": f"{folder}/{prefix}to_label.xyz",
+        "csv": f"{folder}/{prefix}to_label.csv",
+    }
+
+
+def _labels_file(wildcards):
+    """The external oracle's labels file of a label job (see _external_files)."""
+    return _external_files(wildcards)["labels"]
 
 
 def _oracle_inputs(wildcards, parts, part_failures):
@@ -299,7 +312,9 @@ def _oracle_args(wildcards, input):
     elif kind == "compute":
         args += ["--parts", *input.parts, "--part-failures", *input.part_failures]
     else:
-        args += ["--data", get_run_dataset_dir(wildcards)]
+        files = _external_files(wildcards)
+        args += ["--data", get_run_dataset_dir(wildcards), "--labels-file", files["labels"]]
+        args += ["--request-xyz", files["xyz"], "--request-csv", files["csv"]]
     return args
 
 
