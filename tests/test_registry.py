@@ -52,7 +52,7 @@ def test_implementations_are_keyed_by_the_registry():
         (
             select.get_strategy,
             "bald",
-            "unknown strategy 'bald'; choose one of kcenter, random, qbc, mc_dropout",
+            "unknown strategy 'bald'; choose one of kcenter, random, qbc, mc_dropout, lcmd, bait, kmeanspp",
         ),
         (oracle.get_oracle, "orca", "unknown oracle 'orca'; choose one of answer_key, pyscf, xtb, external"),
         (registry.teacher_info, "vat", "unknown train.semi 'vat'; choose one of asgn, mean_teacher"),

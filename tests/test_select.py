@@ -147,7 +147,7 @@ def test_rejects_unknown_update():
         k_center_greedy(np.zeros((3, 2)), [], 1, update="fast")
 
 
-@pytest.mark.parametrize("name", ["kcenter", "random"])
+@pytest.mark.parametrize("name", ["kcenter", "random", "lcmd", "bait", "kmeanspp"])
 def test_embedding_strategies_pick_budget_distinct_unlabelled_deterministically(name):
     from pipeline.select import SelectionContext, get_strategy
 
@@ -162,7 +162,7 @@ def test_embedding_strategies_pick_budget_distinct_unlabelled_deterministically(
     assert picks.dtype == np.int64 and np.array_equal(picks, again) and len(score) == 12
 
 
-@pytest.mark.parametrize("name", ["kcenter", "random"])
+@pytest.mark.parametrize("name", ["kcenter", "random", "lcmd", "bait", "kmeanspp"])
 def test_molecules_left_out_of_the_pool_are_as_if_absent(name):
     """in_pool = False: the strategy picks as it would from the pool without those molecules."""
     from pipeline.select import SelectionContext, get_strategy

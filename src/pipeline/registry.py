@@ -53,6 +53,18 @@ STRATEGIES: dict[str, StrategyInfo] = {
     "random": StrategyInfo("embeddings", "uniform over the unlabelled pool (seeded)", gpu=False),
     "qbc": StrategyInfo("committee", "largest disagreement of K students (query by committee)"),
     "mc_dropout": StrategyInfo("student", "largest MC-dropout variance of the student (BALD-style)"),
+    # batch active learning for regression, from bmdal-reg (pipeline.batch_al)
+    "lcmd": StrategyInfo(
+        "embeddings",
+        "LCMD on the teacher's graph embeddings: largest cluster's farthest point (Holzmüller et al., 2023)",
+    ),
+    "bait": StrategyInfo(
+        "embeddings",
+        "BAIT on the teacher's graph embeddings: largest cut in posterior variance (Ash et al., 2021)",
+    ),
+    "kmeanspp": StrategyInfo(
+        "embeddings", "k-means++ seeding on the teacher's graph embeddings (Arthur & Vassilvitskii, 2007)"
+    ),
 }
 
 

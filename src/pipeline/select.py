@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from . import registry
+from . import batch_al, registry
 
 if TYPE_CHECKING:
     from .graphs import GraphSet
@@ -399,6 +399,10 @@ _PICKS: dict[str, Callable[[SelectionContext], tuple[np.ndarray, np.ndarray]]] =
     "random": _random,
     "mc_dropout": _mc_dropout,
     "qbc": _qbc,
+    # batch active learning for regression (bmdal-reg) on the embeddings: pipeline.batch_al
+    "lcmd": batch_al.lcmd,
+    "bait": batch_al.bait,
+    "kmeanspp": batch_al.kmeanspp,
 }
 if set(_PICKS) != set(registry.STRATEGIES):  # a strategy added to one but not the other
     raise ImportError(

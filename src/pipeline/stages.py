@@ -431,11 +431,11 @@ def select(
     Molecules listed in ``failures`` (label_failures.parquet: the oracle could not label them) are
     left out of the pool.
 
-    Embedding strategies (kcenter, random) read only the embeddings. Uncertainty strategies also
-    need the graphs (``data``, ``split_path``) and a ``checkpoint``: the round's student for
-    mc_dropout; for qbc the round's teacher, from which ``committee`` students are fine-tuned, each on
-    its own bootstrap resample of the labelled molecules, for as many epochs as the round's student
-    needed (``student_summary``), so selection never sees validation labels.
+    Embedding strategies (kcenter, random, lcmd, bait, kmeanspp) read only the embeddings.
+    Uncertainty strategies also need the graphs (``data``, ``split_path``) and a ``checkpoint``: the
+    round's student for mc_dropout; for qbc the round's teacher, from which ``committee`` students are
+    fine-tuned, each on its own bootstrap resample of the labelled molecules, for as many epochs as
+    the round's student needed (``student_summary``), so selection never sees validation labels.
     """
     ctx = RoundContext.read(run_json, round, data, split_path)
     cfg = ctx.cfg

@@ -1,0 +1,137 @@
+"""The bmdal-reg strategies (lcmd, bait, kmeanspp): valid picks, seeded, and what each method implies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.batch_al import bmdal_select
+from pipeline.select import SelectionContext, get_strategy
+
+METHODS = ["lcmd", "bait", "kmeanspp"]
+
+
+def _case(seed: int, n: int = 80, d: int = 6, n_labelled: int = 8, n_out: int = 5):
+    """Clustered embeddings (float32, as the embed stage writes them), labelled and left-out masks."""
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(scale=4.0, size=(4, d))[rng.integers(0, 4, n)] + rng.normal(size=(n, d)) + 30.0).astype(
+        np.float32
+    )
+    labelled = np.zeros(n, bool)
+    labelled[rng.choice(n, n_labelled, replace=False)] = True
+    in_pool = np.ones(n, bool)
+    in_pool[rng.choice(np.flatnonzero(~labelled), n_out, replace=False)] = False
+    return X, labelled, in_pool
+
+
+@pytest.mark.parametrize("n_labelled", [8, 0])
+@pytest.mark.parametrize("method", METHODS)
+def test_budget_distinct_candidates_same_picks_per_seed_and_global_rng_untouched(method, n_labelled):
+    X, labelled, in_pool = _case(0, n_labelled=n_labelled)
+    ctx = SelectionContext(X, labelled, 15, seed=11, in_pool=in_pool)
+    # bmdal-reg's k-means++ draws its own first pick (none labelled) from NumPy's legacy generator
+    legacy_numpy = np.random.get_state  # noqa: NPY002
+    torch_state, numpy_state = torch.random.get_rng_state(), legacy_numpy()
+    picks, score = get_strategy(method).pick(ctx)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    assert all(np.array_equal(a, b) for a, b in zip(legacy_numpy(), numpy_state, strict=True))
+    assert picks.dtype == np.int64 and len(picks) == 15 == len(set(picks.tolist()))
+    assert in_pool[picks].all() and not labelled[picks].any()
+    assert len(score) == 15 and np.isnan(score).all()  # the library gives no per-pick score
+    torch.rand(3)  # a caller's draws in between change nothing
+    again, _ = get_strategy(method).pick(ctx)
+    np.testing.assert_array_equal(picks, again)
+
+
+def test_kmeanspp_draws_from_the_seed_lcmd_and_bait_draw_nothing():
+    X, labelled, _ = _case(1)
+    per_seed = {
+        m: {tuple(get_strategy(m).pick(SelectionContext(X, labelled, 10, seed=s))[0]) for s in range(4)}
+        for m in METHODS
+    }
+    assert len(per_seed["kmeanspp"]) > 1
+    assert len(per_seed["lcmd"]) == 1 and len(per_seed["bait"]) == 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_left_out_molecules_are_as_if_absent(method):
+    X, labelled, in_pool = _case(2)
+    picks, _ = get_strategy(method).pick(SelectionContext(X, labelled, 12, seed=3, in_pool=in_pool))
+    kept = np.flatnonzero(in_pool)
+    alone, _ = get_strategy(method).pick(SelectionContext(X[kept], labelled[kept], 12, seed=3))
+    assert picks.tolist() == kept[alone].tolist()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_budget_limits(method):
+    X, labelled, in_pool = _case(3, n=20, n_labelled=5, n_out=3)  # 12 candidates
+    everything, _ = get_strategy(method).pick(SelectionContext(X, labelled, 12, seed=0, in_pool=in_pool))
+    assert sorted(everything.tolist()) == np.flatnonzero(in_pool & ~labelled).tolist()
+    with pytest.raises(ValueError, match="budget 13 exceeds the 12 unlabelled molecules"):
+        get_strategy(method).pick(SelectionContext(X, labelled, 13, seed=0, in_pool=in_pool))
+    picks, score = get_strategy(method).pick(SelectionContext(X, labelled, 0, seed=0))
+    assert picks.dtype == np.int64 and len(picks) == 0 == len(score)
+
+
+def _groups(seed: int):
+    """Two tight clusters A and B and a far group C (d=8), three molecules of A labelled."""
+    rng = np.random.default_rng(seed)
+    e = np.eye(8)
+    centres = np.stack([5 * e[0], 5 * e[1], 20 * e[2]])
+    group = rng.permutation(np.repeat([0, 1, 2], [20, 20, 5]))
+    X = centres[group] + 0.05 * rng.normal(size=(len(group), 8))
+    labelled = np.zeros(len(group), bool)
+    labelled[np.flatnonzero(group == 0)[:3]] = True
+    return X, group, labelled
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_picks_cover_the_unlabelled_groups(seed):
+    """Budget 3, nothing labelled in B or C (both ~5 or more from every labelled molecule, A's own
+    unlabelled ones within ~0.3):
+
+    - LCMD: the largest cluster (sum of squared distances) holds the far molecules; its farthest is
+      in B or C; the other group is then the largest cluster's far end: the first two picks are one
+      of each.
+    - k-means++: draws in proportion to squared distance, A's unlabelled molecules weigh < 1e-4 of
+      B's and C's: one of B and C first, then the other (all but surely; the picks are seeded).
+    - BAIT: a linear model with an intercept, known on A: B and C are the two unknown directions,
+      and each of the first two picks explains one (A's molecules explain nothing new).
+    """
+    X, group, labelled = _groups(seed)
+    for method in METHODS:
+        picks, _ = get_strategy(method).pick(SelectionContext(X, labelled, 3, seed=seed))
+        assert sorted(group[picks[:2]].tolist()) == [1, 2], method
+
+
+def _lcmd_reference(X: np.ndarray, labelled: np.ndarray, budget: int) -> list[int]:
+    """LCMD by its definition (Holzmüller et al., Algorithm LCMD, TP mode), from the differences."""
+    X = X - X.mean(axis=0)
+    pool = np.flatnonzero(~labelled)
+    centres = list(np.flatnonzero(labelled))
+    picks: list[int] = []
+    if not centres:  # the largest norm first
+        picks.append(int(pool[np.argmax((X[pool] ** 2).sum(axis=1))]))
+        centres.append(picks[0])
+    while len(picks) < budget:
+        D = ((X[pool, None, :] - X[None, centres, :]) ** 2).sum(axis=-1)  # [pool, centres]
+        cluster, dist = D.argmin(axis=1), D.min(axis=1)
+        largest = np.argmax(np.bincount(cluster, weights=dist, minlength=len(centres)))
+        score = np.where(cluster == largest, dist, -np.inf)
+        score[np.isin(pool, picks)] = -np.inf
+        picks.append(int(pool[np.argmax(score)]))
+        centres.append(picks[-1])
+    return picks
+
+
+@pytest.mark.parametrize("n_labelled", [10, 0])
+def test_lcmd_is_the_definition(n_labelled):
+    X, labelled, _ = _case(4, n=120, n_labelled=n_labelled)
+    picks = bmdal_select(X, labelled, 25, "lcmd", seed=0)
+    assert picks.tolist() == _lcmd_reference(X.astype(np.float64), labelled, 25)
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown bmdal method 'badge'; choose one of lcmd, bait, kmeanspp"):
+        bmdal_select(np.zeros((4, 2)), [], 1, "badge", seed=0)
