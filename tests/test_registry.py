@@ -75,12 +75,12 @@ def test_oracle_jobs_get_their_threads_and_gpus_from_the_oracle():
 
 
 def test_the_workflow_side_imports_no_torch_and_no_numpy():
-    """common.smk imports pipeline.registry, .settings (whose checks use .units) and .digest when it
-    parses the config; label jobs and the Snakemake process must not pay for torch (or need it, or
-    pyarrow, at all)."""
+    """common.smk imports pipeline.plan, .registry, .settings (whose checks use .units) and .digest
+    when it parses the config; label jobs and the Snakemake process must not pay for torch (or need
+    it, or pyarrow, at all)."""
     code = (
         "import sys; sys.path.insert(0, 'src'); "
-        "import pipeline.registry, pipeline.settings, pipeline.digest, pipeline.units; "
+        "import pipeline.registry, pipeline.settings, pipeline.digest, pipeline.units, pipeline.plan; "
         "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'pyarrow') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

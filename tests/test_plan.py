@@ -1,0 +1,212 @@
+"""pipeline.plan, what every job is given, on resolved configs: the options a user sees in a job's
+shell command, the inputs that make a job wait or rerun, and the resources of the oracle's jobs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from pipeline.digest import file_sha256
+from pipeline.plan import ROUND_FILES, Plan, repeated_keys_error
+from pipeline.settings import resolve
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
+
+RUN = {
+    "dataset": "qm9",
+    "split": {"val": 20, "test": 20},
+    "targets": ["homo"],
+    "initial": {"size": 12},
+    "batch": 10,
+    "rounds": 2,
+}
+
+
+def make_plan(runs: dict, oracle: dict | None = None, root: Path = Path("."), **config) -> Plan:
+    """The plan of a config with one QM9 dataset (its oracle as given) and these runs."""
+    dataset = {"source": "qm9", "limit": 500, **({"oracle": oracle} if oracle else {})}
+    config = copy.deepcopy({"datasets": {"qm9": dataset}, "runs": runs, **config})
+    return Plan(resolve(config, lambda c: validate(c, schema=SCHEMA)), root=root)
+
+
+def test_split_args_carry_the_budget_and_for_the_answer_key_the_targets():
+    # the budget: initial 12 + (2 - 1) rounds x 10; the answer key must hold the targets
+    args = make_plan({"r": RUN}).split_args("r")
+    assert args == ["--val", "20", "--test", "20", "--seed", "0", "--budget", "22", "--targets", "homo"]
+    pooled = make_plan({"r": {**RUN, "split": {"val": 20, "test": 20, "pool": 100}}}).split_args("r")
+    assert pooled[pooled.index("--pool") + 1] == "100"
+    # an oracle that computes labels has no answer key to check the targets against
+    args = make_plan({"r": RUN}, oracle={"name": "pyscf"}).split_args("r")
+    assert "--budget" in args and "--targets" not in args
+
+
+def test_lookup_label_jobs_read_the_answer_key_and_build_on_the_previous_round():
+    plan = make_plan({"r": RUN})
+    first, second = plan.label_input("r", "00"), plan.label_input("r", "01")
+    assert first == {
+        "selected": "results/runs/r/initial.parquet",
+        "run_json": "results/runs/r/run.json",
+        "answer_key": "results/data/qm9/answer_key.parquet",
+    }
+    assert second["selected"] == "results/runs/r/round_00/selected.parquet"
+    assert second["previous"] == "results/runs/r/round_00/labelled.parquet"
+    args = plan.label_args("r", "01", second)
+    assert args[:4] == ["--oracle", "answer_key", "--run-json", "results/runs/r/run.json"]
+    assert "--answer-key" in args and args[-4:] == [
+        "--previous",
+        "results/runs/r/round_00/labelled.parquet",
+        "--previous-failures",
+        "results/runs/r/round_00/label_failures.parquet",
+    ]
+    assert plan.labels_checksum("r", "00") == [] and plan.labels_checksum("r") == []
+
+
+def test_compute_oracle_jobs_get_chunks_threads_and_a_gpu_where_asked():
+    oracle = {"name": "pyscf", "chunks": 2, "threads": 4, "mem_mb": 6000, "runtime": 90}
+    plan = make_plan(
+        {"r": RUN}, oracle={**oracle, "settings": {"device": "gpu"}, "ranges": {"homo": [-30, 10]}}
+    )
+    assert plan.oracle_job("r") == {"threads": 4, "mem_mb": 6000, "runtime": 90, "gpu": 1}
+    assert make_plan({"r": RUN}, oracle=oracle).oracle_job("r")["gpu"] == 0
+    assert (
+        make_plan({"r": RUN}, oracle={"name": "xtb", "settings": {"device": "gpu"}}).oracle_job("r")["gpu"]
+        == 0
+    )
+
+    args = plan.label_chunk_args("r", "001", threads=4)
+    assert args[:6] == ["--oracle", "pyscf", "--chunk", "1", "--chunks", "2"]
+    assert json.loads(args[args.index("--settings") + 1]) == {"device": "gpu", "threads": 4}
+
+    holdout = plan.holdout_input("r")
+    parts = [f"results/runs/r/holdout_parts/chunk-{c}" for c in ("000", "001")]
+    assert holdout["parts"] == [f"{p}.parquet" for p in parts]
+    assert holdout["part_failures"] == [f"{p}.failures.parquet" for p in parts]
+    assert "answer_key" not in holdout and "answer_key" not in plan.label_input("r", "01")
+    args = plan.holdout_args("r", holdout)
+    assert json.loads(args[args.index("--ranges") + 1]) == {"homo": [-30, 10]}
+    assert args[args.index("--parts") + 1 : args.index("--part-failures")] == holdout["parts"]
+    assert plan.label_input("r", "01")["parts"][0] == "results/runs/r/round_01/label_parts/chunk-000.parquet"
+
+
+def test_the_external_labels_file_becomes_an_input_and_its_checksum_an_option_once_it_exists(tmp_path):
+    plan = make_plan({"lab": RUN}, oracle={"name": "external"}, root=tmp_path)
+    before = plan.label_input("lab", "00")
+    assert "labels" not in before and plan.labels_checksum("lab", "00") == []
+    assert before["manifest"] == "results/data/qm9/manifest.json"  # the request is written from the graphs
+    args = plan.label_args("lab", "00", before)
+    folder = "results/runs/lab/round_00"
+    assert args[args.index("--labels-file") :] == [
+        "--labels-file",
+        f"{folder}/labels.csv",
+        "--request-xyz",
+        f"{folder}/to_label.xyz",
+        "--request-csv",
+        f"{folder}/to_label.csv",
+    ]
+
+    labels = tmp_path / folder / "labels.csv"
+    labels.parent.mkdir(parents=True)
+    labels.write_text("mol_id,homo [eV]\na,-7.0\n")
+    assert plan.label_input("lab", "00")["labels"] == f"{folder}/labels.csv"
+    assert plan.labels_checksum("lab", "00") == ["--labels-sha256", file_sha256(labels)]
+    # the other round and the val/test labels still wait for their own files
+    assert "labels" not in plan.label_input("lab", "01") and "labels" not in plan.holdout_input("lab")
+    assert plan.external_files("lab")["labels"] == "results/runs/lab/holdout_labels.csv"
+    (tmp_path / "results/runs/lab/holdout_labels.csv").write_text("mol_id,homo [eV]\nb,-6.0\n")
+    assert plan.holdout_input("lab")["labels"] == "results/runs/lab/holdout_labels.csv"
+    assert plan.labels_checksum("lab")[0] == "--labels-sha256"
+
+
+def test_select_inputs_and_options_are_what_the_strategy_needs():
+    runs = {
+        "kc": RUN,
+        "rand": {**RUN, "strategy": "random"},
+        "mcd": {**RUN, "strategy": "mc_dropout", "model": {"dropout": 0.1}},
+        "qbc": {**RUN, "strategy": "qbc"},
+    }
+    plan = make_plan(runs)
+    embeddings_only = {"run_json", "embeddings", "labelled", "failures"}
+    for run in ("kc", "rand"):
+        inputs = plan.select_input(run, "00")
+        assert set(inputs) == embeddings_only
+        assert plan.select_args(run, inputs) == [
+            "--failures",
+            f"results/runs/{run}/round_00/label_failures.parquet",
+        ]
+    mcd = plan.select_input("mcd", "01")
+    assert mcd["checkpoint"] == "results/runs/mcd/round_01/student.pt" and "student_summary" not in mcd
+    assert mcd["split"] == "results/runs/mcd/split.parquet" and "graphs" in mcd
+    qbc = plan.select_input("qbc", "01")
+    assert qbc["checkpoint"] == "results/runs/qbc/round_01/teacher.pt"
+    args = plan.select_args("qbc", qbc)
+    assert args[args.index("--data") :] == [
+        "--data",
+        "results/data/qm9",
+        "--split-path",
+        "results/runs/qbc/split.parquet",
+        "--checkpoint",
+        "results/runs/qbc/round_01/teacher.pt",
+        "--student-summary",
+        "results/runs/qbc/round_01/student.json",
+    ]
+    assert [plan.select_gpus(run) for run in runs] == [1, 0, 1, 1]
+
+
+def test_initial_gpu_and_teacher_inputs_follow_the_run_settings():
+    plan = make_plan(
+        {
+            "asgn": {**RUN, "initial": {"size": 12, "strategy": "kcenter"}},
+            "cold": {**RUN, "pseudo_labels": False, "train": {"warm_start": False}},
+        }
+    )
+    assert plan.initial_gpus("asgn") == 1 and plan.initial_gpus("cold") == 0
+    assert "previous" not in plan.teacher_input("asgn", "00")
+    warm = plan.teacher_input("asgn", "01")
+    assert warm["previous"] == "results/runs/asgn/round_00/teacher.pt"
+    assert warm["pseudo"] == "results/runs/asgn/round_00/pseudo_labels.parquet"
+    assert Plan.teacher_args(warm) == ["--previous", warm["previous"], "--pseudo", warm["pseudo"]]
+    cold = plan.teacher_input("cold", "01")
+    assert "previous" not in cold and "pseudo" not in cold and Plan.teacher_args(cold) == []
+
+
+def test_targets_and_reports_cover_every_run_round_and_benchmark():
+    benchmark = {"base": RUN, "methods": {"asgn": {}, "random": {"strategy": "random"}}, "seeds": [0, 1]}
+    plan = make_plan({"r": RUN}, benchmarks={"b": benchmark})
+    runs = ["r", "b-asgn-s0", "b-asgn-s1", "b-random-s0", "b-random-s1"]
+    assert list(plan.resolved.runs) == runs and plan.rounds("r") == ["00", "01"]
+    targets = plan.final_output()
+    assert len(targets) == len(set(targets)) == 1 + 5 * 2 * (len(ROUND_FILES) + 1) + 5 * 3 + 2 + 5
+    assert "results/runs/b-random-s1/round_01/embedding_map.png" in targets
+    assert plan.benchmark_input("b")["curves"] == [f"results/runs/{r}/learning_curve.csv" for r in runs[1:]]
+    args = plan.benchmark_args("b", plan.benchmark_input("b"))
+    assert args.count("--curve") == args.count("--run-json") == 4 and args[-2:] == ["--baseline", "random"]
+    assert plan.learning_curve_args("r") == [
+        "--student",
+        "r=results/runs/r/round_00/student.json",
+        "--student",
+        "r=results/runs/r/round_01/student.json",
+    ]
+    assert len(plan.learning_curve_args()) == 2 * len(plan.all_students()) == 2 * 5 * 2
+    assert plan.round_table_input("r")["teachers"] == [
+        f"results/runs/r/round_0{k}/teacher.json" for k in (0, 1)
+    ]
+    assert plan.featurise_parts("qm9")["answer_keys"] == [
+        "results/data/qm9/parts/shard-00000.answer_key.parquet"
+    ]
+    assert plan.featurise_args("qm9")[-2:] == ["--limit", "500"]
+    assert json.loads(plan.run_config_json("r"))["targets"] == ["homo"]
+
+
+def test_a_key_given_twice_is_named_with_its_file_and_lines(tmp_path):
+    good, twice = tmp_path / "good.yaml", tmp_path / "twice.yaml"
+    good.write_text("runs: {}\n")
+    twice.write_text("runs:\n  r:\n    batch: 3\n    batch: 4\n")
+    assert repeated_keys_error([str(good), str(tmp_path / "missing.yaml")]) is None
+    assert repeated_keys_error([str(good), str(twice)]) == (
+        f"invalid config {twice}: a key is given twice, and only the last would count: "
+        "line 4: key 'batch' in runs.r (first at line 3)"
+    )
