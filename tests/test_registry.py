@@ -37,9 +37,11 @@ def test_the_schema_offers_exactly_the_registered_names():
 def test_implementations_are_keyed_by_the_registry():
     for name in SOURCES:  # every registered source imports and says its own name
         assert get_source(name).name == name
-    assert {n: s.needs for n, s in select.STRATEGIES.items()} == {
-        n: s.needs for n, s in registry.STRATEGIES.items()
-    }
+    for name, info in registry.STRATEGIES.items():  # each names a picking function that imports
+        assert callable(info.pick_function()), name
+        assert select.get_strategy(name).needs == info.needs
+    for name, info in registry.TEACHERS.items():  # and each teacher kind its training loop
+        assert callable(info.train_function()), name
     assert oracle.ORACLES is registry.ORACLES
     for info in registry.ORACLES.values():
         assert (info.single_point is not None) == (info.kind == "compute")

@@ -26,6 +26,7 @@ __all__ = [
     "OracleInfo",
     "InitialInfo",
     "StrategyInfo",
+    "TeacherInfo",
     "initial_info",
     "oracle_info",
     "strategy_info",
@@ -33,37 +34,65 @@ __all__ = [
 ]
 
 
+def _function(path: str) -> Callable[..., Any]:
+    """The function ``"module:name"`` (imported on first use, so this module stays light)."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 @dataclass(frozen=True)
 class StrategyInfo:
-    """A selection strategy, as the workflow sees it."""
+    """A selection strategy: what the workflow wires up for it, and its picking function."""
 
     #: what the select stage must give it besides the round's labelled set: "embeddings" (the
     #: teacher's z_G of the pool), "student" (the round's student, for MC-dropout samples) or
     #: "committee" (the round's teacher and student.json, to fine-tune K students from)
     needs: str
     description: str
+    #: "module:function" of its picking function, ``pick(ctx: pipeline.select.SelectionContext) ->
+    #: (picks int64 [budget], score [budget])``
+    pick: str
     #: whether its select job holds a GPU: it runs the network, or computes distances over the
     #: whole pool (k-center at 110,000 molecules); random picks need none
     gpu: bool = True
 
+    def pick_function(self) -> Callable[..., Any]:
+        return _function(self.pick)
 
-#: Strategy name -> what it needs (the picking functions: pipeline.select.STRATEGIES).
+
+#: Strategy name -> what it needs and its picking function (pipeline.select.get_strategy).
 STRATEGIES: dict[str, StrategyInfo] = {
-    "kcenter": StrategyInfo("embeddings", "k-center greedy on the teacher's graph embeddings (ASGN)"),
-    "random": StrategyInfo("embeddings", "uniform over the unlabelled pool (seeded)", gpu=False),
-    "qbc": StrategyInfo("committee", "largest disagreement of K students (query by committee)"),
-    "mc_dropout": StrategyInfo("student", "largest MC-dropout variance of the student (BALD-style)"),
+    "kcenter": StrategyInfo(
+        "embeddings",
+        "k-center greedy on the teacher's graph embeddings (ASGN)",
+        "pipeline.select:pick_kcenter",
+    ),
+    "random": StrategyInfo(
+        "embeddings", "uniform over the unlabelled pool (seeded)", "pipeline.select:pick_random", gpu=False
+    ),
+    "qbc": StrategyInfo(
+        "committee", "largest disagreement of K students (query by committee)", "pipeline.select:pick_qbc"
+    ),
+    "mc_dropout": StrategyInfo(
+        "student",
+        "largest MC-dropout variance of the student (BALD-style)",
+        "pipeline.select:pick_mc_dropout",
+    ),
     # batch active learning for regression, from bmdal-reg (pipeline.batch_al)
     "lcmd": StrategyInfo(
         "embeddings",
         "LCMD on the teacher's graph embeddings: largest cluster's farthest point (Holzmüller et al., 2023)",
+        "pipeline.batch_al:lcmd",
     ),
     "bait": StrategyInfo(
         "embeddings",
         "BAIT on the teacher's graph embeddings: largest cut in posterior variance (Ash et al., 2021)",
+        "pipeline.batch_al:bait",
     ),
     "kmeanspp": StrategyInfo(
-        "embeddings", "k-means++ seeding on the teacher's graph embeddings (Arthur & Vassilvitskii, 2007)"
+        "embeddings",
+        "k-means++ seeding on the teacher's graph embeddings (Arthur & Vassilvitskii, 2007)",
+        "pipeline.batch_al:kmeanspp",
     ),
 }
 
@@ -105,8 +134,7 @@ class OracleInfo:
         """The single-point function (imported on first use: pyscf and tblite are heavy)."""
         if self.single_point is None:
             raise ValueError(f"the {self.kind} oracle computes nothing itself")
-        module, name = self.single_point.split(":")
-        return getattr(importlib.import_module(module), name)
+        return _function(self.single_point)
 
 
 _QC_TARGETS = ("homo", "lumo", "gap", "mu")
@@ -141,10 +169,26 @@ SOURCES: dict[str, str] = {
     "smiles": "pipeline.sources.smiles:SmilesSource",
 }
 
-#: train.semi: how the teacher uses the unlabelled pool -> description.
-TEACHERS: dict[str, str] = {
-    "asgn": "reconstruction, clustering and pseudo-label losses (pipeline.train.train_teacher)",
-    "mean_teacher": "consistency to an EMA of the weights, the baseline (pipeline.train.train_mean_teacher)",
+
+@dataclass(frozen=True)
+class TeacherInfo:
+    """A way for the teacher to learn from the unlabelled pool (``train.semi``)."""
+
+    description: str
+    #: "module:function" of its training loop, ``train(model, graphs, data, cfg, generator,
+    #: epochs) -> history`` (:func:`pipeline.train.train_teacher` is the model)
+    train: str
+
+    def train_function(self) -> Callable[..., Any]:
+        return _function(self.train)
+
+
+#: train.semi -> its training loop (pipeline.stages.teacher calls it).
+TEACHERS: dict[str, TeacherInfo] = {
+    "asgn": TeacherInfo("reconstruction, clustering and pseudo-label losses", "pipeline.train:train_teacher"),
+    "mean_teacher": TeacherInfo(
+        "consistency to an EMA of the weights, the baseline", "pipeline.train:train_mean_teacher"
+    ),
 }
 
 
@@ -181,8 +225,8 @@ def oracle_info(name: str) -> OracleInfo:
     return _lookup(ORACLES, name, "oracle")
 
 
-def teacher_info(name: str) -> str:
-    """The description of teacher kind ``name`` (train.semi); the error lists the valid names."""
+def teacher_info(name: str) -> TeacherInfo:
+    """The teacher kind registered under ``name`` (train.semi); the error lists the valid names."""
     return _lookup(TEACHERS, name, "train.semi")
 
 

@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from . import batch_al, registry
+from . import registry
 
 if TYPE_CHECKING:
     from .graphs import GraphSet
     from .model import ASGNModel
     from .train import TrainConfig
 
-__all__ = ["STRATEGIES", "SelectionContext", "Strategy", "get_strategy", "k_center_greedy"]
+__all__ = ["SelectionContext", "Strategy", "get_strategy", "k_center_greedy"]
 
 #: Screening blocks [rows, labelled]: (bytes, most rows). Within L2/L3 cache on a CPU; large on a
 #: GPU, where each block costs a host synchronisation.
@@ -325,7 +325,7 @@ class Strategy:
     description: str
 
 
-def _kcenter(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+def pick_kcenter(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
     """Exact greedy k-center over the pool (left-out molecules are neither picked nor centres)."""
     rows = ctx.pool
     picks, dist = k_center_greedy(
@@ -334,7 +334,7 @@ def _kcenter(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
     return rows[picks], dist
 
 
-def _random(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+def pick_random(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
     """Uniform picks (seeded) from the unlabelled pool; no score (NaN)."""
     rows = ctx.pool
     candidates = rows[~ctx.labelled[rows]]
@@ -344,7 +344,7 @@ def _random(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
     return picks.astype(np.int64), np.full(ctx.budget, np.nan)
 
 
-def _mc_dropout(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+def pick_mc_dropout(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
     """The largest variance of ``mc_samples`` MC-dropout predictions of the student (``model``)."""
     from .uncertainty import mc_dropout_predictions
 
@@ -355,7 +355,7 @@ def _mc_dropout(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
     return _most_uncertain(ctx, todo, samples)
 
 
-def _qbc(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+def pick_qbc(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
     """The largest disagreement of ``committee`` students fine-tuned from the teacher (``model``),
     each on its own bootstrap resample of the labelled molecules, without validation."""
     from .uncertainty import committee_predictions, train_committee
@@ -393,28 +393,8 @@ def _most_uncertain(
     return picks, scores[picks]
 
 
-#: Strategy name (pipeline.registry.STRATEGIES) -> its picking function.
-_PICKS: dict[str, Callable[[SelectionContext], tuple[np.ndarray, np.ndarray]]] = {
-    "kcenter": _kcenter,
-    "random": _random,
-    "mc_dropout": _mc_dropout,
-    "qbc": _qbc,
-    # batch active learning for regression (bmdal-reg) on the embeddings: pipeline.batch_al
-    "lcmd": batch_al.lcmd,
-    "bait": batch_al.bait,
-    "kmeanspp": batch_al.kmeanspp,
-}
-if set(_PICKS) != set(registry.STRATEGIES):  # a strategy added to one but not the other
-    raise ImportError(
-        f"pipeline.select picks {sorted(_PICKS)} but the registry has {sorted(registry.STRATEGIES)}"
-    )
-
-STRATEGIES: dict[str, Strategy] = {
-    name: Strategy(info.needs, _PICKS[name], info.description) for name, info in registry.STRATEGIES.items()
-}
-
-
 def get_strategy(name: str) -> Strategy:
-    """The selection strategy registered under ``name``; the error lists the valid names."""
-    registry.strategy_info(name)  # an unknown name: the error lists the valid ones
-    return STRATEGIES[name]
+    """The selection strategy registered under ``name`` (:data:`pipeline.registry.STRATEGIES`, which
+    names its picking function); the error lists the valid names."""
+    info = registry.strategy_info(name)
+    return Strategy(info.needs, info.pick_function(), info.description)

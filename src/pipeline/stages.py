@@ -50,20 +50,11 @@ from .train import (
     mae,
     resolve_device,
     save_checkpoint,
-    train_mean_teacher,
     train_student,
-    train_teacher,
     transfer,
 )
 
 log = logging.getLogger(__name__)
-
-#: train.semi (pipeline.registry.TEACHERS) -> the teacher's training loop.
-_TEACHERS = {"asgn": train_teacher, "mean_teacher": train_mean_teacher}
-if set(_TEACHERS) != set(registry.TEACHERS):  # a teacher kind added to one but not the other
-    raise ImportError(
-        f"pipeline.stages trains {sorted(_TEACHERS)}; the registry has {sorted(registry.TEACHERS)}"
-    )
 
 
 def model_config(cfg: RunConfig, cutoff: float, dist_range: tuple[float, float] = (0.0, 30.0)) -> ModelConfig:
@@ -282,8 +273,8 @@ def teacher(
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo)
-    registry.teacher_info(train_cfg.semi)  # an unknown name: the error lists the valid ones
-    history = _TEACHERS[train_cfg.semi](model, graphs, data_r, train_cfg, gen, train_cfg.epochs(round))
+    train_loop = registry.teacher_info(train_cfg.semi).train_function()  # unknown: lists the valid ones
+    history = train_loop(model, graphs, data_r, train_cfg, gen, train_cfg.epochs(round))
     save_checkpoint(out, model, cfg.as_dict(), round, gen)
     record = {
         "round": round,
