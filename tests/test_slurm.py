@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_workflow import ONE_THREAD
+from test_workflow import ROUND_FILES as WORKFLOW_ROUND_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
@@ -33,23 +35,8 @@ SMOKE = REPO / "config" / "slurm-smoke.yaml"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# written by tests/test_slurm.py"
 NEEDED = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel")
-ROUND_FILES = (
-    "labelled.parquet",
-    "label_failures.parquet",
-    "teacher.pt",
-    "teacher.json",
-    "embeddings.parquet",
-    "student.pt",
-    "student.json",
-    "pseudo_labels.parquet",
-    "selected.parquet",
-    "embedding_map.png",
-)
-#: one thread per network job in both runs, so that the local and the SLURM run compute alike
-ONE_THREAD = (
-    "--set-threads",
-    *(f"{r}=1" for r in ("initial", "teacher", "embed", "student", "pseudo_label", "select")),
-)
+#: what every round writes (test_workflow's list, and the embedding map its test checks beside it)
+ROUND_FILES = (*WORKFLOW_ROUND_FILES, "embedding_map.png")
 
 
 def _why_not() -> str | None:
@@ -199,7 +186,7 @@ def user_profile(folder: Path) -> Path:
 def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "snakemake", "--directory", str(workdir), "--configfile", str(SMOKE),
-        "--replace-workflow-config", *ONE_THREAD, *extra,
+        "--replace-workflow-config", *ONE_THREAD, *extra,  # one thread per network job in both runs, alike
     ]  # fmt: skip
 
 

@@ -58,12 +58,12 @@ as it was. The library returns no score per pick: the scores are NaN.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from .train import seeded_global_rng
 
 if TYPE_CHECKING:
     from .select import SelectionContext
@@ -149,7 +149,7 @@ def bmdal_select(
     if budget == 0:
         return np.empty(0, dtype=np.int64)
     X = X - X.mean(dim=0)
-    with _seeded(seed, X.device):
+    with seeded_global_rng(seed, X.device):
         picks = _select(X, train, pool, budget, method)
     if len(picks) != budget or len(np.unique(picks)) != budget or mask[picks].any():
         raise RuntimeError(f"bmdal-reg's {method} gave {len(picks)} picks, not {budget} distinct unlabelled")
@@ -216,18 +216,3 @@ def _import_bmdal() -> tuple[Any, Any]:
     from bmdal_reg.bmdal.feature_data import TensorFeatureData
 
     return select_batch, TensorFeatureData
-
-
-@contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Torch's global generator of the CPU (and of ``device`` if CUDA) seeded, restored on exit."""
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        with torch.random.fork_rng(devices=[index], device_type="cuda"):
-            torch.random.default_generator.manual_seed(seed)
-            torch.cuda.default_generators[index].manual_seed(seed)
-            yield
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.random.default_generator.manual_seed(seed)
-            yield

@@ -43,8 +43,7 @@ unit, as the model's errors are on that scale. With a single target the scale do
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -52,7 +51,7 @@ from torch import nn
 
 from .graphs import GraphSet
 from .model import ASGNModel
-from .train import TrainConfig, autocast, batches, infer, train_student, transfer
+from .train import TrainConfig, autocast, batches, infer, seeded_global_rng, train_student, transfer
 
 log = logging.getLogger(__name__)
 
@@ -156,25 +155,6 @@ def top_b(scores: np.ndarray, candidates_mask: np.ndarray, b: int) -> np.ndarray
 # Predictions
 
 
-@contextmanager
-def _seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """The global RNG of the CPU (and of ``device`` if CUDA) seeded with ``seed``, restored on exit.
-
-    nn.Dropout draws from these global generators (it takes no generator argument), so this is how
-    its masks are made reproducible without disturbing anyone else's random stream.
-    """
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        with torch.random.fork_rng(devices=[index], device_type="cuda"):
-            torch.random.default_generator.manual_seed(seed)
-            torch.cuda.default_generators[index].manual_seed(seed)
-            yield
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.random.default_generator.manual_seed(seed)
-            yield
-
-
 def _dropout_modules(model: nn.Module) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if isinstance(m, _DROPOUT) and m.p > 0}
 
@@ -232,7 +212,7 @@ def mc_dropout_predictions(
         model.eval()
         for m in dropouts.values():
             m.train()
-        with _seeded_rng(seed, device):
+        with seeded_global_rng(seed, device):
             start = 0
             for idx in batches(idx_all, batch_size):
                 batch = graphs.batch(idx)
@@ -319,7 +299,7 @@ def train_committee(
     members = []
     for m in range(k):
         member_seed = _member_seed(seed, m)
-        with _seeded_rng(member_seed, graphs.device):
+        with seeded_global_rng(member_seed, graphs.device):
             student = transfer(teacher)  # builds (randomly initialised) then loads: draws from the RNG
             rows = np.arange(len(labelled))
             if bootstrap:

@@ -96,10 +96,6 @@ def get_dataset_graphs(wildcards):
     return PLAN.dataset_graphs(wildcards.run)
 
 
-def get_split_input(wildcards):
-    return PLAN.dataset_graphs(wildcards.run)
-
-
 def get_run_dataset_dir(wildcards):
     return PLAN.data_dir(wildcards.run)
 

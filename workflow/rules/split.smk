@@ -3,7 +3,7 @@
 
 rule split:
     input:
-        unpack(get_split_input),
+        unpack(get_dataset_graphs),
     output:
         "results/runs/{run}/split.parquet",
     log:
