@@ -210,3 +210,45 @@ def test_a_key_given_twice_is_named_with_its_file_and_lines(tmp_path):
         f"invalid config {twice}: a key is given twice, and only the last would count: "
         "line 4: key 'batch' in runs.r (first at line 3)"
     )
+
+
+def test_benchmark_runs_that_differ_only_in_selection_share_round_0():
+    """The first method of a seed trains round 0; later methods that differ from it only in what
+    round 0 does not read copy it; other settings, other seeds and share_round_0: false do not."""
+    bench = {
+        "base": {**RUN, "strategy": "kcenter"},
+        "seeds": [0, 1],
+        "baseline": "kc",
+        "methods": {
+            "kc": {},
+            "rnd": {"strategy": "random", "batch": 5, "rounds": 3},
+            "lcmd": {"strategy": "lcmd"},
+            "sup": {"losses": {"reconstruction": 0.0}},
+        },
+    }
+    plan = make_plan({}, benchmarks={"b": bench})
+    assert plan.resolved.round_0_from == {
+        "b-rnd-s0": "b-kc-s0",
+        "b-rnd-s1": "b-kc-s1",
+        "b-lcmd-s0": "b-kc-s0",
+        "b-lcmd-s1": "b-kc-s1",
+    }
+    assert plan.round_0_source("b-kc-s0") is None and plan.round_0_source("b-sup-s0") is None
+    inputs = plan.share_input("b-lcmd-s1")
+    assert inputs["copied"][0] == "results/runs/b-kc-s1/round_00/labelled.parquet"
+    assert "results/runs/b-kc-s1/round_00/selected.parquet" not in inputs["copied"]
+    assert (inputs["initial"], inputs["source_initial"]) == (
+        "results/runs/b-lcmd-s1/initial.parquet",
+        "results/runs/b-kc-s1/initial.parquet",
+    )
+    assert plan.share_args("b-lcmd-s1") == [
+        "--source-round", "results/runs/b-kc-s1/round_00", "--out-round", "results/runs/b-lcmd-s1/round_00",
+    ]  # fmt: skip
+    # later rounds are the run's own and build on its copy
+    assert plan.teacher_input("b-lcmd-s1", "01")["previous"] == "results/runs/b-lcmd-s1/round_00/teacher.pt"
+    assert (
+        plan.select_input("b-lcmd-s1", "00")["embeddings"]
+        == "results/runs/b-lcmd-s1/round_00/embeddings.parquet"
+    )
+    assert make_plan({}, benchmarks={"b": {**bench, "share_round_0": False}}).resolved.round_0_from == {}
+    assert make_plan({"kc": RUN, "rnd": {**RUN, "strategy": "random"}}).resolved.round_0_from == {}

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from pipeline import oracle, stages
 from pipeline.featurise import FeaturiseSettings, featurise
@@ -398,3 +399,40 @@ def test_derive_seed_differs_by_purpose_and_round():
         stages.derive_seed(3, 0, "pool")
     with pytest.raises(ValueError, match="round 0's"):
         stages.derive_seed(3, 1, "initial")
+
+
+def test_a_run_copies_round_0_only_from_a_run_that_did_the_same(two_rounds, tmp_path):
+    """share_round_0: every round-0 file but the selection, byte for byte, once the settings round 0
+    reads, the split and the initial picks agree; a difference in any of them is refused by name."""
+    from pipeline.plan import ROUND_0_COPIED
+
+    def share(settings, initial=two_rounds / "initial.parquet"):
+        write_json(settings, tmp_path / "run.json")
+        stages.share_round_0(
+            tmp_path / "run.json", two_rounds / "run.json",
+            two_rounds / "split.parquet", two_rounds / "split.parquet",
+            initial, two_rounds / "initial.parquet",
+            two_rounds / "round_00", tmp_path / "round_00",
+        )  # fmt: skip
+
+    # another strategy, batch and number of rounds: round 0 does not read them
+    share({**SETTINGS, "run": "other", "strategy": "lcmd", "batch": 5, "rounds": 4})
+    source = two_rounds / "round_00"
+    assert sorted(p.name for p in (tmp_path / "round_00").iterdir()) == sorted(ROUND_0_COPIED)
+    for name in ROUND_0_COPIED:
+        if name.endswith(".pt"):  # the same weights and generator states, now with this run's settings
+            mine, theirs = (torch.load(d / name, weights_only=True) for d in (tmp_path / "round_00", source))
+            assert mine["config"] == RunConfig.read(tmp_path / "run.json").as_dict() != theirs["config"]
+            assert all(torch.equal(mine["state_dict"][k], v) for k, v in theirs["state_dict"].items())
+            assert torch.equal(mine["rng"]["torch"], theirs["rng"]["torch"])
+        else:
+            assert (tmp_path / "round_00" / name).read_bytes() == (source / name).read_bytes(), name
+    assert "selected.parquet" not in ROUND_0_COPIED
+
+    with pytest.raises(ValueError, match="differ in seed, train, which round 0 reads"):
+        share({**SETTINGS, "seed": 4, "train": {**SETTINGS["train"], "lr": 0.01}})
+    other = tmp_path / "initial.parquet"
+    table = pq.read_table(two_rounds / "initial.parquet")
+    write_table(table.slice(1), other)
+    with pytest.raises(ValueError, match=f"{other} differs from .*initial.parquet"):
+        share({**SETTINGS, "strategy": "random"}, initial=other)

@@ -584,11 +584,17 @@ def test_benchmark_cpu_plan_expands_methods_and_seeds(tmp_path):
     assert "--paired-csv results/benchmark/ssl/paired.csv" in table["shell"]
     al = plan(tmp_path, config, extra=("--replace-workflow-config", "results/benchmark/al/table.md"))
     counts = count(al)
-    assert counts["teacher"] == 3 * 3 * 5 and counts["select"] == 3 * 3 * 4  # no picks after the last round
+    # asgn, random and asgn_s train 5 rounds; asgn_random, lcmd, kmeanspp and bait copy asgn's round 0
+    assert counts["teacher"] == 3 * 3 * 5 + 4 * 3 * 4 and counts["share_round_0"] == 4 * 3
+    assert counts["select"] == 7 * 3 * 4  # no picks after the last round
     teachers = {j["output"][0]: j["shell"] for j in al if j["rule"] == "teacher"}
     assert "--previous" not in teachers["results/runs/al-random-s1/round_02/teacher.pt"]
     assert "--previous" in teachers["results/runs/al-asgn-s1/round_02/teacher.pt"]
     assert "--pseudo" in teachers["results/runs/al-asgn-s1/round_02/teacher.pt"]
+    assert (
+        "--previous results/runs/al-lcmd-s1/round_00/teacher.pt"
+        in teachers["results/runs/al-lcmd-s1/round_01/teacher.pt"]
+    )
     assert leaks(ssl) == [] and leaks(al) == []
     # the resolved settings: run.json of the expanded runs
     snakemake(
@@ -820,3 +826,38 @@ def test_end_to_end_real_oracles(tmp_path):
     assert failures.mol_id.tolist() == picks[:1] and failures.reason.tolist() == ["could not be synthesised"]
     selected = pq.read_table(lab_root / "round_00/selected.parquet")["mol_id"].to_pylist()
     assert len(selected) == 6 and picks[0] not in selected  # failed: not offered again
+
+
+def test_benchmark_methods_that_differ_only_in_selection_train_round_0_once(tmp_path):
+    """share_round_0: the random-picking method copies k-center's round 0 (no teacher, student or
+    embedding job of its own there), byte for byte but for its own selection, and builds its later
+    rounds on that copy; retraining the source's round 0 redoes the copy."""
+    bench = {
+        "base": TINY_RUN,
+        "seeds": [0],
+        "baseline": "rnd",
+        "methods": {"kc": {}, "rnd": {"strategy": "random"}},
+    }
+    config = write_yaml(
+        tmp_path / "bench.yaml",
+        {"datasets": {"qm9": {"source": "qm9", "limit": 200, "shards": 1}}, "benchmarks": {"b": bench}},
+    )
+    jobs = plan(tmp_path, config)
+    shared = [j for j in jobs if j["rule"] == "share_round_0"]
+    assert [j["output"][0] for j in shared] == ["results/runs/b-rnd-s0/round_00/labelled.parquet"]
+    assert count(jobs)["teacher"] == 3 and count(jobs)["select"] == 4  # rnd: no teacher in round 0
+    r = snakemake("--cores", "2", *ONE_THREAD, "--directory", tmp_path, "--configfile", config, timeout=400)
+    assert r.returncode == 0, r.stdout
+    kc, rnd = (tmp_path / f"results/runs/b-{m}-s0" for m in ("kc", "rnd"))
+    for name in ROUND_FILES:  # checkpoints carry their run's settings, so they differ in bytes
+        same = (kc / "round_00" / name).read_bytes() == (rnd / "round_00" / name).read_bytes()
+        assert same == (name not in ("selected.parquet", "teacher.pt", "student.pt")), name
+    assert not (tmp_path / "logs/teacher/b-rnd-s0/round_00.log").exists()
+    assert (tmp_path / "logs/teacher/b-rnd-s0/round_01.log").exists()
+    assert [p.name for p in (rnd / "round_01").iterdir() if p.name == "student.json"] == ["student.json"]
+    assert (tmp_path / "results/benchmark/b/table.csv").is_file()
+    # a changed round-0 file of the source: the copy, and what follows from it, is redone
+    summary = kc / "round_00" / "teacher.json"
+    summary.write_text(summary.read_text() + "\n")
+    again = count(plan(tmp_path, config))
+    assert again["share_round_0"] == 1 and again["teacher"] == 1  # rnd's round 1, not kc's

@@ -286,6 +286,24 @@ STAGES: dict[str, Stage] = {
             ),
         ),
     ),
+    "share-round-0": Stage(
+        "share_round_0",
+        "round 0 copied from a run that did the same (a benchmark's share_round_0), after checks",
+        (
+            RUN_JSON,
+            Option("--source-run-json", Path, "run.json of the run whose round 0 is copied", required=True),
+            SPLIT,
+            Option(
+                "--source-split", Path, "that run's split.parquet (must equal --split-path)", required=True
+            ),
+            Option("--initial", Path, "the run's initial.parquet", required=True),
+            Option(
+                "--source-initial", Path, "that run's initial.parquet (must equal --initial)", required=True
+            ),
+            Option("--source-round", Path, "that run's round_00 folder", required=True, metavar="DIR"),
+            Option("--out-round", Path, "the run's round_00 folder to write", required=True, metavar="DIR"),
+        ),
+    ),
 }
 
 

@@ -34,6 +34,7 @@ package's light modules only; ``tests/test_registry.py`` checks it).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ from .settings import Resolved, duplicate_keys, label_budget
 
 __all__ = [
     "DATA_DIR",
+    "ROUND_0_COPIED",
     "ROUND_DIR",
     "ROUND_FILES",
     "RUN_DIR",
@@ -70,6 +72,9 @@ ROUND_FILES = (
     "pseudo_labels.parquet",
     "selected.parquet",
 )
+#: Round 0's artefacts that a run sharing another's round 0 copies (settings.round_0_sources):
+#: all but the selection, which is the run's own strategy's.
+ROUND_0_COPIED = tuple(name for name in ROUND_FILES if name != "selected.parquet")
 #: What benchmark_table writes for each benchmark, in results/benchmark/{benchmark}/.
 BENCHMARK_FILES = ("table.csv", "table.md", "paired.csv", "efficiency.csv", "figure.png")
 
@@ -434,6 +439,40 @@ class Plan:
             if "student_summary" in input.keys():
                 args += ["--student-summary", input["student_summary"]]
         return [str(arg) for arg in args]
+
+    def round_0_source(self, run: str) -> str | None:
+        """The run whose round 0 this run copies (a benchmark's ``share_round_0``), or None."""
+        return self.resolved.round_0_from.get(run)
+
+    def sharing_runs(self) -> str:
+        """A regex of the runs that copy their round 0 (the share_round_0 rule's run wildcard)."""
+        return "|".join(map(re.escape, self.resolved.round_0_from)) or "(?!)"
+
+    def share_input(self, run: str) -> dict[str, Any]:
+        """What share_round_0 reads: the source run's round-0 artefacts (:data:`ROUND_0_COPIED`),
+        and both runs' run.json, split and initial picks, which it compares."""
+        source = self.round_0_source(run)
+        if source is None:
+            raise ValueError(f"run {run!r} does not share another run's round 0")
+        mine, theirs = self.run_dir(run), self.run_dir(source)
+        return {
+            "copied": [f"{self.round_dir(source, '00')}/{name}" for name in ROUND_0_COPIED],
+            "run_json": f"{mine}/run.json",
+            "source_run_json": f"{theirs}/run.json",
+            "split": f"{mine}/split.parquet",
+            "source_split": f"{theirs}/split.parquet",
+            "initial": f"{mine}/initial.parquet",
+            "source_initial": f"{theirs}/initial.parquet",
+        }
+
+    def share_args(self, run: str) -> list[str]:
+        """`pipeline share-round-0` --source-round and --out-round: the two runs' round_00 folders."""
+        return [
+            "--source-round",
+            self.round_dir(self.round_0_source(run), "00"),
+            "--out-round",
+            self.round_dir(run, "00"),
+        ]
 
     def select_gpus(self, run: str) -> int:
         """GPUs a select job holds: one where the strategy runs the network or k-center, none for

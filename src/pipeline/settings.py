@@ -32,6 +32,7 @@ __all__ = [
     "expand_benchmarks",
     "label_budget",
     "resolve",
+    "round_0_sources",
     "run_name",
 ]
 
@@ -163,6 +164,7 @@ class Resolved:
     benchmarks: dict[str, Any]
     members: dict[str, BenchmarkRun]  # expanded run name -> which benchmark, method and seed it is
     settings: dict[str, RunConfig]  # run name -> its run.json
+    round_0_from: dict[str, str] = field(default_factory=dict)  # run -> the run whose round 0 it copies
 
     def members_of(self, benchmark: str) -> dict[str, BenchmarkRun]:
         return {run: m for run, m in self.members.items() if m.benchmark == benchmark}
@@ -199,7 +201,41 @@ def resolve(config: dict[str, Any], validate: Callable[[dict[str, Any]], None]) 
         benchmarks=config["benchmarks"],
         members=members,
         settings={name: RunConfig.from_config(name, run, members.get(name)) for name, run in runs.items()},
+        round_0_from=round_0_sources(runs, members, config["benchmarks"]),
     )
+
+
+#: Run settings round 0 does not read: selection (its strategy and that strategy's knobs: round 0's
+#: select job is the run's own) and the rounds after it. Runs equal in everything else do the same
+#: round 0, bit for bit on the CPU (every seed derives from the run seed and the round).
+NOT_READ_IN_ROUND_0 = ("strategy", "batch", "rounds", "committee", "mc_samples")
+
+
+def round_0_key(run: Mapping[str, Any]) -> str:
+    """What round 0 of a run (its validated config section) depends on, as one string."""
+    return json.dumps({k: v for k, v in run.items() if k not in NOT_READ_IN_ROUND_0}, sort_keys=True)
+
+
+def round_0_sources(
+    runs: Mapping[str, Any], members: Mapping[str, BenchmarkRun], benchmarks: Mapping[str, Any]
+) -> dict[str, str]:
+    """run -> the run whose round 0 it copies instead of training its own.
+
+    Within each benchmark with ``share_round_0`` (the default), the runs of one seed whose config
+    sections agree on everything but :data:`NOT_READ_IN_ROUND_0` share round 0: the first of
+    them in method order trains it and the others copy it. Runs outside benchmarks never share.
+    """
+    sources: dict[str, str] = {}
+    first: dict[tuple[str, int, str], str] = {}
+    for name, member in members.items():
+        if not benchmarks[member.benchmark].get("share_round_0", True):
+            continue
+        key = (member.benchmark, member.seed, round_0_key(runs[name]))
+        if key in first:
+            sources[name] = first[key]
+        else:
+            first[key] = name
+    return sources
 
 
 def run_name(benchmark: str, method: str, seed: int) -> str:

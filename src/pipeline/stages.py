@@ -454,6 +454,54 @@ def select(
     return table
 
 
+def share_round_0(
+    run_json: Path,
+    source_run_json: Path,
+    split_path: Path,
+    source_split: Path,
+    initial: Path,
+    source_initial: Path,
+    source_round: Path,
+    out_round: Path,
+) -> None:
+    """Round 0 of a run, copied from another run's that did the same work (``share_round_0`` of a
+    benchmark: :func:`pipeline.settings.round_0_sources` pairs them).
+
+    Copies every round-0 artefact but the selection (:data:`pipeline.plan.ROUND_0_COPIED`) from
+    ``source_round`` into ``out_round``, each written atomically (the checkpoints with this run's
+    settings in place of the source's, which later rounds check), after checking what makes the
+    copy the run's own: the two run.json agree on every setting round 0 reads (all but
+    :data:`pipeline.settings.NOT_READ_IN_ROUND_0` and the names), and the splits and initial picks
+    are equal row for row. Raises ValueError naming the first difference otherwise.
+    """
+    import shutil
+
+    from .plan import ROUND_0_COPIED
+    from .settings import NOT_READ_IN_ROUND_0
+    from .store import atomic_path
+
+    names = {"run", "benchmark", "method", *NOT_READ_IN_ROUND_0}
+    own, other = RunConfig.read(run_json).as_dict(), RunConfig.read(source_run_json).as_dict()
+    differ = sorted(k for k in own if k not in names and own[k] != other[k])
+    if differ:
+        raise ValueError(
+            f"{run_json} and {source_run_json} differ in {', '.join(differ)}, which round 0 reads: "
+            "the run cannot reuse the other's round 0"
+        )
+    for mine, theirs in ((split_path, source_split), (initial, source_initial)):
+        if not pd.read_parquet(mine).equals(pd.read_parquet(theirs)):
+            raise ValueError(f"{mine} differs from {theirs}: the run cannot reuse the other's round 0")
+    for name in ROUND_0_COPIED:
+        source = Path(source_round) / name
+        with atomic_path(Path(out_round) / name) as tmp:
+            if source.suffix == ".pt":  # a checkpoint records its run's settings: now this run's
+                payload = torch.load(source, map_location="cpu", weights_only=True)
+                torch.save({**payload, "config": own}, tmp)
+            else:
+                shutil.copyfile(source, tmp)
+    log.info("round 0 of %s copied from %s (%d files)", own["run"], source_round, len(ROUND_0_COPIED))
+
+
 def _model_parts(
     ctx: RoundContext,
     needs: str,

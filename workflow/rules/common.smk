@@ -15,7 +15,7 @@ from snakemake.utils import validate
 # The workflow imports the package's light modules (names, config resolution, the plan; stdlib
 # only), from this checkout, whichever Python runs Snakemake.
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
-from pipeline.plan import Plan, repeated_keys_error
+from pipeline.plan import ROUND_0_COPIED, Plan, repeated_keys_error
 from pipeline.settings import resolve
 
 
@@ -176,6 +176,15 @@ def get_select_args(wildcards, input):
 
 def get_select_gpu(wildcards):
     return PLAN.select_gpus(wildcards.run)
+
+
+# share_round_0
+def get_share_input(wildcards):
+    return PLAN.share_input(wildcards.run)
+
+
+def get_share_args(wildcards):
+    return shlex.join(PLAN.share_args(wildcards.run))
 
 
 # learning_curve, learning_curve_all, round_table, benchmark_table

@@ -280,3 +280,34 @@ rule select:
         "pipeline --threads {threads} select --run-json {input.run_json} --embeddings {input.embeddings}"
         " --labelled-path {input.labelled} --round {wildcards.round} {params.uncertainty} --out {output}"
         " > {log} 2>&1"
+
+
+# A benchmark's runs that differ from an earlier method's only in what round 0 does not read (the
+# strategy, batch, rounds: pipeline.settings.round_0_sources) copy its round 0 instead of training
+# it again; their select job of round 0 is their own. The rule order makes the copy win over the
+# rules that would compute those files; the run wildcard admits only the sharing runs.
+rule share_round_0:
+    input:
+        unpack(get_share_input),
+    output:
+        [f"results/runs/{{run}}/round_00/{name}" for name in ROUND_0_COPIED],
+    log:
+        "logs/share_round_0/{run}.log",
+    wildcard_constraints:
+        run=PLAN.sharing_runs(),
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        rounds=get_share_args,
+    shell:
+        "pipeline share-round-0 --run-json {input.run_json} --source-run-json {input.source_run_json}"
+        " --split-path {input.split} --source-split {input.source_split} --initial {input.initial}"
+        " --source-initial {input.source_initial} {params.rounds}"
+        " > {log} 2>&1"
+
+
+ruleorder: share_round_0 > label
+ruleorder: share_round_0 > teacher
+ruleorder: share_round_0 > embed
+ruleorder: share_round_0 > student
+ruleorder: share_round_0 > pseudo_label
