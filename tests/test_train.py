@@ -148,6 +148,9 @@ def test_checkpoint_round_trip_and_config_mismatch(tmp_path, qm9):
     torch.testing.assert_close(infer(loaded, graphs, np.arange(5))[0], infer(model, graphs, np.arange(5))[0])
     with pytest.raises(ValueError, match=r"different config \(differs at train\.lr\)"):
         load_checkpoint(tmp_path / "teacher.pt", {"model": {"hidden": 16}, "train": {"lr": 5e-4}})
+    # a key the checkpoint's config lacks is named, even if the new value is None (an older run.json)
+    with pytest.raises(ValueError, match=r"different config \(differs at method\)"):
+        load_checkpoint(tmp_path / "teacher.pt", {**config, "method": None})
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")

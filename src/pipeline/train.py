@@ -546,10 +546,13 @@ def load_checkpoint(
     return model.to(device), payload
 
 
+_MISSING = object()  # a key one config has and the other lacks (not the same as a None value)
+
+
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b), key=str):
-            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+            out += _diff_keys(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}{k}.")
         return out
     return [] if a == b else [prefix.rstrip(".") or "<root>"]
