@@ -521,3 +521,46 @@ def test_external_request_states_the_charge(ions, tmp_path):
     assert [(a.info["charge"], a.info["multiplicity"]) for a in atoms] == [(-1, 1), (1, 1)]
     form = pd.read_csv(tmp_path / "to_label.csv")
     assert form.charge.tolist() == [-1, 1] and form.formula.tolist() == ["C2H3O2", "CH6N"]
+
+
+def test_helping_properties_of_every_pool_molecule_from_xtb_chunks_or_the_answer_key(data, ids, tmp_path):
+    """helpers.parquet: one row per pool molecule (none of val/test), {source}_{property} columns,
+    NaN where xTB failed; from the answer key never a target; chunks of another dataset refused."""
+    from pipeline.cli import main
+
+    pytest.importorskip("tblite")
+    split = tmp_path / "split.parquet"
+    kinds = ["pool"] * 8 + ["val"] * 2 + ["test"] * 2
+    write_table(pa.table({"mol_id": ids, "split": kinds}), split)
+    parts = []
+    for c in range(2):  # the helper_chunk jobs: every molecule of the dataset (no --request)
+        part = LabelChunk(tmp_path / f"h-{c}.parquet", tmp_path / f"hf-{c}.parquet")
+        args = ["label-chunk", "--data", str(data), "--oracle", "xtb", "--chunk", str(c), "--chunks", "2"]
+        main([*args, "--out", str(part.labels), "--failures", str(part.failures)])
+        parts.append(part)
+    assert sum(len(pq.read_table(p.labels)) for p in parts) == len(ids)
+    # a molecule xTB failed on: its helpers are NaN, the others keep theirs
+    first = pq.read_table(parts[0].labels).to_pandas()
+    failed = first.mol_id.iloc[0]
+    write_table(pa.Table.from_pandas(first.iloc[1:], preserve_index=False), parts[0].labels)
+    write_table(oracle.failures_table(pd.DataFrame({"mol_id": [failed], "reason": ["SCC"], "seconds": [0.1]})), parts[0].failures)  # fmt: skip
+    xtb = {"source": "xtb", "properties": ["homo", "gap"]}
+    table = oracle.helper_labels(split, xtb, ["homo"], tmp_path / "helpers.parquet", parts=parts).to_pandas()
+    assert table.columns.tolist() == ["mol_id", "xtb_homo", "xtb_gap"]
+    assert table.mol_id.tolist() == ids[:8].tolist()
+    assert table.set_index("mol_id").loc[failed].isna().all()
+    assert table.drop(columns="mol_id").notna().sum().tolist() == [7, 7]
+    with pytest.raises(ValueError, match="pool molecules are neither labelled nor failed"):
+        oracle.helper_labels(split, xtb, ["homo"], tmp_path / "x.parquet", parts=parts[1:])
+
+    key = data / "answer_key.parquet"
+    from_key = {"source": "dataset", "properties": ["lumo", "u0"]}
+    table = oracle.helper_labels(
+        split, from_key, ["homo"], tmp_path / "h2.parquet", answer_key=key
+    ).to_pandas()
+    expected = pq.read_table(key).to_pandas().set_index("mol_id").loc[ids[:8], ["lumo", "u0"]].to_numpy()
+    np.testing.assert_array_equal(table[["dataset_lumo", "dataset_u0"]].to_numpy(), expected)
+    with pytest.raises(ValueError, match=r"\['homo'\] are targets of the run: refused"):
+        oracle.helper_labels(split, {"source": "dataset", "properties": ["homo"]}, ["homo"], tmp_path / "x.parquet", answer_key=key)  # fmt: skip
+    with pytest.raises(ValueError, match=r"no property \['nope'\]"):
+        oracle.helper_labels(split, {"source": "dataset", "properties": ["nope"]}, ["homo"], tmp_path / "x.parquet", answer_key=key)  # fmt: skip

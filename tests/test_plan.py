@@ -252,3 +252,27 @@ def test_benchmark_runs_that_differ_only_in_selection_share_round_0():
     )
     assert make_plan({}, benchmarks={"b": {**bench, "share_round_0": False}}).resolved.round_0_from == {}
     assert make_plan({"kc": RUN, "rnd": {**RUN, "strategy": "random"}}).resolved.round_0_from == {}
+
+
+def test_helping_properties_are_computed_once_per_dataset_and_given_to_every_teacher():
+    """helpers.source xtb: the dataset's helper_chunks chunk jobs (every molecule, default single
+    point on one thread) feed each run's helpers.parquet, which every round's teacher reads;
+    helpers.source dataset reads the answer key instead; a run without helpers has no such input."""
+    xtb = {**RUN, "helpers": {"source": "xtb", "properties": ["homo", "lumo"]}}
+    key = {**RUN, "helpers": {"source": "dataset", "properties": ["lumo"]}}
+    plan = make_plan({"x": xtb, "k": key, "none": RUN})
+    chunks = plan.helper_chunk_files("qm9", "xtb")
+    assert chunks["parts"] == [f"results/data/qm9/helpers/xtb/chunk-{c:03d}.parquet" for c in range(8)]
+    assert plan.helper_chunk_args("qm9", "xtb", "003") == [
+        "--data", "results/data/qm9", "--oracle", "xtb", "--chunk", "3", "--chunks", "8", "--settings", "{}",
+    ]  # fmt: skip
+    inputs = plan.helper_input("x")
+    assert inputs["parts"] == chunks["parts"] and inputs["split"] == "results/runs/x/split.parquet"
+    assert plan.helper_args(inputs)[:2] == ["--parts", chunks["parts"][0]]
+    assert plan.helper_args(plan.helper_input("k")) == ["--answer-key", "results/data/qm9/answer_key.parquet"]
+    for run in ("x", "k"):
+        for r in ("00", "01"):
+            teacher = plan.teacher_input(run, r)
+            assert teacher["helpers"] == f"results/runs/{run}/helpers.parquet"
+            assert plan.teacher_args(teacher)[-2:] == ["--helpers", teacher["helpers"]]
+    assert "helpers" not in plan.teacher_input("none", "01") and plan.helpers("none") is None

@@ -436,3 +436,47 @@ def test_a_run_copies_round_0_only_from_a_run_that_did_the_same(two_rounds, tmp_
     write_table(table.slice(1), other)
     with pytest.raises(ValueError, match=f"{other} differs from .*initial.parquet"):
         share({**SETTINGS, "strategy": "random"}, initial=other)
+
+
+def test_helping_properties_are_the_teachers_extra_outputs_and_not_the_students(two_rounds, tmp_path):
+    """A run with helpers: the teacher learns them (its checkpoint has the outputs, teacher.json
+    counts each helper's molecules), the student and its errors have the targets only, and a
+    helpers file without helpers in the config (or the reverse) is refused."""
+    root = two_rounds
+    run_json = tmp_path / "run.json"
+    write_json({**SETTINGS, "helpers": {"source": "dataset", "properties": ["lumo", "zpve"]}}, run_json)
+    helpers = tmp_path / "helpers.parquet"
+    cfg = RunConfig.read(run_json)
+    oracle.helper_labels(
+        root / "split.parquet",
+        cfg.helpers,
+        cfg.targets,
+        helpers,
+        answer_key=root / "data" / "answer_key.parquet",
+    )
+    common = {"run_json": run_json, "data": root / "data", "split_path": root / "split.parquet"}
+    labelled = root / "round_00" / "labelled.parquet"
+    record = stages.teacher(
+        **common, labelled_path=labelled, round=0, out=tmp_path / "teacher.pt", summary=tmp_path / "t.json",
+        helpers=helpers,
+    )  # fmt: skip
+    assert record["helpers"] == {"dataset_lumo": 60, "dataset_zpve": 60}  # every pool molecule
+    teacher = torch.load(tmp_path / "teacher.pt", weights_only=True)
+    assert teacher["model_config"]["targets"] == ["homo", "u0", "dataset_lumo", "dataset_zpve"]
+    assert teacher["model_config"]["readout"]["dataset_zpve"] == "sum"  # zpve is extensive
+    summary = stages.student(
+        **common, labelled_path=labelled, holdout_path=root / "holdout.parquet",
+        teacher_path=tmp_path / "teacher.pt", round=0, out=tmp_path / "student.pt", summary=tmp_path / "s.json",
+    )  # fmt: skip
+    assert set(summary["test_mae"]) == set(summary["teacher_test_mae"]) == {"homo", "u0"}
+    assert torch.load(tmp_path / "student.pt", weights_only=True)["model_config"]["targets"] == ["homo", "u0"]
+
+    with pytest.raises(ValueError, match="has helping properties .* but no --helpers file"):
+        stages.teacher(
+            **common, labelled_path=labelled, round=0, out=tmp_path / "x.pt", summary=tmp_path / "x.json"
+        )
+    with pytest.raises(ValueError, match="has no helping properties"):
+        stages.teacher(
+            root / "run.json", root / "data", root / "split.parquet", labelled, 0, tmp_path / "x.pt",
+            tmp_path / "x.json", helpers=helpers,
+        )  # fmt: skip

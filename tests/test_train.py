@@ -16,6 +16,7 @@ from pipeline.model import ASGNModel, ModelConfig
 from pipeline.train import (
     TeacherData,
     TrainConfig,
+    _pool_targets,
     infer,
     load_checkpoint,
     mae,
@@ -39,9 +40,8 @@ def qm9(tmp_path_factory):
 
 def _model(seed=0, **kw):
     torch.manual_seed(seed)
-    return ASGNModel(
-        ModelConfig(hidden=16, n_interactions=2, rbf_count=60, n_clusters=4, targets=TARGETS, **kw)
-    )
+    kw.setdefault("targets", TARGETS)
+    return ASGNModel(ModelConfig(hidden=16, n_interactions=2, rbf_count=60, n_clusters=4, **kw))
 
 
 def _split(n):
@@ -251,3 +251,35 @@ def test_plateau_schedule_lowers_the_student_learning_rate(qm9):
 def test_round_zero_pretrains_for_its_own_epochs():
     cfg = TrainConfig(teacher_epochs=4, pretrain_epochs=12)
     assert cfg.epochs(0) == 12 and cfg.epochs(1) == 4 and TrainConfig(teacher_epochs=4).epochs(0) == 4
+
+
+def test_teacher_learns_helping_properties_on_every_pool_molecule(qm9):
+    """Helpers are extra outputs learnt on every pool molecule (weight losses.helpers): the teacher
+    predicts a helper of the unlabelled molecules far better with weight 1 than with 0, while the
+    target is learnt from the labels alone; rows of the unlabelled molecules carry no target."""
+    graphs, y = qm9
+    lab, unl, _ = _split(len(graphs))
+    # a helper the network has to learn (no per-element reference gives it): the fraction of H atoms
+    z = np.split(graphs.z.numpy(), graphs.atom_ptr[1:-1].numpy())
+    aux = np.array([[np.mean(atoms == 1)] for atoms in z])
+    data = TeacherData(lab, y[lab, 1:], unl, None, aux[lab], aux[unl])  # u0 is the target
+    _, target, weight, _ = _pool_targets(data, 2, len(graphs), torch.device("cpu"), 1.0, helper_weight=0.5)
+    assert torch.isnan(target[len(lab) :, 0]).all() and not torch.isnan(target[:, 1]).any()
+    assert (weight[:, 1] == 0.5).all() and (weight[:, 0] == 1.0).all()
+
+    errors = {}
+    for w in (1.0, 0.0):
+        model = _model(targets=("u0", "aux"))
+        weights = LossWeights(helpers=w, reconstruction=0.0, clustering=0.0)
+        cfg = TrainConfig(teacher_epochs=15, batch_size=16, lr=3e-3, weights=weights)
+        train_teacher(model, graphs, data, cfg, torch.Generator().manual_seed(0))
+        pred, _ = infer(model, graphs, unl)
+        errors[w] = float(mae(pred[:, 1:], aux[unl])[0])
+    assert errors[1.0] < 0.5 * errors[0.0], errors
+
+    # the student keeps the target's outputs only, predicting them exactly as the teacher does
+    student = transfer(model, ["u0"])
+    assert student.config.targets == ("u0",) and student.atomref.shape[1] == 1
+    torch.testing.assert_close(infer(student, graphs, unl)[0], infer(model, graphs, unl)[0][:, :1])
+    with pytest.raises(ValueError, match=r"no output for \['gap'\]"):
+        transfer(model, ["gap"])

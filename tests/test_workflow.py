@@ -29,7 +29,9 @@ PAPER = REPO / "config" / "qm9-paper.yaml"
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 #: Rules allowed to have an answer key among their inputs: the merge that writes it, and the oracle.
-ANSWER_KEY_READERS = {"featurise_merge", "label", "label_holdout"}  # writes it / the oracle
+# (and helpers, for helpers.source dataset: other properties than the run's targets, which the
+# config check and the job both refuse)
+ANSWER_KEY_READERS = {"featurise_merge", "label", "label_holdout", "helpers"}  # writes it / the oracle
 
 
 def snakemake(*args: str | Path, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -256,6 +258,14 @@ def test_typo_in_config_fails_before_any_job_naming_the_key(tmp_path, where, key
         (
             lambda c: c["datasets"]["qm9"].update(cutoff=0.05),
             "at datasets.qm9.cutoff: 0.05 Å; the featuriser needs a cutoff above 0.1 Å",
+        ),
+        (
+            lambda c: c["runs"]["asgn"].update(helpers={"source": "dataset", "properties": ["lumo", "homo"]}),
+            "at runs.asgn.helpers.properties: ['homo'] are targets of the run",
+        ),
+        (
+            lambda c: c["runs"]["asgn"].update(helpers={"source": "xtb", "properties": ["u0"]}),
+            "at runs.asgn.helpers.properties: the xtb oracle does not compute ['u0']",
         ),
     ],
 )
@@ -578,7 +588,8 @@ def test_benchmark_cpu_plan_expands_methods_and_seeds(tmp_path):
     config = REPO / "config" / "benchmark-cpu.yaml"
     ssl = plan(tmp_path, config, extra=("--replace-workflow-config", "results/benchmark/ssl/table.md"))
     counts = count(ssl)
-    assert counts["teacher"] == 7 * 3 and counts["student"] == 21 and "select" not in counts
+    assert counts["teacher"] == 8 * 3 and counts["student"] == 24 and "select" not in counts
+    assert counts["helper_chunk"] == 8 and counts["helpers"] == 3  # xTB once for the dataset
     (table,) = [j for j in ssl if j["rule"] == "benchmark_table"]
     assert "--derived asgn_t=asgn" in table["shell"] and "--baseline supervised" in table["shell"]
     assert "--paired-csv results/benchmark/ssl/paired.csv" in table["shell"]
@@ -861,3 +872,24 @@ def test_benchmark_methods_that_differ_only_in_selection_train_round_0_once(tmp_
     summary.write_text(summary.read_text() + "\n")
     again = count(plan(tmp_path, config))
     assert again["share_round_0"] == 1 and again["teacher"] == 1  # rnd's round 1, not kc's
+
+
+def test_helping_properties_are_computed_once_for_all_runs_of_a_dataset(tmp_path):
+    """Two runs with xtb helpers on one dataset: its helper_chunks chunk jobs run once, each run has
+    its helpers job, and every teacher reads it; only the label rules and helpers read the key."""
+    helpers = {"source": "xtb", "properties": ["homo", "gap"]}
+    config = write_yaml(
+        tmp_path / "h.yaml",
+        {
+            "datasets": {"qm9": {"source": "qm9", "limit": 200, "helper_chunks": 3}},
+            "runs": {
+                "a": {**TINY_RUN, "helpers": helpers},
+                "b": {**TINY_RUN, "strategy": "random", "helpers": helpers},
+            },
+        },
+    )
+    jobs = plan(tmp_path, config)
+    counts = count(jobs)
+    assert counts["helper_chunk"] == 3 and counts["helpers"] == 2 and counts["teacher"] == 4
+    assert all("--helpers results/runs/" in j["shell"] for j in jobs if j["rule"] == "teacher")
+    assert leaks(jobs) == []

@@ -186,6 +186,12 @@ STAGES: dict[str, Stage] = {
                 "the previous round's pseudo_labels.parquet, learnt if the run's pseudo_labels is on",
                 required=False,
             ),
+            Option(
+                "--helpers",
+                Path,
+                "helpers.parquet: every pool molecule's helping properties (runs with helpers only)",
+                required=False,
+            ),
         ),
     ),
     "embed": Stage(
@@ -366,7 +372,11 @@ def _label_chunk(args: argparse.Namespace) -> None:
     from .oracle import label_chunk
     from .split import holdout_ids
 
-    if args.holdout:
+    if args.request is None:  # every molecule of the dataset (the helping properties' chunks)
+        from .split import dataset_ids
+
+        ids = dataset_ids(args.data)
+    elif args.holdout:
         ids = holdout_ids(args.request).mol_id.to_numpy()
     else:
         ids = pq.read_table(args.request, columns=["mol_id"])["mol_id"].to_numpy()
@@ -377,6 +387,20 @@ def _label_chunk(args: argparse.Namespace) -> None:
     if not isinstance(settings, dict):
         raise ValueError(f"--settings must be a JSON object, got {args.settings!r}")
     label_chunk(args.oracle, args.data, ids, args.chunk, args.chunks, args.out, args.failures, settings)
+
+
+def _helpers(args: argparse.Namespace) -> None:
+    from .oracle import LabelChunk, helper_labels
+    from .settings import RunConfig
+
+    labels, failures = args.parts or [], args.part_failures or []
+    if len(labels) != len(failures):
+        raise ValueError(f"--parts ({len(labels)} files) and --part-failures ({len(failures)}) must pair up")
+    cfg = RunConfig.read(args.run_json)
+    parts = [LabelChunk(a, b) for a, b in zip(labels, failures, strict=True)]
+    helper_labels(
+        args.split_path, cfg.helpers, cfg.targets, args.out, answer_key=args.answer_key, parts=parts
+    )
 
 
 def _add_oracle_options(p: argparse.ArgumentParser) -> None:
@@ -620,7 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", required=True, type=Path, help="dataset folder (the geometries)")
     p.add_argument(
-        "--request", required=True, type=Path, help="Parquet with a mol_id column, or split.parquet"
+        "--request",
+        type=Path,
+        help="Parquet with a mol_id column, or split.parquet (default: every molecule of --data)",
     )
     p.add_argument(
         "--holdout", action="store_true", help="--request is split.parquet: label its val and test"
@@ -631,6 +657,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="labels of the chunk (Parquet)")
     p.add_argument("--failures", required=True, type=Path, help="failures of the chunk (Parquet)")
     p.set_defaults(func=_label_chunk)
+
+    p = sub.add_parser("helpers", help="every pool molecule's helping properties (run key helpers)")
+    p.add_argument("--run-json", required=True, type=Path, help="the run's settings (run.json)")
+    p.add_argument("--split-path", required=True, type=Path, help="the run's split.parquet (its pool)")
+    p.add_argument("--answer-key", type=Path, help="helpers.source dataset: the dataset's answer_key.parquet")
+    p.add_argument("--parts", nargs="+", type=Path, help="helpers.source xtb: the helper chunks' labels")
+    p.add_argument("--part-failures", nargs="+", type=Path, help="their failures files, in the same order")
+    p.add_argument("--out", required=True, type=Path, help="helpers.parquet to write")
+    p.set_defaults(func=_helpers)
     # reports (pipeline.report): read a run's per-round files, write CSV and PNG
     p = sub.add_parser("learning-curve", help="test MAE against labels, per run and target: CSV + PNG")
     p.add_argument(

@@ -33,17 +33,18 @@ def property_loss(
         pred: [B, T] predictions in real units.
         target: [B, T] labels in real units; NaN where a molecule has no label for a target.
         scale: [T] per-target standard deviation (of the labelled set).
-        weight: optional [B] weight of each molecule's squared errors (pseudo-labels below 1). The sum
-            is divided by the number of labels present, not by the sum of weights, so a weight scales
-            a label's pull without changing that of the others: with weight 0 a pseudo-labelled
-            molecule adds nothing, and the true labels' terms are as with weight 1.
+        weight: optional [B] weight of each molecule's squared errors (pseudo-labels below 1), or
+            [B, T] of each label (helping properties have their own). The sum is divided by the
+            number of labels present, not by the sum of weights, so a weight scales a label's pull
+            without changing that of the others: with weight 0 a pseudo-labelled molecule adds
+            nothing, and the true labels' terms are as with weight 1.
     """
     present = ~torch.isnan(target)
     if not present.any():
         return pred.sum() * 0.0  # keeps the graph connected, contributes nothing
     err = ((pred - torch.nan_to_num(target)) / scale).square() * present
     if weight is not None:
-        err = err * weight.unsqueeze(-1)
+        err = err * (weight.unsqueeze(-1) if weight.ndim == 1 else weight)
     return err.sum() / present.sum()
 
 
@@ -99,6 +100,7 @@ class LossWeights:
     # weight of a pseudo-label in L_p relative to a true label: 1 is the paper's equal weighting, 0
     # keeps pseudo-labels out (with ~10x more pseudo- than true labels, 1 lets them dominate L_p)
     pseudo: float = 1.0
+    helpers: float = 1.0  # weight of a helping property's label (run key helpers) relative to a true label
 
 
 def teacher_loss(

@@ -676,3 +676,73 @@ def label_holdout(split_path: Path, out: Path, failures: Path, source: OracleInp
     _log_failures(f"val/test (val {record['failed']['val']}, test {record['failed']['test']})", failed,
                   len(ids), failures)  # fmt: skip
     return table
+
+
+# ------------------------------------------------------------------------------ helping properties
+
+
+def helper_labels(
+    split_path: str | Path,
+    helpers: dict[str, Any],
+    targets: Sequence[str],
+    out: str | Path,
+    *,
+    answer_key: str | Path | None = None,
+    parts: Sequence[LabelChunk] = (),
+) -> pa.Table:
+    """Every pool molecule's helping properties (run key ``helpers``) -> ``out`` (helpers.parquet:
+    mol_id + one float64 column per :func:`pipeline.settings.helper_columns` name, NaN where the
+    helper has no value).
+
+    ``helpers["source"]`` ``dataset`` reads them from ``answer_key`` (never one of the run's
+    ``targets``: refused, as that would hand the teacher the answer for every pool molecule);
+    ``xtb`` from the dataset's helper chunks (``parts``, computed by :func:`label_chunk` over every
+    molecule of the dataset), whose failures become NaN. The molecules' target values are never
+    read. Returns the table written.
+    """
+    from .settings import helper_columns
+
+    properties, columns = list(helpers.get("properties") or ()), helper_columns(helpers)
+    if not properties:
+        raise ValueError("the run has no helping properties (helpers.properties is empty)")
+    split = pq.read_table(split_path).to_pandas()
+    pool = split.mol_id[split.split.astype(str) == "pool"].astype(str).to_numpy()
+    if helpers["source"] == "dataset":
+        leaked = sorted(set(properties) & set(targets))
+        if leaked:
+            raise ValueError(f"helping properties {leaked} are targets of the run: refused (label leak)")
+        if answer_key is None:
+            raise ValueError("helpers from the dataset need its answer key (--answer-key)")
+        names = pq.read_schema(answer_key).names
+        absent = [p for p in properties if p not in names]
+        if absent:
+            raise ValueError(f"{answer_key}: no property {absent} (its properties: {names[1:]})")
+        key = pq.read_table(answer_key, columns=["mol_id", *properties]).to_pandas()
+        values = key.set_index(key.mol_id.astype(str)).reindex(pool)[properties]
+        where = str(answer_key)
+    else:
+        if not parts:
+            raise ValueError(f"helpers from {helpers['source']} need its chunks (--parts, --part-failures)")
+        labels = pd.concat([pq.read_table(p.labels).to_pandas() for p in parts], ignore_index=True)
+        failed = pd.concat([pq.read_table(p.failures).to_pandas() for p in parts], ignore_index=True)
+        done = set(labels.mol_id.astype(str)) | set(failed.mol_id.astype(str))
+        missing = [m for m in pool if m not in done]
+        if missing:
+            raise ValueError(
+                f"helper chunks {', '.join(str(p.labels) for p in parts)}: {len(missing)} pool molecules "
+                f"are neither labelled nor failed (e.g. {missing[:3]}); they were made for another "
+                "dataset: delete them to compute again"
+            )
+        values = labels.set_index(labels.mol_id.astype(str)).reindex(pool)[properties]
+        where = f"{helpers['source']} chunks"
+    table = pa.table(
+        {
+            "mol_id": pool,
+            **{c: values[p].to_numpy(np.float64) for c, p in zip(columns, properties, strict=True)},
+        }
+    )
+    write_table(table, out)
+    for c in columns:
+        n = int(np.isfinite(table[c].to_numpy(zero_copy_only=False)).sum())
+        log.info("helper %s: %d of %d pool molecules have a value (%s)", c, n, len(pool), where)
+    return table

@@ -13,6 +13,8 @@ One path grammar (``shared/DESIGN.md``), relative to the working directory:
 - ``results/data/{dataset}/parts/shard-{shard}.*``: per-shard answer key, rejects, summary
 - ``results/data/{dataset}/answer_key.parquet``: labels; only featurise_merge writes it
 - ``results/data/{dataset}/rejects.parquet``, ``manifest.json``
+- ``results/data/{dataset}/helpers/{source}/chunk-{chunk}.parquet``: helping properties (xtb) of
+  every molecule of the dataset, for runs with ``helpers`` (and ``.failures.parquet``)
 - ``results/runs/{run}/...`` (:data:`RUN_DIR`): split, run.json, initial picks, val/test labels
 - ``results/runs/{run}/round_{round}/...`` (:data:`ROUND_DIR`): one active-learning round
 
@@ -198,18 +200,21 @@ class Plan:
 
     # ------------------------------------------------------------------------ split, run config
 
+    def dataset_files(self, dataset: str) -> dict[str, Any]:
+        """A dataset's graph shards and manifest (written once every shard is merged and checked)."""
+        folder = DATA_DIR.format(dataset=dataset)
+        return {
+            "graphs": [f"{folder}/graphs/shard-{shard}.parquet" for shard in self.shards(dataset)],
+            "manifest": f"{folder}/manifest.json",
+        }
+
     def dataset_graphs(self, run: str) -> dict[str, Any]:
         """The graph shards of the run's dataset (ids only, never labels) and its manifest.
 
         The manifest is written once every shard has been merged and checked, so a stage only ever
         reads a complete dataset.
         """
-        dataset = self.resolved.runs[run]["dataset"]
-        folder = DATA_DIR.format(dataset=dataset)
-        return {
-            "graphs": [f"{folder}/graphs/shard-{shard}.parquet" for shard in self.shards(dataset)],
-            "manifest": f"{folder}/manifest.json",
-        }
+        return self.dataset_files(self.resolved.runs[run]["dataset"])
 
     def split_args(self, run: str) -> list[str]:
         """`pipeline split` sizes, seed, label budget (--budget) and, for the lookup oracle, the
@@ -377,6 +382,55 @@ class Plan:
         """`pipeline label-holdout` oracle options, from the rule's ``input``."""
         return [str(arg) for arg in self._oracle_args(run, None, input)]
 
+    # ------------------------------------------------------------------------ helping properties
+
+    def helpers(self, run: str) -> dict[str, Any] | None:
+        """The run's helping properties (``source``, ``properties``), or None without any."""
+        helpers = self.resolved.runs[run]["helpers"]
+        return helpers if helpers.get("properties") else None
+
+    def helper_chunk_files(self, dataset: str, source: str) -> dict[str, list[str]]:
+        """The helper chunks of a dataset: ``labels`` and ``failures`` of each of its
+        ``helper_chunks`` jobs (results/data/{dataset}/helpers/{source}/chunk-{chunk}.parquet)."""
+        folder = f"{DATA_DIR.format(dataset=dataset)}/helpers/{source}"
+        chunks = range(self.resolved.datasets[dataset]["helper_chunks"])
+        return {
+            "parts": [f"{folder}/chunk-{c:03d}.parquet" for c in chunks],
+            "part_failures": [f"{folder}/chunk-{c:03d}.failures.parquet" for c in chunks],
+        }
+
+    def helper_chunk_args(self, dataset: str, source: str, chunk: str) -> list[str]:
+        """`pipeline label-chunk` options of one helper chunk: the dataset, and the oracle's default
+        single point on one thread over chunk ``chunk`` of every molecule of it (no --request)."""
+        settings = ORACLES[source].job_settings({}, 1)
+        args = ["--data", DATA_DIR.format(dataset=dataset), "--oracle", source, "--chunk", int(chunk)]
+        args += ["--chunks", self.resolved.datasets[dataset]["helper_chunks"]]
+        args += ["--settings", json.dumps(settings, sort_keys=True)]
+        return [str(arg) for arg in args]
+
+    def helper_input(self, run: str) -> dict[str, Any]:
+        """What the helpers rule reads: run.json, the split (its pool) and the answer key (source
+        dataset) or the dataset's helper chunks (source xtb)."""
+        helpers = self.helpers(run)
+        if helpers is None:
+            raise ValueError(f"run {run!r} has no helping properties")
+        inputs: dict[str, Any] = {
+            "run_json": f"{self.run_dir(run)}/run.json",
+            "split": f"{self.run_dir(run)}/split.parquet",
+        }
+        if helpers["source"] == "dataset":
+            inputs["answer_key"] = f"{self.data_dir(run)}/answer_key.parquet"
+        else:
+            inputs.update(self.helper_chunk_files(self.resolved.runs[run]["dataset"], helpers["source"]))
+        return inputs
+
+    @staticmethod
+    def helper_args(input: Input) -> list[str]:
+        """`pipeline helpers` --answer-key or --parts/--part-failures, from the rule's ``input``."""
+        if "answer_key" in input.keys():
+            return ["--answer-key", str(input["answer_key"])]
+        return ["--parts", *map(str, input["parts"]), "--part-failures", *map(str, input["part_failures"])]
+
     # ---------------------------------------------------------------------------- round stages
 
     def teacher_input(self, run: str, round: str) -> dict[str, Any]:
@@ -395,16 +449,17 @@ class Plan:
                 inputs["previous"] = f"{previous}/teacher.pt"
             if settings["pseudo_labels"]:
                 inputs["pseudo"] = f"{previous}/pseudo_labels.parquet"
+        if self.helpers(run) is not None:
+            inputs["helpers"] = f"{self.run_dir(run)}/helpers.parquet"
         return inputs
 
     @staticmethod
     def teacher_args(input: Input) -> list[str]:
-        """`pipeline teacher` --previous and --pseudo, where the rule's ``input`` has them."""
+        """`pipeline teacher` --previous, --pseudo and --helpers, where the rule's ``input`` has them."""
         args = []
-        if "previous" in input.keys():
-            args += ["--previous", input["previous"]]
-        if "pseudo" in input.keys():
-            args += ["--pseudo", input["pseudo"]]
+        for name in ("previous", "pseudo", "helpers"):
+            if name in input.keys():
+                args += [f"--{name}", input[name]]
         return [str(arg) for arg in args]
 
     def select_input(self, run: str, round: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ __all__ = [
     "deep_merge",
     "duplicate_keys",
     "expand_benchmarks",
+    "helper_columns",
     "label_budget",
     "resolve",
     "round_0_sources",
@@ -111,6 +112,8 @@ class RunConfig:
     pseudo_labels: bool = True  # the teacher learns the previous student's pseudo-labels
     committee: int = 4  # qbc: students in the committee (K)
     mc_samples: int = 20  # mc_dropout: stochastic forward passes per molecule
+    # helping properties the teacher learns on every pool molecule: {"source", "properties"}
+    helpers: dict[str, Any] = field(default_factory=lambda: {"source": "xtb", "properties": []})
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (targets are added)
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields; "weights" = loss weights
     benchmark: str | None = None  # the benchmark this run is a (method, seed) of, if any
@@ -133,6 +136,7 @@ class RunConfig:
             pseudo_labels=run["pseudo_labels"],
             committee=run["committee"],
             mc_samples=run["mc_samples"],
+            helpers=dict(run["helpers"]),
             model=dict(run["model"]),
             train={**run["train"], "weights": dict(run["losses"])},
             benchmark=member.benchmark if member else None,
@@ -150,6 +154,11 @@ class RunConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @property
+    def helper_columns(self) -> list[str]:
+        """The teacher's extra outputs for the helping properties (:func:`helper_columns`)."""
+        return helper_columns(self.helpers)
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), sort_keys=True)
@@ -295,6 +304,12 @@ def expand_benchmarks(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
     return runs, members
 
 
+def helper_columns(helpers: Mapping[str, Any]) -> list[str]:
+    """Names of a run's helping properties as the teacher's outputs and helpers.parquet's columns:
+    ``{source}_{property}`` (``xtb_homo``), so a helper never shares a name with a target."""
+    return [f"{helpers['source']}_{prop}" for prop in helpers.get("properties") or ()]
+
+
 #: Two atoms closer than this (Å) mean a broken geometry, not a molecule; an edge cutoff must exceed it.
 MIN_ATOM_DISTANCE = 0.1
 
@@ -347,6 +362,24 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
                 f"{at}.targets: the {oracle} oracle of dataset '{run['dataset']}' cannot label "
                 f"{cannot} (it labels {', '.join(can or ())})"
             )
+        helpers = run["helpers"]
+        if helpers.get("properties"):
+            if helpers["source"] == "dataset":
+                leaked = sorted(set(helpers["properties"]) & set(run["targets"]))
+                if leaked:
+                    errors.append(
+                        f"{at}.helpers.properties: {leaked} are targets of the run; a helping property "
+                        "from the dataset must be another property (its labels are given for every pool "
+                        "molecule, so a target among them would hand the teacher the answer)"
+                    )
+            else:
+                can = ORACLES[helpers["source"]].columns
+                unknown = sorted(set(helpers["properties"]) - set(can))
+                if unknown:
+                    errors.append(
+                        f"{at}.helpers.properties: the {helpers['source']} oracle does not compute "
+                        f"{unknown} (it computes {', '.join(can)})"
+                    )
         if run["strategy"] == "mc_dropout" and not run["model"]["dropout"] > 0:
             errors.append(
                 f"{at}.model.dropout: strategy mc_dropout samples the student's dropout, but dropout is "

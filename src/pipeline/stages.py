@@ -58,12 +58,23 @@ log = logging.getLogger(__name__)
 
 
 def model_config(cfg: RunConfig, cutoff: float, dist_range: tuple[float, float] = (0.0, 30.0)) -> ModelConfig:
-    """The run's architecture: RBF and filters up to the dataset's ``cutoff`` and, unless the run sets
-    ``model.dist_min``/``dist_max``, distance bins over ``dist_range`` (see :func:`dist_range`)."""
+    """The run's (teacher's) architecture: RBF and filters up to the dataset's ``cutoff`` and, unless
+    the run sets ``model.dist_min``/``dist_max``, distance bins over ``dist_range`` (see
+    :func:`dist_range`). Its outputs are the targets, then the helping properties
+    (``cfg.helper_columns``, read out like the property they are: a sum for an extensive one); the
+    student keeps only the targets (:func:`pipeline.train.transfer`)."""
+    from .units import EXTENSIVE_TARGETS
+
     values = {k: v for k, v in cfg.model.items() if v is not None}
     values.setdefault("dist_min", dist_range[0])
     values.setdefault("dist_max", max(dist_range[1], values["dist_min"] + 0.1))
-    return ModelConfig(**{"cutoff": cutoff, "rbf_stop": cutoff, **values, "targets": tuple(cfg.targets)})
+    helpers = dict(zip(cfg.helper_columns, cfg.helpers.get("properties") or (), strict=True))
+    readout = {col: "sum" if prop in EXTENSIVE_TARGETS else "mean" for col, prop in helpers.items()}
+    return ModelConfig(
+        **{"cutoff": cutoff, "rbf_stop": cutoff, **values},
+        targets=(*cfg.targets, *helpers),
+        readout=readout,
+    )
 
 
 def train_config(cfg: RunConfig, round: int) -> TrainConfig:
@@ -195,6 +206,19 @@ def _labels(frame: pd.DataFrame, ids: np.ndarray, targets: list[str]) -> np.ndar
     return frame.set_index("mol_id").loc[ids, targets].to_numpy(np.float64)
 
 
+def _helper_values(table: pd.DataFrame, ids: np.ndarray, columns: list[str], path: Path) -> np.ndarray:
+    """[n, H] the helping properties of molecules ``ids`` (NaN where their oracle failed); a pool
+    molecule missing from the file is an error (it was made for another pool)."""
+    frame = table.set_index(table.mol_id.astype(str))
+    absent = np.setdiff1d(ids.astype(str), frame.index.to_numpy())
+    if len(absent):
+        raise ValueError(
+            f"{path}: {len(absent)} pool molecules have no row (e.g. {absent[:3].tolist()}); it was made "
+            "for another split: delete it to make it again"
+        )
+    return frame.loc[ids.astype(str), columns].to_numpy(np.float64)
+
+
 def _label_failures(labelled_path: Path, round: int) -> dict[str, int | None]:
     """How many molecules the oracle could not label: this round's picks and all rounds' so far
     (from labelled.parquet's record, :func:`pipeline.oracle.read_labelling`; None if not recorded)."""
@@ -254,9 +278,11 @@ def teacher(
     summary: Path,
     previous: Path | None = None,
     pseudo: Path | None = None,
+    helpers: Path | None = None,
 ) -> dict:
     """teacher_r: warm-started from ``previous`` (teacher_{r-1}; a fresh initialisation without it or
-    with ``train.warm_start`` off), learns L_r and ``pseudo`` labels for ``train.teacher_epochs``
+    with ``train.warm_start`` off), learns L_r, ``pseudo`` labels and, for a run with helping
+    properties, ``helpers`` (helpers.parquet: every pool molecule's) for ``train.teacher_epochs``
     epochs (round 0: ``train.pretrain_epochs``). ``summary`` (teacher.json) also counts the round's
     picks the oracle could not label (``label_failures``; ``label_failures_total`` over all rounds)."""
     ctx = RoundContext.read(run_json, round, data, split_path)
@@ -267,12 +293,27 @@ def teacher(
     y_pseudo = None
     if pseudo is not None and cfg.pseudo_labels:
         y_pseudo = _labels(pq.read_table(pseudo).to_pandas(), graphs.mol_id[unl_idx], cfg.targets)
+    h_lab = h_unl = None
+    columns = cfg.helper_columns
+    if bool(columns) != (helpers is not None):
+        raise ValueError(
+            f"{run_json}: the run has helping properties {columns}, but no --helpers file was given"
+            if columns
+            else f"--helpers {helpers}: the run {cfg.run} has no helping properties (run key helpers)"
+        )
+    if helpers is not None:
+        table = pq.read_table(helpers).to_pandas()
+        missing = sorted(set(columns) - set(table.columns))
+        if missing:
+            raise ValueError(f"{helpers}: no column {missing} (it has {list(table.columns)})")
+        h_lab = _helper_values(table, graphs.mol_id[lab_idx], columns, helpers)
+        h_unl = _helper_values(table, graphs.mol_id[unl_idx], columns, helpers)
     seed = ctx.seed("teacher")
     warm = previous is not None and train_cfg.warm_start
     model = ctx.load(previous) if warm else ctx.new_model(seed)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo)
+    data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo, h_lab, h_unl)
     train_loop = registry.teacher_info(train_cfg.semi).train_function()  # unknown: lists the valid ones
     history = train_loop(model, graphs, data_r, train_cfg, gen, train_cfg.epochs(round))
     save_checkpoint(out, model, cfg.as_dict(), round, gen)
@@ -282,6 +323,12 @@ def teacher(
         "unlabelled": int(len(unl_idx)),
         **_label_failures(labelled_path, round),
         "pseudo_labels": y_pseudo is not None,
+        "helpers": {
+            c: int(np.isfinite(np.concatenate([h_lab[:, k], h_unl[:, k]])).sum())
+            for k, c in enumerate(columns)
+        }
+        if columns
+        else {},
         "warm_start": warm,
         "device": str(ctx.device),
         "seconds": time.perf_counter() - start,
@@ -359,9 +406,9 @@ def student(
             errors[part] = dict(zip(cfg.targets, map(float, mae(pred, y)), strict=True))
         return errors
 
+    model = transfer(teacher_model, cfg.targets)  # the targets' outputs (not the helpers')
     # the teacher's own error, before fine-tuning (the ASGN-T ablation without a run of its own)
-    teacher_mae = holdout_mae(teacher_model)
-    model = transfer(teacher_model)
+    teacher_mae = holdout_mae(model)
     history: list[dict] = []
     if cfg.student:
         gen = torch.Generator().manual_seed(ctx.seed("student"))

@@ -240,20 +240,45 @@ class TeacherData:
     y_labelled: np.ndarray  # [L, T] their true labels (NaN = missing)
     unlabelled: np.ndarray  # [U] positions of the other pool molecules
     y_pseudo: np.ndarray | None = None  # [U, T] the previous student's pseudo-labels, or None (round 0)
+    # [L, H] and [U, H] helping properties of the labelled and the unlabelled molecules (NaN where
+    # the helper's oracle failed), or None: the model's outputs after its T targets
+    helpers_labelled: np.ndarray | None = None
+    helpers_unlabelled: np.ndarray | None = None
+
+    @property
+    def n_helpers(self) -> int:
+        return 0 if self.helpers_labelled is None else int(np.shape(self.helpers_labelled)[1])
+
+    def scaling_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The molecules and values the output scaling is fitted on: the labelled molecules' labels,
+        and with helpers every pool molecule's helpers beside them ([N, T + H], NaN for the
+        unlabelled molecules' targets), so a helper's scale comes from the whole pool, not from
+        the few labelled molecules (with ~12 of them an atomref fit of an energy leaves almost no
+        spread, and dividing by it blew the helper's loss up by 10^4)."""
+        if self.helpers_labelled is None:
+            return self.labelled, self.y_labelled
+        n_unl = len(self.unlabelled)
+        targets = np.concatenate([self.y_labelled, np.full((n_unl, self.y_labelled.shape[1]), np.nan)])
+        helpers = np.concatenate([self.helpers_labelled, self.helpers_unlabelled])
+        return np.concatenate([self.labelled, self.unlabelled]), np.concatenate([targets, helpers], axis=1)
 
 
 def _pool_targets(
     data: TeacherData,
-    n_targets: int,
+    n_outputs: int,
     n_graphs: int,
     device: torch.device,
     pseudo_weight: float,
     unlabelled: bool = True,
+    helper_weight: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The molecules an epoch visits (labelled first; then the unlabelled ones if ``unlabelled``),
-    each one's target row (labels; pseudo-labels if given and ``pseudo_weight`` > 0, else NaN), its
-    row's weight in L_p (1 for labels, ``pseudo_weight`` for pseudo-labels), and the map from a
+    each one's target row (labels; pseudo-labels if given and ``pseudo_weight`` > 0, else NaN; then
+    the helping properties, on every row), the weight of each entry in L_p ([N, T + H]: 1 for
+    labels, ``pseudo_weight`` for pseudo-labels, ``helper_weight`` for helpers), and the map from a
     GraphSet position to its row."""
+    n_helpers = data.n_helpers
+    n_targets = n_outputs - n_helpers
     parts = [data.labelled, data.unlabelled] if unlabelled else [data.labelled]
     index = torch.as_tensor(np.concatenate(parts), dtype=torch.long, device=device)
     rows = [targets_tensor(data.y_labelled, n_targets)]
@@ -262,10 +287,15 @@ def _pool_targets(
         rows.append(targets_tensor(data.y_pseudo, n_targets)[:n_unl])
     else:
         rows.append(torch.full((n_unl, n_targets), float("nan")))
-    target = torch.cat(rows).to(device)
-    weight = torch.ones(len(index), device=device)
-    weight[len(data.labelled) :] = pseudo_weight
-    return index, target, weight, _row_lookup(n_graphs, index)
+    target = torch.cat(rows)
+    weight = torch.ones(len(index), n_outputs)
+    weight[len(data.labelled) :, :n_targets] = pseudo_weight
+    if n_helpers:
+        helpers = [targets_tensor(data.helpers_labelled, n_helpers)]
+        helpers.append(targets_tensor(data.helpers_unlabelled, n_helpers)[:n_unl])
+        target = torch.cat([target, torch.cat(helpers)], dim=1)
+        weight[:, n_targets:] = helper_weight
+    return index, target.to(device), weight.to(device), _row_lookup(n_graphs, index)
 
 
 def train_teacher(
@@ -284,13 +314,18 @@ def train_teacher(
     pseudo-labels: the supervised baselines) visits only the labelled ones.
     """
     device = graphs.device
-    n_targets = len(model.config.targets)
+    n_outputs = len(model.config.targets)
     model.to(device).train()
-    std = fit_scaler(model, graphs, data.labelled, data.y_labelled, cfg.atomref).to(device)
+    std = fit_scaler(model, graphs, *data.scaling_rows(), cfg.atomref).to(device)
     w = cfg.weights
-    uses_pool = bool(w.reconstruction or w.clustering or (w.pseudo and data.y_pseudo is not None))
+    uses_pool = bool(
+        w.reconstruction
+        or w.clustering
+        or (w.pseudo and data.y_pseudo is not None)
+        or (w.helpers and data.n_helpers)
+    )
     index, target, row_weight, row_of = _pool_targets(
-        data, n_targets, len(graphs), device, w.pseudo, unlabelled=uses_pool
+        data, n_outputs, len(graphs), device, w.pseudo, unlabelled=uses_pool, helper_weight=w.helpers
     )
     has_target = bool((~torch.isnan(target)).any())
 
@@ -350,14 +385,16 @@ def train_mean_teacher(
     distances. At the end the EMA weights, the better predictor, are loaded into ``model``.
     """
     device = graphs.device
-    n_targets = len(model.config.targets)
+    n_outputs = len(model.config.targets)
     model.to(device).train()
-    std = fit_scaler(model, graphs, data.labelled, data.y_labelled, cfg.atomref).to(device)
+    std = fit_scaler(model, graphs, *data.scaling_rows(), cfg.atomref).to(device)
     ema = transfer(model)
     ema.train()
     for p in ema.parameters():
         p.requires_grad_(False)
-    index, target, _, row_of = _pool_targets(data, n_targets, len(graphs), device, pseudo_weight=0.0)
+    index, target, weight, row_of = _pool_targets(
+        data, n_outputs, len(graphs), device, pseudo_weight=0.0, helper_weight=cfg.weights.helpers
+    )
     gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
@@ -366,7 +403,8 @@ def train_mean_teacher(
         pred = model(_noisy(batch, cfg.noise, gen)).pred
         with torch.no_grad():
             ema_pred = ema(_noisy(batch, cfg.noise, gen)).pred
-        lp = property_loss(pred, target[row_of[idx]], std)
+        rows = row_of[idx]
+        lp = property_loss(pred, target[rows], std, weight[rows] if data.n_helpers else None)
         lc = consistency_loss(pred, ema_pred, std)
         return lp + cfg.consistency * lc, {"property": lp.detach(), "consistency": lc.detach()}
 
@@ -474,10 +512,27 @@ def train_student(
     return history
 
 
-def transfer(teacher: ASGNModel) -> ASGNModel:
-    """The student's starting point: an exact copy of the teacher's weights and scaling."""
-    student = ASGNModel(teacher.config)
-    student.load_state_dict(teacher.state_dict())
+def transfer(teacher: ASGNModel, targets: Sequence[str] | None = None) -> ASGNModel:
+    """The student's starting point: an exact copy of the teacher's weights and scaling, with only
+    the outputs ``targets`` (default: all; a teacher with helping properties keeps its targets'
+    rows of the property head's last layer and of the scaling buffers, so the copy predicts the
+    targets exactly as the teacher does)."""
+    cfg = teacher.config
+    targets = tuple(cfg.targets if targets is None else targets)
+    missing = sorted(set(targets) - set(cfg.targets))
+    if missing:
+        raise ValueError(f"the model has no output for {missing} (its outputs: {list(cfg.targets)})")
+    keep = [cfg.targets.index(t) for t in targets]
+    config = dataclasses.replace(cfg, targets=targets, readout={t: cfg.readout[t] for t in targets})
+    state = teacher.state_dict()
+    if keep != list(range(len(cfg.targets))):
+        last = max(k for k, layer in enumerate(teacher.property_head) if isinstance(layer, torch.nn.Linear))
+        rows = torch.tensor(keep, device=state["scale"].device)
+        for name in (f"property_head.{last}.weight", f"property_head.{last}.bias", "scale", "shift"):
+            state[name] = state[name].index_select(0, rows)
+        state["atomref"] = state["atomref"].index_select(1, rows)
+    student = ASGNModel(config)
+    student.load_state_dict(state)
     return student.to(next(teacher.parameters()).device)
 
 

@@ -300,7 +300,9 @@ def train_committee(
     for m in range(k):
         member_seed = _member_seed(seed, m)
         with seeded_global_rng(member_seed, graphs.device):
-            student = transfer(teacher)  # builds (randomly initialised) then loads: draws from the RNG
+            # builds (randomly initialised) then loads: draws from the RNG; the targets are the
+            # first outputs (a teacher's helping properties follow them and are dropped)
+            student = transfer(teacher, teacher.config.targets[: np.shape(y_labelled)[1]])
             rows = np.arange(len(labelled))
             if bootstrap:
                 rows = np.random.default_rng(member_seed).choice(

@@ -157,6 +157,23 @@ def get_oracle_gpu(wildcards):
     return PLAN.oracle_job(wildcards.run)["gpu"]
 
 
+# helper_chunk, helpers
+def get_helper_chunk_dataset(wildcards):
+    return PLAN.dataset_files(wildcards.dataset)
+
+
+def get_helper_chunk_args(wildcards):
+    return shlex.join(PLAN.helper_chunk_args(wildcards.dataset, wildcards.source, wildcards.chunk))
+
+
+def get_helper_input(wildcards):
+    return PLAN.helper_input(wildcards.run)
+
+
+def get_helper_args(wildcards, input):
+    return shlex.join(PLAN.helper_args(input))
+
+
 # teacher, select
 def get_teacher_input(wildcards):
     return PLAN.teacher_input(wildcards.run, wildcards.round)

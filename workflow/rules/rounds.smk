@@ -149,6 +149,54 @@ rule holdout_chunk:
         LABEL_CHUNK_SHELL
 
 
+# Helping properties (run key helpers): xtb computes them for every molecule of the dataset, once,
+# in helper_chunks jobs; each run's helpers job keeps its pool's (or reads them from the answer key,
+# for helpers.source dataset: never the run's targets), and its teachers learn them.
+rule helper_chunk:
+    input:
+        unpack(get_helper_chunk_dataset),
+    output:
+        labels="results/data/{dataset}/helpers/{source}/chunk-{chunk}.parquet",
+        failures="results/data/{dataset}/helpers/{source}/chunk-{chunk}.failures.parquet",
+    log:
+        "logs/helper_chunk/{dataset}/{source}/chunk-{chunk}.log",
+    benchmark:
+        "benchmarks/helper_chunk/{dataset}/{source}/chunk-{chunk}.tsv"
+    wildcard_constraints:
+        source="xtb",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    params:
+        oracle=get_helper_chunk_args,
+    shell:
+        "OMP_NUM_THREADS={threads} pipeline --threads {threads} label-chunk {params.oracle}"
+        " --out {output.labels} --failures {output.failures} > {log} 2>&1"
+
+
+rule helpers:
+    input:
+        unpack(get_helper_input),
+    output:
+        "results/runs/{run}/helpers.parquet",
+    log:
+        "logs/helpers/{run}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        sources=get_helper_args,
+    shell:
+        "pipeline --threads {threads} helpers --run-json {input.run_json} --split-path {input.split}"
+        " {params.sources} --out {output} > {log} 2>&1"
+
+
 rule teacher:
     input:
         unpack(get_teacher_input),
