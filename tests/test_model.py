@@ -368,3 +368,21 @@ def test_one_way_graph_is_rejected(qm9):
     keep = b.edge_index[0] > b.edge_index[1]
     with pytest.raises(ValueError, match="both directions"):
         model_of().embed(b.z, b.edge_index[:, keep], b.dist[keep])
+
+
+def test_last_layer_gradient_features_are_the_gradients_autograd_gives(qm9):
+    """The 'll' selection features: for each molecule and target, the gradient of the prediction
+    with respect to the property head's last layer (weights and bias of that target's row); u0 is
+    read out as a sum, homo as a mean, so both readouts are checked."""
+    graphs, _ = qm9
+    model = model_of()
+    last = model.property_head[-1]
+    features = model.last_layer_gradients(graphs.batch(torch.arange(4)))
+    assert features.shape == (4, 2 * (last.in_features + 1))
+    for i in range(4):
+        expected = []
+        for t in range(2):
+            model.zero_grad()
+            model(graphs.batch(torch.tensor([i]))).pred[0, t].backward()
+            expected.append(torch.cat([last.weight.grad[t], last.bias.grad[t : t + 1]]))
+        torch.testing.assert_close(features[i], torch.cat(expected), rtol=1e-4, atol=1e-5)

@@ -543,7 +543,8 @@ def test_helping_properties_of_every_pool_molecule_from_xtb_chunks_or_the_answer
     first = pq.read_table(parts[0].labels).to_pandas()
     failed = first.mol_id.iloc[0]
     write_table(pa.Table.from_pandas(first.iloc[1:], preserve_index=False), parts[0].labels)
-    write_table(oracle.failures_table(pd.DataFrame({"mol_id": [failed], "reason": ["SCC"], "seconds": [0.1]})), parts[0].failures)  # fmt: skip
+    failure = pd.DataFrame({"mol_id": [failed], "reason": ["SCC"], "seconds": [0.1]})
+    write_table(oracle.failures_table(failure), parts[0].failures)
     xtb = {"source": "xtb", "properties": ["homo", "gap"]}
     table = oracle.helper_labels(split, xtb, ["homo"], tmp_path / "helpers.parquet", parts=parts).to_pandas()
     assert table.columns.tolist() == ["mol_id", "xtb_homo", "xtb_gap"]
@@ -560,7 +561,10 @@ def test_helping_properties_of_every_pool_molecule_from_xtb_chunks_or_the_answer
     ).to_pandas()
     expected = pq.read_table(key).to_pandas().set_index("mol_id").loc[ids[:8], ["lumo", "u0"]].to_numpy()
     np.testing.assert_array_equal(table[["dataset_lumo", "dataset_u0"]].to_numpy(), expected)
-    with pytest.raises(ValueError, match=r"\['homo'\] are targets of the run: refused"):
-        oracle.helper_labels(split, {"source": "dataset", "properties": ["homo"]}, ["homo"], tmp_path / "x.parquet", answer_key=key)  # fmt: skip
-    with pytest.raises(ValueError, match=r"no property \['nope'\]"):
-        oracle.helper_labels(split, {"source": "dataset", "properties": ["nope"]}, ["homo"], tmp_path / "x.parquet", answer_key=key)  # fmt: skip
+    for properties, message in (
+        (["homo"], r"\['homo'\] are targets of the run: refused"),
+        (["nope"], r"no property \['nope'\]"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            helpers = {"source": "dataset", "properties": properties}
+            oracle.helper_labels(split, helpers, ["homo"], tmp_path / "x.parquet", answer_key=key)

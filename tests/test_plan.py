@@ -7,6 +7,7 @@ import copy
 import json
 from pathlib import Path
 
+import pytest
 from snakemake.utils import validate
 
 from pipeline.digest import file_sha256
@@ -276,3 +277,21 @@ def test_helping_properties_are_computed_once_per_dataset_and_given_to_every_tea
             assert teacher["helpers"] == f"results/runs/{run}/helpers.parquet"
             assert plan.teacher_args(teacher)[-2:] == ["--helpers", teacher["helpers"]]
     assert "helpers" not in plan.teacher_input("none", "01") and plan.helpers("none") is None
+
+
+def test_student_gradient_features_give_the_select_job_the_students_checkpoint():
+    """selection_features: student_gradients: lcmd's select job reads the round's student.pt (and
+    the graphs); with the default embeddings it reads the embeddings only; a strategy that picks on
+    no feature map refuses the setting before any job."""
+    plan = make_plan(
+        {
+            "g": {**RUN, "strategy": "lcmd", "selection_features": "student_gradients"},
+            "e": {**RUN, "strategy": "lcmd"},
+        }
+    )
+    inputs = plan.select_input("g", "01")
+    assert inputs["checkpoint"] == "results/runs/g/round_01/student.pt" and "graphs" in inputs
+    assert plan.select_args("g", inputs)[-2:] == ["--checkpoint", "results/runs/g/round_01/student.pt"]
+    assert "checkpoint" not in plan.select_input("e", "01")
+    with pytest.raises(ValueError, match="selection_features: strategy random picks on no feature map"):
+        make_plan({"r": {**RUN, "strategy": "random", "selection_features": "student_gradients"}})

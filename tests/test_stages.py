@@ -466,7 +466,8 @@ def test_helping_properties_are_the_teachers_extra_outputs_and_not_the_students(
     assert teacher["model_config"]["readout"]["dataset_zpve"] == "sum"  # zpve is extensive
     summary = stages.student(
         **common, labelled_path=labelled, holdout_path=root / "holdout.parquet",
-        teacher_path=tmp_path / "teacher.pt", round=0, out=tmp_path / "student.pt", summary=tmp_path / "s.json",
+        teacher_path=tmp_path / "teacher.pt", round=0, out=tmp_path / "student.pt",
+        summary=tmp_path / "s.json",
     )  # fmt: skip
     assert set(summary["test_mae"]) == set(summary["teacher_test_mae"]) == {"homo", "u0"}
     assert torch.load(tmp_path / "student.pt", weights_only=True)["model_config"]["targets"] == ["homo", "u0"]
@@ -480,3 +481,36 @@ def test_helping_properties_are_the_teachers_extra_outputs_and_not_the_students(
             root / "run.json", root / "data", root / "split.parquet", labelled, 0, tmp_path / "x.pt",
             tmp_path / "x.json", helpers=helpers,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("strategy", ["kcenter", "lcmd"])
+def test_feature_strategies_pick_on_the_students_last_layer_gradients_when_asked(run, tmp_path, strategy):
+    """selection_features: student_gradients: the select stage picks on the student's gradient
+    features of the same pool (distinct, unlabelled, deterministic, not the embedding picks) and
+    refuses to run without the student's checkpoint."""
+    root = tmp_path
+    (root / "data").symlink_to(run / "data")
+    (root / "split.parquet").symlink_to(run / "split.parquet")
+    write_json(
+        {**SETTINGS, "strategy": strategy, "selection_features": "student_gradients"}, root / "run.json"
+    )
+    write_json({**SETTINGS, "strategy": strategy}, root / "embeddings.json")
+    stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
+    oracle.label_holdout(
+        root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
+        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
+    )  # fmt: skip
+    _round(root, 0, select=False)
+    d = root / "round_00"
+    args = (d / "embeddings.parquet", d / "labelled.parquet", 0)
+    model = {"data": root / "data", "split_path": root / "split.parquet", "checkpoint": d / "student.pt"}
+    on_embeddings = stages.select(root / "embeddings.json", *args, root / "e.parquet").to_pandas()
+    picks = [
+        stages.select(root / "run.json", *args, root / f"g{k}.parquet", **model).to_pandas() for k in range(2)
+    ]
+    labelled = _ids(d / "labelled.parquet")
+    assert len(picks[0]) == 8 and picks[0].mol_id.is_unique and not set(picks[0].mol_id) & labelled
+    assert picks[0].equals(picks[1])
+    assert set(picks[0].mol_id) != set(on_embeddings.mol_id)
+    with pytest.raises(ValueError, match="needs --data, --split-path and --checkpoint"):
+        stages.select(root / "run.json", *args, root / "x.parquet")

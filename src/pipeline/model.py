@@ -440,6 +440,26 @@ class ASGNModel(nn.Module):
             pred = torch.where(self.mean_readout, total / n_atoms, total)
         return graph, pred
 
+    @torch.no_grad()
+    def last_layer_gradients(self, batch: GraphBatch) -> Tensor:
+        """[B, T * (F + 1)] the gradient of each target's prediction with respect to the property
+        head's last linear layer (its F weights and bias of that target's row), per molecule:
+        ``scale_t * readout_t(a_i)`` and ``scale_t * readout_t(1)``, with a_i the atom's F inputs
+        to that layer and readout_t the sum or mean over the molecule's atoms. These are the
+        features of the last-layer gradient (``'ll'``) kernel of Holzmüller et al. (2023): two
+        molecules are similar when a step on the last layer moves their predictions alike."""
+        h = self.embed(batch.z, batch.edge_index, batch.dist).float()
+        a = self.property_head[:-1](h) if len(self.property_head) > 1 else h  # [a, F]
+        a = torch.cat([a, torch.ones_like(a[:, :1])], dim=1)  # the bias's input
+        n_graphs = batch.atom_ptr.numel() - 1
+        n_atoms = (batch.atom_ptr[1:] - batch.atom_ptr[:-1]).clamp(min=1).unsqueeze(-1)
+        total = _sum_by(a, batch.batch, n_graphs)  # [B, F + 1]
+        per_target = [
+            (total / n_atoms if mean else total) * scale
+            for mean, scale in zip(self.mean_readout.tolist(), self.scale.tolist(), strict=True)
+        ]
+        return torch.cat(per_target, dim=1)
+
     def atom_type_logits(self, node: Tensor) -> Tensor:
         """[n, H] node embeddings -> [n, n_atom_types] logits (class c = atomic number c)."""
         return self.atom_type_head(node)

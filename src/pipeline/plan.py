@@ -466,7 +466,8 @@ class Plan:
         """Embeddings, L_r and the molecules the oracle failed on (they leave the pool: a QC
         failure, a reason in a labels file, no value in the answer key); strategies that need more
         than embeddings (registry ``StrategyInfo.needs``) also read the graphs, the split and a
-        checkpoint: the student (mc_dropout), or the teacher and student.json (qbc)."""
+        checkpoint: the student (mc_dropout, and a feature strategy with ``selection_features:
+        student_gradients``), or the teacher and student.json (qbc)."""
         round_dir = self.round_dir(run, round)
         inputs = {
             "run_json": f"{self.run_dir(run)}/run.json",
@@ -474,7 +475,11 @@ class Plan:
             "labelled": f"{round_dir}/labelled.parquet",
             "failures": f"{round_dir}/label_failures.parquet",
         }
-        needs = STRATEGIES[self.resolved.runs[run]["strategy"]].needs
+        settings = self.resolved.runs[run]
+        strategy = STRATEGIES[settings["strategy"]]
+        needs = strategy.needs
+        if strategy.features and settings["selection_features"] == "student_gradients":
+            needs = "student"  # the student's last-layer gradients, computed from its checkpoint
         if needs != "embeddings":
             inputs.update(self.dataset_graphs(run), split=f"{self.run_dir(run)}/split.parquet")
             inputs["checkpoint"] = (

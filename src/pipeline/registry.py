@@ -55,6 +55,10 @@ class StrategyInfo:
     #: whether its select job holds a GPU: it runs the network, or computes distances over the
     #: whole pool (k-center at 110,000 molecules); random picks need none
     gpu: bool = True
+    #: whether it picks on a feature map of the pool, which the run's ``selection_features`` chooses
+    #: (the teacher's embeddings, or the student's last-layer gradients); random and the
+    #: uncertainty strategies do not
+    features: bool = False
 
     def pick_function(self) -> Callable[..., Any]:
         return _function(self.pick)
@@ -66,6 +70,7 @@ STRATEGIES: dict[str, StrategyInfo] = {
         "embeddings",
         "k-center greedy on the teacher's graph embeddings (ASGN)",
         "pipeline.select:pick_kcenter",
+        features=True,
     ),
     "random": StrategyInfo(
         "embeddings", "uniform over the unlabelled pool (seeded)", "pipeline.select:pick_random", gpu=False
@@ -83,16 +88,19 @@ STRATEGIES: dict[str, StrategyInfo] = {
         "embeddings",
         "LCMD on the teacher's graph embeddings: largest cluster's farthest point (Holzmüller et al., 2023)",
         "pipeline.batch_al:lcmd",
+        features=True,
     ),
     "bait": StrategyInfo(
         "embeddings",
         "BAIT on the teacher's graph embeddings: largest cut in posterior variance (Ash et al., 2021)",
         "pipeline.batch_al:bait",
+        features=True,
     ),
     "kmeanspp": StrategyInfo(
         "embeddings",
         "k-means++ seeding on the teacher's graph embeddings (Arthur & Vassilvitskii, 2007)",
         "pipeline.batch_al:kmeanspp",
+        features=True,
     ),
 }
 

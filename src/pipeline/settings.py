@@ -112,6 +112,9 @@ class RunConfig:
     pseudo_labels: bool = True  # the teacher learns the previous student's pseudo-labels
     committee: int = 4  # qbc: students in the committee (K)
     mc_samples: int = 20  # mc_dropout: stochastic forward passes per molecule
+    # what kcenter, lcmd, bait, kmeanspp pick on: "embeddings" (the teacher's z_G) or
+    # "student_gradients" (the round's student's last-layer gradient features)
+    selection_features: str = "embeddings"
     # helping properties the teacher learns on every pool molecule: {"source", "properties"}
     helpers: dict[str, Any] = field(default_factory=lambda: {"source": "xtb", "properties": []})
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (targets are added)
@@ -136,6 +139,7 @@ class RunConfig:
             pseudo_labels=run["pseudo_labels"],
             committee=run["committee"],
             mc_samples=run["mc_samples"],
+            selection_features=run["selection_features"],
             helpers=dict(run["helpers"]),
             model=dict(run["model"]),
             train={**run["train"], "weights": dict(run["losses"])},
@@ -217,7 +221,7 @@ def resolve(config: dict[str, Any], validate: Callable[[dict[str, Any]], None]) 
 #: Run settings round 0 does not read: selection (its strategy and that strategy's knobs: round 0's
 #: select job is the run's own) and the rounds after it. Runs equal in everything else do the same
 #: round 0, bit for bit on the CPU (every seed derives from the run seed and the round).
-NOT_READ_IN_ROUND_0 = ("strategy", "batch", "rounds", "committee", "mc_samples")
+NOT_READ_IN_ROUND_0 = ("strategy", "batch", "rounds", "committee", "mc_samples", "selection_features")
 
 
 def round_0_key(run: Mapping[str, Any]) -> str:
@@ -328,7 +332,7 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
     (its molecule count, its answer key's targets) is checked by the split stage
     (:func:`pipeline.split.split_dataset`), before the first training job.
     """
-    from .registry import ORACLES
+    from .registry import ORACLES, STRATEGIES
     from .units import plausible_ranges
 
     datasets = config.get("datasets") or {}
@@ -380,6 +384,12 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
                         f"{at}.helpers.properties: the {helpers['source']} oracle does not compute "
                         f"{unknown} (it computes {', '.join(can)})"
                     )
+        if run["selection_features"] != "embeddings" and not STRATEGIES[run["strategy"]].features:
+            takers = ", ".join(name for name, info in STRATEGIES.items() if info.features)
+            errors.append(
+                f"{at}.selection_features: strategy {run['strategy']} picks on no feature map; "
+                f"{run['selection_features']} is for {takers}"
+            )
         if run["strategy"] == "mc_dropout" and not run["model"]["dropout"] > 0:
             errors.append(
                 f"{at}.model.dropout: strategy mc_dropout samples the student's dropout, but dropout is "

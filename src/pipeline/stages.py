@@ -46,6 +46,7 @@ from .train import (
     TeacherData,
     TrainConfig,
     infer,
+    infer_gradients,
     load_checkpoint,
     mae,
     resolve_device,
@@ -469,7 +470,9 @@ def select(
     Molecules listed in ``failures`` (label_failures.parquet: the oracle could not label them) are
     left out of the pool.
 
-    Embedding strategies (kcenter, random, lcmd, bait, kmeanspp) read only the embeddings.
+    Embedding strategies (kcenter, random, lcmd, bait, kmeanspp) read only the embeddings; with
+    ``selection_features: student_gradients``, kcenter, lcmd, bait and kmeanspp pick on the
+    student's (``checkpoint``) last-layer gradient features of the same molecules instead.
     Uncertainty strategies also need the graphs (``data``, ``split_path``) and a ``checkpoint``: the
     round's student for mc_dropout; for qbc the round's teacher, from which ``committee`` students are
     fine-tuned, each on its own bootstrap resample of the labelled molecules, for as many epochs as
@@ -486,7 +489,10 @@ def select(
     strategy = get_strategy(cfg.strategy)
     X = emb_table["embedding"].combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
     model_parts = {}
-    if strategy.needs != "embeddings":
+    if registry.STRATEGIES[cfg.strategy].features and cfg.selection_features == "student_gradients":
+        parts = _model_parts(ctx, "student", ids, labelled_frame, checkpoint, None)
+        X = infer_gradients(parts["model"], parts["graphs"], parts["index"], ctx.train.eval_batch_size)
+    elif strategy.needs != "embeddings":
         model_parts = _model_parts(ctx, strategy.needs, ids, labelled_frame, checkpoint, student_summary)
     selection = SelectionContext(
         X, labelled, cfg.batch, ctx.seed("select"), ctx.device, in_pool=in_pool, **model_parts

@@ -182,6 +182,24 @@ def infer(
     return torch.cat(preds).cpu().numpy(), torch.cat(embs).cpu().numpy()
 
 
+def infer_gradients(
+    model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """[n, T * (F + 1)] the last-layer gradient features (:meth:`ASGNModel.last_layer_gradients`)
+    of the molecules at ``index``, in float32 (no autocast: they are selection features)."""
+    was_training = model.training
+    model.eval()
+    out = [
+        model.last_layer_gradients(graphs.batch(idx)).cpu()
+        for idx in batches(
+            torch.as_tensor(np.asarray(index), dtype=torch.long, device=graphs.device), batch_size
+        )
+    ]
+    model.train(was_training)
+    width = len(model.config.targets) * (model.property_head[-1].in_features + 1)
+    return torch.cat(out).numpy() if out else np.zeros((0, width), np.float32)
+
+
 def mae(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Mean absolute error per target over the labels present ([T]; NaN where a target has none)."""
     err = np.abs(pred - y)
