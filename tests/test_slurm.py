@@ -226,9 +226,13 @@ def test_profile_on_a_real_cluster(cluster, tmp_path):
         first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         teacher = work / "results/runs/smoke/round_00/teacher.pt"
         try:
-            # interrupt once round 0's teacher is done (Snakemake says so) and a later job is queued
+            # interrupt once round 0's teacher is done (Snakemake says so: until then an interrupt
+            # deletes its output as incomplete) and a later job is queued. Read Snakemake's own log
+            # file, written record by record; the redirected stdout can lag behind under load.
             def teacher_done() -> bool:  # the first teacher to finish is round 0's
-                return re.search(r"Finished jobid: \d+ \(Rule: teacher\)", log.read_text()) is not None
+                logs = list((work / ".snakemake" / "log").glob("*.snakemake.log"))
+                text = "".join(f.read_text() for f in logs)
+                return re.search(r"Finished jobid: \d+ \(Rule: teacher\)", text) is not None
 
             _wait(lambda: teacher_done() or first.poll() is not None, 300, "round 0's teacher")
             _wait(lambda: "smoke" in _queue() or first.poll() is not None, 120, "a job after the teacher")
