@@ -227,6 +227,20 @@ def test_kcenter_initial_picks_on_an_untrained_teacher(run, tmp_path):
     assert np.isinf(picks.distance[0]) and (np.diff(picks.distance[1:]) <= 1e-9).all()
 
 
+def _round_0_of(run, root, settings: dict) -> None:
+    """Round 0 (without its selection) of a run with ``settings`` on the fixture's data and split,
+    in ``root``: initial picks, val/test labels, label, teacher, embed, student, pseudo_label."""
+    (root / "data").symlink_to(run / "data")
+    (root / "split.parquet").symlink_to(run / "split.parquet")
+    write_json(settings, root / "run.json")
+    stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
+    oracle.label_holdout(
+        root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
+        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
+    )  # fmt: skip
+    _round(root, 0, select=False)
+
+
 @pytest.mark.parametrize(
     ("strategy", "extra"),
     [
@@ -236,15 +250,7 @@ def test_kcenter_initial_picks_on_an_untrained_teacher(run, tmp_path):
 )
 def test_uncertainty_strategies_select_through_the_stages(run, tmp_path, strategy, extra):
     root = tmp_path
-    (root / "data").symlink_to(run / "data")
-    (root / "split.parquet").symlink_to(run / "split.parquet")
-    write_json({**SETTINGS, "strategy": strategy, **extra}, root / "run.json")
-    stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
-    oracle.label_holdout(
-        root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
-        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
-    )  # fmt: skip
-    _round(root, 0, select=False)
+    _round_0_of(run, root, {**SETTINGS, "strategy": strategy, **extra})
     # select with only the embeddings must refuse: these strategies need the graphs and a checkpoint
     d = root / "round_00"
     with pytest.raises(ValueError, match="needs --data, --split-path and --checkpoint"):
@@ -489,18 +495,8 @@ def test_feature_strategies_pick_on_the_students_last_layer_gradients_when_asked
     features of the same pool (distinct, unlabelled, deterministic, not the embedding picks) and
     refuses to run without the student's checkpoint."""
     root = tmp_path
-    (root / "data").symlink_to(run / "data")
-    (root / "split.parquet").symlink_to(run / "split.parquet")
-    write_json(
-        {**SETTINGS, "strategy": strategy, "selection_features": "student_gradients"}, root / "run.json"
-    )
+    _round_0_of(run, root, {**SETTINGS, "strategy": strategy, "selection_features": "student_gradients"})
     write_json({**SETTINGS, "strategy": strategy}, root / "embeddings.json")
-    stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
-    oracle.label_holdout(
-        root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
-        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
-    )  # fmt: skip
-    _round(root, 0, select=False)
     d = root / "round_00"
     args = (d / "embeddings.parquet", d / "labelled.parquet", 0)
     model = {"data": root / "data", "split_path": root / "split.parquet", "checkpoint": d / "student.pt"}
