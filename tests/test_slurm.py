@@ -62,6 +62,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _default_sigint() -> None:
+    """In the child before it runs: SIGINT back to its default (a Python child then installs its
+    KeyboardInterrupt handler, which it skips when it inherits SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -223,7 +229,11 @@ def test_profile_on_a_real_cluster(cluster, tmp_path):
     log = tmp_path / "cluster-1.log"
     start = time.monotonic()
     with log.open("w") as out:
-        first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # SIGINT as a terminal delivers it: a test run started in the background (`cmd &` in a
+        # script) inherits SIGINT ignored, and Snakemake would then never see the interrupt
+        first = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_default_sigint
+        )
         teacher = work / "results/runs/smoke/round_00/teacher.pt"
         try:
             # interrupt once round 0's teacher is done (Snakemake says so: until then an interrupt
@@ -236,8 +246,7 @@ def test_profile_on_a_real_cluster(cluster, tmp_path):
 
             _wait(lambda: teacher_done() or first.poll() is not None, 300, "round 0's teacher")
             _wait(lambda: "smoke" in _queue() or first.poll() is not None, 120, "a job after the teacher")
-            # not in the instant Snakemake submits the next jobs: in one CI run a SIGINT sent
-            # then went unanswered and the run went on to its end; 3 s later it is polling
+            # not in the instant Snakemake submits the next jobs, but while it polls the queue
             deadline = time.monotonic() + 3
             _wait(lambda: time.monotonic() > deadline or first.poll() is not None, 10, "a quiet moment")
         finally:
