@@ -153,6 +153,17 @@ def batches(
     yield from torch.split(index, batch_size)
 
 
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``model`` in eval mode (no dropout) for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def _row_lookup(n: int, index: torch.Tensor) -> torch.Tensor:
     """[n] map from a GraphSet position to its row in ``index`` (-1 where absent)."""
     row_of = torch.full((n,), -1, dtype=torch.long, device=index.device)
@@ -165,16 +176,14 @@ def infer(
     model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256, amp: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predictions [n, T] (real units) and graph embeddings z_G [n, H] of the molecules at ``index``."""
-    was_training = model.training
-    model.eval()
     device = graphs.device
     preds, embs = [], []
-    for idx in batches(torch.as_tensor(np.asarray(index), dtype=torch.long, device=device), batch_size):
-        with autocast(device, amp):
-            out = model(graphs.batch(idx))
-        preds.append(out.pred.float())
-        embs.append(out.graph.float())
-    model.train(was_training)
+    with evaluating(model):
+        for idx in batches(torch.as_tensor(np.asarray(index), dtype=torch.long, device=device), batch_size):
+            with autocast(device, amp):
+                out = model(graphs.batch(idx))
+            preds.append(out.pred.float())
+            embs.append(out.graph.float())
     if not preds:
         return np.zeros((0, len(model.config.targets)), np.float32), np.zeros(
             (0, model.config.hidden), np.float32
@@ -187,15 +196,9 @@ def infer_gradients(
 ) -> np.ndarray:
     """[n, T * (F + 1)] the last-layer gradient features (:meth:`ASGNModel.last_layer_gradients`)
     of the molecules at ``index``, in float32 (no autocast: they are selection features)."""
-    was_training = model.training
-    model.eval()
-    out = [
-        model.last_layer_gradients(graphs.batch(idx)).cpu()
-        for idx in batches(
-            torch.as_tensor(np.asarray(index), dtype=torch.long, device=graphs.device), batch_size
-        )
-    ]
-    model.train(was_training)
+    index = torch.as_tensor(np.asarray(index), dtype=torch.long, device=graphs.device)
+    with evaluating(model):
+        out = [model.last_layer_gradients(graphs.batch(idx)).cpu() for idx in batches(index, batch_size)]
     width = len(model.config.targets) * (model.property_head[-1].in_features + 1)
     return torch.cat(out).numpy() if out else np.zeros((0, width), np.float32)
 
@@ -449,13 +452,11 @@ def assign_clusters(
     model: ASGNModel, graphs: GraphSet, index: torch.Tensor, cfg: TrainConfig
 ) -> torch.Tensor:
     """Hard cluster ids [len(index)] from Sinkhorn over the cluster scores of all those molecules."""
-    was_training = model.training
-    model.eval()
     scores = []
-    for idx in batches(index, cfg.eval_batch_size):
-        with autocast(graphs.device, cfg.amp):
-            scores.append(model.cluster_logits(model(graphs.batch(idx)).graph).float())
-    model.train(was_training)
+    with evaluating(model):
+        for idx in batches(index, cfg.eval_batch_size):
+            with autocast(graphs.device, cfg.amp):
+                scores.append(model.cluster_logits(model(graphs.batch(idx)).graph).float())
     return sinkhorn(torch.cat(scores), lam=cfg.sinkhorn_lam)
 
 
