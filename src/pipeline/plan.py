@@ -477,9 +477,7 @@ class Plan:
         }
         settings = self.resolved.runs[run]
         strategy = STRATEGIES[settings["strategy"]]
-        needs = strategy.needs
-        if strategy.features and settings["selection_features"] == "student_gradients":
-            needs = "student"  # the student's last-layer gradients, computed from its checkpoint
+        needs = "student" if strategy.on_student_gradients(settings["selection_features"]) else strategy.needs
         if needs != "embeddings":
             inputs.update(self.dataset_graphs(run), split=f"{self.run_dir(run)}/split.parquet")
             inputs["checkpoint"] = (

@@ -63,6 +63,11 @@ class StrategyInfo:
     def pick_function(self) -> Callable[..., Any]:
         return _function(self.pick)
 
+    def on_student_gradients(self, selection_features: str) -> bool:
+        """Whether it picks on the round's student's last-layer gradients (a run's
+        ``selection_features``) instead of the embeddings: its select job then reads student.pt."""
+        return self.features and selection_features == "student_gradients"
+
 
 #: Strategy name -> what it needs and its picking function (pipeline.select.get_strategy).
 STRATEGIES: dict[str, StrategyInfo] = {

@@ -207,10 +207,10 @@ def _labels(frame: pd.DataFrame, ids: np.ndarray, targets: list[str]) -> np.ndar
     return frame.set_index("mol_id").loc[ids, targets].to_numpy(np.float64)
 
 
-def _helper_values(table: pd.DataFrame, ids: np.ndarray, columns: list[str], path: Path) -> np.ndarray:
-    """[n, H] the helping properties of molecules ``ids`` (NaN where their oracle failed); a pool
-    molecule missing from the file is an error (it was made for another pool)."""
-    frame = table.set_index(table.mol_id.astype(str))
+def _helper_values(frame: pd.DataFrame, ids: np.ndarray, columns: list[str], path: Path) -> np.ndarray:
+    """[n, H] the helping properties of molecules ``ids`` from helpers.parquet indexed by mol_id (NaN
+    where their oracle failed); a pool molecule missing from the file is an error (it was made for
+    another pool)."""
     absent = np.setdiff1d(ids.astype(str), frame.index.to_numpy())
     if len(absent):
         raise ValueError(
@@ -307,6 +307,7 @@ def teacher(
         missing = sorted(set(columns) - set(table.columns))
         if missing:
             raise ValueError(f"{helpers}: no column {missing} (it has {list(table.columns)})")
+        table = table.set_index(table.mol_id.astype(str))
         h_lab = _helper_values(table, graphs.mol_id[lab_idx], columns, helpers)
         h_unl = _helper_values(table, graphs.mol_id[unl_idx], columns, helpers)
     seed = ctx.seed("teacher")
@@ -489,7 +490,7 @@ def select(
     strategy = get_strategy(cfg.strategy)
     X = emb_table["embedding"].combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
     model_parts = {}
-    if registry.STRATEGIES[cfg.strategy].features and cfg.selection_features == "student_gradients":
+    if registry.STRATEGIES[cfg.strategy].on_student_gradients(cfg.selection_features):
         parts = _model_parts(ctx, "student", ids, labelled_frame, checkpoint, None)
         X = infer_gradients(parts["model"], parts["graphs"], parts["index"], ctx.train.eval_batch_size)
     elif strategy.needs != "embeddings":
