@@ -1,8 +1,8 @@
-"""Batch selection cost: bmdal-reg's lcmd, bait and kmeanspp against k-center greedy, on one pool.
+"""Batch selection cost: the lcmd, bait and kmeanspp strategies against k-center greedy, on one pool.
 
     python benchmarks/selection.py [--device cpu|cuda] [--n 113800] [--d 96] [--labelled 5000]
                                    [--picks 2500] [--repeats 1] [--kcenter-repeats 3]
-                                   [--strategies kcenter lcmd bait kmeanspp]
+                                   [--strategies kcenter lcmd bait kmeanspp] [--no-library]
 
 Data: kcenter.py's (its fixed-seed 64-component Gaussian mixture of float32 embeddings, imported from
 it, and the same labelled draw), so that at the same --n/--d/--labelled/--seed both scripts select
@@ -15,9 +15,12 @@ labelled mask, the budget, the seed, the device), so the adapter's work (validat
 centring, moving to the device, bmdal-reg's feature and kernel set-up) is inside the timing. Outside
 it: one small warm-up pick per strategy (imports bmdal-reg, starts CUDA). The comparison: each
 strategy's median seconds over its repeats divided by k-center's (k-center: --kcenter-repeats runs,
-default 3; the others: --repeats, default 1, as they take far longer). Every strategy must return
-exactly --picks distinct, unlabelled pool indices; the script exits with status 1 if one does not.
-Last line: one JSON object.
+default 3; the others: --repeats, default 1, as they take far longer). And, unless --no-library,
+bmdal-reg's own LCMD and k-means++ (``batch_select(..., backend="bmdal-reg")``, rows
+"lcmd:bmdal-reg" and "kmeanspp:bmdal-reg"), which the strategies replace, with whether the library's
+LCMD picks equal the strategy's (k-means++ draws other random numbers: not compared). Every strategy
+must return exactly --picks distinct, unlabelled pool indices; the script exits with status 1 if one
+does not. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 from _common import cpu_model, timed
 from kcenter import mixture
 
+from pipeline.batch_al import CLUSTER_METHODS, batch_select
 from pipeline.select import SelectionContext, get_strategy
 
 REFERENCE = "kcenter"
@@ -67,6 +71,9 @@ def main() -> None:
         choices=STRATEGY_NAMES,
         help="which to time (k-center always runs: it is the comparison)",
     )
+    parser.add_argument(
+        "--no-library", action="store_true", help="skip bmdal-reg's own lcmd and kmeanspp (about 2 minutes)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.labelled + args.picks > args.n:
@@ -92,23 +99,49 @@ def main() -> None:
         get_strategy(name).pick(
             SelectionContext(X[:small], labelled[:small], warm_budget, seed=args.seed, device=device)
         )
+    if not args.no_library:
+        batch_select(
+            X[:small],
+            labelled[:small],
+            warm_budget,
+            "lcmd",
+            seed=args.seed,
+            device=device,
+            backend="bmdal-reg",
+        )
 
     ctx = SelectionContext(X, labelled, args.picks, seed=args.seed, device=device)
-    rows = []
-    for name in names:
+    jobs = [(name, lambda n=name: get_strategy(n).pick(ctx)[0]) for name in names]
+    if not args.no_library:
+        jobs += [
+            (
+                f"{m}:bmdal-reg",
+                lambda m=m: batch_select(
+                    X, labelled, args.picks, m, seed=args.seed, device=device, backend="bmdal-reg"
+                ),
+            )
+            for m in CLUSTER_METHODS
+            if m in names
+        ]
+    rows, picked = [], {}
+    for name, pick in jobs:
         repeats = args.kcenter_repeats if name == REFERENCE else args.repeats
-        runs = [timed(lambda n=name: get_strategy(n).pick(ctx), device) for _ in range(max(1, repeats))]
+        runs = [timed(pick, device) for _ in range(max(1, repeats))]
         seconds = [s for _, s in runs]
-        verdict = check(runs[0][0][0], labelled, args.picks)
+        picked[name] = runs[0][0]
+        verdict = check(picked[name], labelled, args.picks)
+        if name == "lcmd:bmdal-reg" and "lcmd" in picked:
+            same = np.array_equal(picked[name], picked["lcmd"])
+            verdict += ", same as lcmd's" if same else ", NOT lcmd's"
         rows.append((name, float(np.median(seconds)), seconds, verdict))
         print(f"  {name}: {', '.join(f'{s:.2f}' for s in seconds)} s, picks {verdict}", flush=True)
 
     base = rows[0][1]
     print()
-    print(f"{'strategy':<10} | {'seconds':>9} | {'x k-center':>10} | runs | picks")
-    print(f"{'-' * 10}-+-{'-' * 9}-+-{'-' * 10}-+------+------")
+    print(f"{'strategy':<18} | {'seconds':>9} | {'x k-center':>10} | runs | picks")
+    print(f"{'-' * 18}-+-{'-' * 9}-+-{'-' * 10}-+------+------")
     for name, median, seconds, verdict in rows:
-        print(f"{name:<10} | {median:9.3f} | {median / base:9.1f}x | {len(seconds):>4} | {verdict}")
+        print(f"{name:<18} | {median:9.3f} | {median / base:9.1f}x | {len(seconds):>4} | {verdict}")
 
     result = {
         "n": args.n,
@@ -118,7 +151,10 @@ def main() -> None:
         "seconds": {name: round(median, 3) for name, median, _, _ in rows},
         "x_kcenter": {name: round(median / base, 2) for name, median, _, _ in rows},
         "runs": {name: len(seconds) for name, _, seconds, _ in rows},
-        "valid": all(verdict == "ok" for *_, verdict in rows),
+        "valid": all(verdict.startswith("ok") for *_, verdict in rows),
+        "lcmd_as_bmdal_reg": bool(np.array_equal(picked["lcmd"], picked["lcmd:bmdal-reg"]))
+        if {"lcmd", "lcmd:bmdal-reg"} <= picked.keys()
+        else None,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "threads": torch.get_num_threads(),
     }

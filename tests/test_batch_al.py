@@ -1,4 +1,5 @@
-"""The bmdal-reg strategies (lcmd, bait, kmeanspp): valid picks, seeded, and what each method implies."""
+"""The batch strategies (lcmd, bait, kmeanspp): valid picks, seeded, what each method implies, and
+the pipeline's LCMD and k-means++ against their definitions and bmdal-reg."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.batch_al import bmdal_select
+from pipeline.batch_al import batch_select
 from pipeline.select import SelectionContext, get_strategy
 
 METHODS = ["lcmd", "bait", "kmeanspp"]
@@ -106,7 +107,8 @@ def test_picks_cover_the_unlabelled_groups(seed):
 
 
 def _lcmd_reference(X: np.ndarray, labelled: np.ndarray, budget: int) -> list[int]:
-    """LCMD by its definition (Holzmüller et al., Algorithm LCMD, TP mode), from the differences."""
+    """LCMD by its definition (Holzmüller et al., Algorithm LCMD, TP mode), from the differences:
+    every candidate's distance to every centre, the nearest the first of equally near ones."""
     X = X - X.mean(axis=0)
     pool = np.flatnonzero(~labelled)
     centres = list(np.flatnonzero(labelled))
@@ -114,24 +116,81 @@ def _lcmd_reference(X: np.ndarray, labelled: np.ndarray, budget: int) -> list[in
     if not centres:  # the largest norm first
         picks.append(int(pool[np.argmax((X[pool] ** 2).sum(axis=1))]))
         centres.append(picks[0])
+    D = ((X[pool, None, :] - X[None, centres, :]) ** 2).sum(axis=-1)  # [pool, centres]
     while len(picks) < budget:
-        D = ((X[pool, None, :] - X[None, centres, :]) ** 2).sum(axis=-1)  # [pool, centres]
         cluster, dist = D.argmin(axis=1), D.min(axis=1)
         largest = np.argmax(np.bincount(cluster, weights=dist, minlength=len(centres)))
         score = np.where(cluster == largest, dist, -np.inf)
         score[np.isin(pool, picks)] = -np.inf
         picks.append(int(pool[np.argmax(score)]))
-        centres.append(picks[-1])
+        D = np.concatenate([D, ((X[pool] - X[picks[-1]]) ** 2).sum(axis=1)[:, None]], axis=1)
     return picks
 
 
 @pytest.mark.parametrize("n_labelled", [10, 0])
 def test_lcmd_is_the_definition(n_labelled):
     X, labelled, _ = _case(4, n=120, n_labelled=n_labelled)
-    picks = bmdal_select(X, labelled, 25, "lcmd", seed=0)
+    picks = batch_select(X, labelled, 25, "lcmd", seed=0)
     assert picks.tolist() == _lcmd_reference(X.astype(np.float64), labelled, 25)
 
 
+def test_lcmd_screening_is_exact_with_many_clusters_and_duplicates():
+    """1,500 molecules in 12 groups, every tenth one twice (exact ties: the first centre keeps a
+    duplicate, a duplicate of a centre weighs nothing): the screened picks are the definition's."""
+    X, labelled, _ = _case(5, n=1_500, d=10, n_labelled=60)
+    X[1::10] = X[::10][: len(X[1::10])]
+    picks = batch_select(X, labelled, 150, "lcmd", seed=0)
+    assert picks.tolist() == _lcmd_reference(X.astype(np.float64), labelled, 150)
+
+
+@pytest.mark.parametrize("backend", ["pipeline", "bmdal-reg"])
+def test_lcmd_gives_a_molecule_equally_near_two_centres_to_the_first(backend):
+    """Labelled at 0 and 10; 5 is as near to both. In the first's cluster, that cluster is the
+    largest (25 + 42.25 against 42.25) and its farthest member, -6.5, the pick; in the second's,
+    16.5 would be. (Every value is exact in binary, the mean 5 included.)"""
+    X = np.array([[0.0], [10.0], [5.0], [-6.5], [16.5]])
+    picks = batch_select(X, [0, 1], 1, "lcmd", seed=0, backend=backend)
+    assert picks.tolist() == [3] == _lcmd_reference(X, np.array([1, 1, 0, 0, 0], bool), 1)
+
+
+@pytest.mark.parametrize("n_labelled", [30, 0])
+def test_lcmd_picks_as_bmdal_reg(n_labelled):
+    """The pipeline's LCMD and bmdal-reg's make the same picks (distinct molecules: no ties)."""
+    X, labelled, _ = _case(6, n=2_000, d=12, n_labelled=n_labelled)
+    ours = batch_select(X, labelled, 120, "lcmd", seed=0)
+    np.testing.assert_array_equal(ours, batch_select(X, labelled, 120, "lcmd", seed=0, backend="bmdal-reg"))
+
+
+def test_kmeanspp_draws_in_proportion_to_squared_distance():
+    """One molecule labelled at 0; candidates at distance 1, 2, 0 (its duplicate) and 3: the first
+    pick is each with probability 1/14, 4/14, 0, 9/14, over seeds."""
+    X = np.array([[0.0], [1.0], [-2.0], [0.0], [3.0]])
+    labelled = np.array([True, False, False, False, False])
+    first = [int(batch_select(X, labelled, 1, "kmeanspp", seed=s)[0]) for s in range(1_400)]
+    counts = np.bincount(first, minlength=5)
+    expected = 1_400 * np.array([0, 1, 4, 0, 9]) / 14
+    assert counts[0] == 0 and counts[3] == 0
+    # within 4 binomial standard deviations of the expected counts
+    sd = np.sqrt(expected * (1 - expected / 1_400))
+    assert (np.abs(counts - expected) <= 4 * sd + 1e-9).all(), counts
+
+
+def test_kmeanspp_with_only_duplicates_left_fills_up_at_random(caplog):
+    X = np.array([[0.0], [1.0], [0.0], [0.0], [1.0]])  # after one pick at 1, every candidate is a centre
+    labelled = np.array([True, False, False, False, False])
+    with caplog.at_level("WARNING", logger="pipeline.batch_al"):
+        picks = batch_select(X, labelled, 4, "kmeanspp", seed=0)
+    assert sorted(picks.tolist()) == [1, 2, 3, 4] and picks[0] in (1, 4)
+    assert "every candidate is a centre's duplicate" in caplog.text
+
+
+def test_backend_is_checked():
+    with pytest.raises(ValueError, match="bait: backend must be 'bmdal-reg', got 'pipeline'"):
+        batch_select(np.zeros((4, 2)), [0], 1, "bait", seed=0, backend="pipeline")
+    with pytest.raises(ValueError, match="lcmd: backend must be 'pipeline' or 'bmdal-reg', got 'fast'"):
+        batch_select(np.zeros((4, 2)), [0], 1, "lcmd", seed=0, backend="fast")
+
+
 def test_unknown_method_is_refused():
-    with pytest.raises(ValueError, match="unknown bmdal method 'badge'; choose one of lcmd, bait, kmeanspp"):
-        bmdal_select(np.zeros((4, 2)), [], 1, "badge", seed=0)
+    with pytest.raises(ValueError, match="unknown batch method 'badge'; choose one of lcmd, bait, kmeanspp"):
+        batch_select(np.zeros((4, 2)), [], 1, "badge", seed=0)

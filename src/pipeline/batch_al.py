@@ -1,9 +1,9 @@
-"""Batch active learning for regression from bmdal-reg: LCMD, BAIT and k-means++ on graph embeddings.
+"""Batch active learning for regression: LCMD, BAIT and k-means++ on graph embeddings.
 
-The strategies ``lcmd``, ``bait`` and ``kmeanspp`` pick with the selection methods of the
-``bmdal-reg`` package (Holzmüller et al., "A Framework and Benchmark for Deep Batch Active Learning
-for Regression", JMLR 2023), on the same input as k-center: the teacher's graph embeddings z_G, with
-the labelled molecules as the training set and the other molecules of the pool as candidates. The
+The strategies ``lcmd``, ``bait`` and ``kmeanspp`` are the selection methods of the ``bmdal-reg``
+package (Holzmüller et al., "A Framework and Benchmark for Deep Batch Active Learning for
+Regression", JMLR 2023), on the same input as k-center: the teacher's graph embeddings z_G, with the
+labelled molecules as the training set and the other molecules of the pool as candidates. The
 kernel is bmdal's ``'linear'`` base kernel on the embeddings, k(x, y) = x^T y: the embeddings are the
 features (the paper's ``'ll'`` kernel, the last layer's features, is this kernel on the network's
 penultimate layer). Per method, the settings (bmdal-reg's names; each is one of the configurations
@@ -49,20 +49,38 @@ centre, which is how it proceeds itself; BAIT conditions on one zero vector, whi
 is no observation at all (the posterior is the prior) and adds nothing to the pool's covariance, and
 scales the kernel by the pool's mean k(x, x) instead.
 
-Randomness (k-means++'s draws; the library's fill-up with random candidates if a method stops early,
-logged as a warning) comes from torch's global generator, seeded with the strategy's ``seed`` inside
+Who computes (``backend``, :data:`BACKEND`): BAIT is bmdal-reg's. LCMD and k-means++ are this
+module's by default (:class:`_Clusters`), because the library, for each pick, evaluates the kernel
+between the new centre and the whole pool in float64 (about 50x k-center's time for the paper's
+2,500 picks of 113,800; docs/benchmarks.md). Both only need every candidate's nearest centre and
+distance to it, which :class:`_Clusters` keeps exact while measuring only the candidates that a new
+centre could take (the triangle inequality); the labelled molecules' distances come from k-center's
+screened matrix products. LCMD then makes the library's picks: the same rules (TP mode, the nearest
+centre the earliest of equally near ones, the largest cluster's farthest candidate, the lowest index
+on ties), and the same picks on the benchmark's own rounds, but for distances equal to the last bit,
+which the library (k(x, x) + k(c, c) - 2 k(x, c)) and this module (sums of squared differences, as
+k-center) may round apart. k-means++ draws from the same distribution (each candidate in proportion
+to its squared distance) with other random numbers than the library's ``torch.multinomial``, which
+draws an exponential variate for every candidate on every pick (3 ms for 113,800 candidates, here):
+the inverse CDF of one uniform here. ``backend="bmdal-reg"`` picks with the library (the
+comparison of ``benchmarks/selection.py`` and the tests).
+
+Randomness (k-means++'s draws; the fill-up with random candidates if a method stops early, logged as
+a warning) comes from torch's global generator, seeded with the strategy's ``seed`` inside
 :func:`torch.random.fork_rng`: the picks are a function of the seed, and the caller's random state is
-as it was. The library returns no score per pick: the scores are NaN.
+as it was. No score per pick (the library returns none): the scores are NaN.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from .select import _min_sq_dist_to, _sq_dist, _validated
 from .train import seeded_global_rng
 
 if TYPE_CHECKING:
@@ -70,7 +88,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["METHODS", "SIGMA", "bait", "bmdal_select", "kmeanspp", "lcmd"]
+__all__ = ["BACKEND", "METHODS", "SIGMA", "bait", "batch_select", "kmeanspp", "lcmd"]
 
 #: BAIT's noise standard deviation, for the posterior on the labelled molecules and for BAIT itself
 #: (the paper's post_sigma: sigma^2 = 1e-6 on the scale-normalised kernel, in float64).
@@ -91,9 +109,18 @@ METHODS: dict[str, dict[str, Any]] = {
     "kmeanspp": {"selection_method": "kmeanspp", "sel_with_train": True},
 }
 
+#: The methods this module also implements itself (on :class:`_Clusters`), and who picks by default:
+#: bmdal-reg measures a kernel row over the whole pool per pick (about 50x k-center's time for the
+#: paper's 2,500 of 113,800; docs/benchmarks.md), this module only the candidates near the new centre.
+CLUSTER_METHODS = ("lcmd", "kmeanspp")
+BACKEND = {"lcmd": "pipeline", "kmeanspp": "pipeline", "bait": "bmdal-reg"}
+
+#: _Clusters' screening margin (relative): far beyond float64 rounding, far below any real gap.
+_MARGIN = 1e-9
+
 
 def lcmd(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
-    """LCMD (bmdal-reg, TP mode, linear kernel) over the pool; no score (NaN)."""
+    """LCMD (TP mode, linear kernel) over the pool, on :class:`_Clusters`; no score (NaN)."""
     return _pick(ctx, "lcmd")
 
 
@@ -103,20 +130,20 @@ def bait(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
 
 
 def kmeanspp(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
-    """k-means++ seeding (bmdal-reg, TP mode, linear kernel), seeded; no score (NaN)."""
+    """k-means++ seeding (TP mode, linear kernel), seeded, on :class:`_Clusters`; no score (NaN)."""
     return _pick(ctx, "kmeanspp")
 
 
 def _pick(ctx: SelectionContext, method: str) -> tuple[np.ndarray, np.ndarray]:
     """The method's picks over the pool: molecules left out are neither candidates nor labelled."""
     rows = ctx.pool
-    picks = bmdal_select(
+    picks = batch_select(
         ctx.embeddings[rows], ctx.labelled[rows], ctx.budget, method, seed=ctx.seed, device=ctx.device
     )
     return rows[picks], np.full(len(picks), np.nan)
 
 
-def bmdal_select(
+def batch_select(
     embeddings: np.ndarray | torch.Tensor,
     labelled: np.ndarray | torch.Tensor | list[int],
     budget: int,
@@ -124,8 +151,9 @@ def bmdal_select(
     *,
     seed: int,
     device: str | torch.device | None = None,
+    backend: str | None = None,
 ) -> np.ndarray:
-    """``budget`` distinct unlabelled molecules picked by bmdal-reg's ``method`` (see the module docstring).
+    """``budget`` distinct unlabelled molecules picked by ``method`` (see the module docstring).
 
     Args:
         embeddings: [N, d] real array (NumPy or torch), finite: one embedding per molecule.
@@ -135,25 +163,144 @@ def bmdal_select(
         method: ``"lcmd"``, ``"bait"`` or ``"kmeanspp"``.
         seed: seeds the method's random draws (torch's global generator, restored afterwards).
         device: where to compute; default: the device of ``embeddings`` (CPU for NumPy).
+        backend: ``"pipeline"`` (this module's screened LCMD and k-means++) or ``"bmdal-reg"`` (the
+            library's selection methods); default: :data:`BACKEND`'s for the method.
 
     Returns:
         int64 NumPy array [budget] of molecule indices, in pick order.
     """
-    from .select import _validated  # k-center's checks and messages (select imports this module)
-
     if method not in METHODS:
-        raise ValueError(f"unknown bmdal method {method!r}; choose one of {', '.join(METHODS)}")
+        raise ValueError(f"unknown batch method {method!r}; choose one of {', '.join(METHODS)}")
+    backend = BACKEND[method] if backend is None else backend
+    if backend not in ("pipeline", "bmdal-reg") or (backend == "pipeline" and method not in CLUSTER_METHODS):
+        choices = "'pipeline' or 'bmdal-reg'" if method in CLUSTER_METHODS else "'bmdal-reg'"
+        raise ValueError(f"{method}: backend must be {choices}, got {backend!r}")
     X, is_labelled, budget = _validated(embeddings, labelled, budget, device)
     mask = is_labelled.cpu().numpy()
     train, pool = np.flatnonzero(mask), np.flatnonzero(~mask)
     if budget == 0:
         return np.empty(0, dtype=np.int64)
     X = X - X.mean(dim=0)
+    select = _select if backend == "bmdal-reg" else _cluster_select
     with seeded_global_rng(seed, X.device):
-        picks = _select(X, train, pool, budget, method)
+        picks = select(X, train, pool, budget, method)
     if len(picks) != budget or len(np.unique(picks)) != budget or mask[picks].any():
-        raise RuntimeError(f"bmdal-reg's {method} gave {len(picks)} picks, not {budget} distinct unlabelled")
+        raise RuntimeError(f"{backend}'s {method} gave {len(picks)} picks, not {budget} distinct unlabelled")
     return picks
+
+
+def _first_pick(X: torch.Tensor, pool: np.ndarray, method: str) -> int:
+    """The first pick with nothing labelled, as bmdal-reg makes it: LCMD's largest k(x, x) (the
+    farthest from the mean), k-means++'s uniform draw (position in ``pool``)."""
+    if method == "lcmd":
+        return int(torch.argmax(_rows(X, pool).square().sum(dim=1)))
+    return int(torch.randint(len(pool), (1,)))
+
+
+class _Clusters:
+    """Every candidate's nearest centre and squared distance to it, kept exact as centres are added.
+
+    Squared distances are float64 sums of squared differences (as k-center's), the nearest centre the
+    earliest added of equally near ones (a new centre takes a candidate only if strictly nearer):
+    what recomputing every candidate's distance to every new centre would give. But a new centre c
+    can take a candidate x from its centre a(x) only if ||x - c|| < ||x - a(x)|| = r(x), and
+    ||x - c|| >= ||c - a(x)|| - r(x), so only candidates with ||c - a(x)|| < 2 r(x) are measured.
+    ||c - a||^2 comes from one matrix-vector product, ||c||^2 + ||a||^2 - 2 a.c, less its rounding
+    bound (k-center's screening bound, on centred data), and r(x) carries a relative margin of 1e-9:
+    a candidate left out cannot be nearer to c, whatever the rounding.
+    """
+
+    def __init__(self, X: torch.Tensor, candidates: np.ndarray, centres: np.ndarray, capacity: int):
+        self.P = _rows(X, candidates)
+        self.C = X.new_empty((len(centres) + capacity, X.shape[1]))
+        self.C_sq = X.new_empty(len(centres) + capacity)
+        self.n = len(centres)
+        self.C[: self.n] = _rows(X, centres)
+        self.C_sq[: self.n] = self.C[: self.n].square().sum(dim=1)
+        # the screen's product in float32 where that is exact float32 (as k-center's screening)
+        exact_fp32 = X.device.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
+        self.C_screen = self.C.to(torch.float32 if exact_fp32 else torch.float64)
+        self.slack = (X.shape[1] + 8) * torch.finfo(self.C_screen.dtype).eps / 2
+        on = X.device
+        self.d2, self.owner = _min_sq_dist_to(
+            X, torch.from_numpy(candidates).to(on), torch.from_numpy(centres).to(on), nearest=True
+        )
+        self.reach = self._reach(self.d2)
+
+    @staticmethod
+    def _reach(d2: torch.Tensor) -> torch.Tensor:
+        return d2.sqrt().mul_(2 * (1 + _MARGIN))
+
+    def add(self, c: torch.Tensor) -> None:
+        """Make ``c`` ([d], float64) the next centre."""
+        n = self.n
+        c_sq = c.square().sum()
+        if n:
+            C_sq = self.C_sq[:n]
+            # a lower bound on ||c - a|| for every centre a
+            dot = torch.mv(self.C_screen[:n], c.to(self.C_screen.dtype)).double()
+            to_centres = (C_sq + c_sq).sub_(dot, alpha=2.0)
+            to_centres -= self.slack * (C_sq.sqrt() + c_sq.sqrt()).square_()
+            to_centres.clamp_(min=0.0).sqrt_()
+            near = torch.nonzero(to_centres.index_select(0, self.owner) < self.reach).squeeze(1)
+        else:
+            near = torch.arange(len(self.P), device=c.device)
+        d2 = _sq_dist(self.P.index_select(0, near), c.expand(near.numel(), -1))
+        closer = d2 < self.d2.index_select(0, near)
+        moved, d2 = near[closer], d2[closer]
+        self.d2.index_copy_(0, moved, d2)
+        self.owner.index_fill_(0, moved, n)
+        self.reach.index_copy_(0, moved, self._reach(d2))
+        self.C[n], self.C_sq[n], self.C_screen[n] = c, c_sq, c
+        self.n += 1
+
+
+def _cluster_select(
+    X: torch.Tensor, train: np.ndarray, pool: np.ndarray, budget: int, method: str
+) -> np.ndarray:
+    """LCMD or k-means++ (TP mode: the labelled molecules are the first centres), picks as indices of X.
+
+    The picks are bmdal-reg's (same rules, same draws from torch's generator) but for distances equal
+    to the last bit, which the library, computing them as k(x, x) + k(c, c) - 2 k(x, c), may order
+    differently; each pick costs a few passes over the pool's distances instead of a kernel row.
+    """
+    first = np.empty(0, dtype=np.int64)
+    if not len(train):
+        j = _first_pick(X, pool, method)
+        first, pool, train, budget = pool[j : j + 1], np.delete(pool, j), pool[j : j + 1], budget - 1
+        if budget == 0:
+            return first
+    clusters = _Clusters(X, pool, train, budget)
+    chosen = torch.zeros(len(pool), dtype=torch.bool, device=X.device)
+    minus_inf = X.new_tensor(-math.inf)
+    picks: list[int] = []
+    while len(picks) < budget:
+        d2 = clusters.d2
+        if method == "lcmd":
+            # the largest cluster (sum of squared distances; ties: all of them) and its farthest point
+            weight = torch.bincount(clusters.owner, weights=d2, minlength=clusters.n)
+            top = torch.nonzero(weight == weight.max()).squeeze(1)
+            largest = clusters.owner == top if top.numel() == 1 else torch.isin(clusters.owner, top)
+            i = int(torch.argmax(torch.where(largest & ~chosen, d2, minus_inf)))
+        else:
+            weights = d2.clamp(min=0.0)
+            if not bool(weights.sum() > 0):
+                # what bmdal-reg does when torch.multinomial fails: the rest uniformly at random
+                log.warning("kmeanspp: every candidate is a centre's duplicate; the last picks are random")
+                rest = torch.nonzero(~chosen).squeeze(1)
+                fill = rest[torch.randperm(rest.numel(), device=X.device)[: budget - len(picks)]]
+                picks.extend(fill.tolist())
+                break
+            # inverse CDF: the first candidate whose cumulative weight exceeds u * total
+            cumulative = torch.cumsum(weights, dim=0)
+            u = torch.rand((), dtype=cumulative.dtype, device=X.device) * cumulative[-1]
+            i = int(torch.searchsorted(cumulative, u, right=True))
+            if i == len(weights):  # u rounded up to the total: the last candidate of positive weight
+                i = int(torch.nonzero(weights)[-1])
+        picks.append(i)
+        chosen[i] = True
+        clusters.add(clusters.P[i])
+    return np.concatenate([first, pool[np.asarray(picks, dtype=np.int64)]]).astype(np.int64)
 
 
 def _select(X: torch.Tensor, train: np.ndarray, pool: np.ndarray, budget: int, method: str) -> np.ndarray:
@@ -173,12 +320,8 @@ def _select(X: torch.Tensor, train: np.ndarray, pool: np.ndarray, budget: int, m
     else:
         settings["kernel_transforms"] = []
         if not len(train):
-            # The library's own first pick without training data (it cannot take zero rows): LCMD's
-            # largest k(x, x), k-means++'s uniform draw; then that pick is the first centre.
-            if method == "lcmd":
-                j = int(torch.argmax(_rows(X, pool).square().sum(dim=1)))
-            else:
-                j = int(torch.randint(len(pool), (1,)))
+            # The library's own first pick (it cannot take zero rows); then it is the first centre.
+            j = _first_pick(X, pool, method)
             first, pool, train, budget = pool[j : j + 1], np.delete(pool, j), pool[j : j + 1], budget - 1
             if budget == 0:
                 return first

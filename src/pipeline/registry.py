@@ -88,7 +88,7 @@ STRATEGIES: dict[str, StrategyInfo] = {
         "largest MC-dropout variance of the student (BALD-style)",
         "pipeline.select:pick_mc_dropout",
     ),
-    # batch active learning for regression, from bmdal-reg (pipeline.batch_al)
+    # batch active learning for regression, bmdal-reg's methods (pipeline.batch_al)
     "lcmd": StrategyInfo(
         "embeddings",
         "LCMD on the teacher's graph embeddings: largest cluster's farthest point (Holzmüller et al., 2023)",

@@ -166,8 +166,12 @@ def _sq_dist(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return (A - B).square_().sum(dim=1)
 
 
-def _min_sq_dist_to(X: torch.Tensor, pool: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """Exact min_c ||X[p] - X[c]||^2 over the centres for every pool point p (inf with no centres).
+def _min_sq_dist_to(
+    X: torch.Tensor, pool: torch.Tensor, centres: torch.Tensor, *, nearest: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Exact min_c ||X[p] - X[c]||^2 over the centres for every pool point p (inf with no centres);
+    with ``nearest``, also which centre: its position in ``centres``, the first of equally near ones
+    (LCMD's clusters; -1 with no centres).
 
     Screening: T = ||c||^2 - 2 x.c (the squared distance less the row constant ||x||^2) from one
     matrix product per block, on mean-centred data. Each entry is within
@@ -178,8 +182,9 @@ def _min_sq_dist_to(X: torch.Tensor, pool: torch.Tensor, centres: torch.Tensor) 
     cost one exact distance.
     """
     out = torch.full((pool.numel(),), math.inf, dtype=torch.float64, device=X.device)
+    owner = torch.full((pool.numel(),), -1, dtype=torch.long, device=X.device)
     if centres.numel() == 0 or pool.numel() == 0:
-        return out
+        return (out, owner) if nearest else out
     d = X.shape[1]
     exact_fp32 = X.device.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
     screen_dtype = torch.float32 if exact_fp32 else torch.float64
@@ -212,9 +217,17 @@ def _min_sq_dist_to(X: torch.Tensor, pool: torch.Tensor, centres: torch.Tensor) 
                 X.index_select(0, rows.index_select(0, ambiguous.index_select(0, r))),
                 X.index_select(0, centres.index_select(0, c)),
             )
-            best.scatter_reduce_(0, ambiguous.index_select(0, r), extra, reduce="amin")
+            at = ambiguous.index_select(0, r)
+            to_j1 = best.clone() if nearest else best
+            best.scatter_reduce_(0, at, extra, reduce="amin")
+            if nearest:
+                # the first of the centres at the minimum: j1 if it is one, else the lowest such c
+                j1 = torch.where(to_j1 == best, j1, centres.numel())
+                tied = extra == best.index_select(0, at)
+                j1.scatter_reduce_(0, at[tied], c[tied], reduce="amin")
         out[start : start + block] = best
-    return out
+        owner[start : start + block] = j1
+    return (out, owner) if nearest else out
 
 
 def _lazy_picks(
