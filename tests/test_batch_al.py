@@ -184,13 +184,18 @@ def test_kmeanspp_with_only_duplicates_left_fills_up_at_random(caplog):
     assert "every candidate is a centre's duplicate" in caplog.text
 
 
+@pytest.mark.parametrize("n", [300, 3_000])
+def test_bait_with_implicit_updates_picks_as_bmdal_reg(n):
+    """The pipeline's BAIT (the library's, the feature matrix's updates kept as one [d, d] factor)
+    makes the library's picks: fewer picks than features (exact but for rounding) and many more."""
+    X, labelled, _ = _case(7, n=n, d=12, n_labelled=n // 10)
+    budget = 8 if n == 300 else 150
+    ours = batch_select(X, labelled, budget, "bait", seed=0)
+    np.testing.assert_array_equal(
+        ours, batch_select(X, labelled, budget, "bait", seed=0, backend="bmdal-reg")
+    )
+
+
 def test_backend_is_checked():
-    with pytest.raises(ValueError, match="bait: backend must be 'bmdal-reg', got 'pipeline'"):
-        batch_select(np.zeros((4, 2)), [0], 1, "bait", seed=0, backend="pipeline")
-    with pytest.raises(ValueError, match="lcmd: backend must be 'pipeline' or 'bmdal-reg', got 'fast'"):
+    with pytest.raises(ValueError, match="backend must be 'pipeline' or 'bmdal-reg', got 'fast'"):
         batch_select(np.zeros((4, 2)), [0], 1, "lcmd", seed=0, backend="fast")
-
-
-def test_unknown_method_is_refused():
-    with pytest.raises(ValueError, match="unknown batch method 'badge'; choose one of lcmd, bait, kmeanspp"):
-        batch_select(np.zeros((4, 2)), [], 1, "badge", seed=0)
