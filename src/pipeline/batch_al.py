@@ -118,7 +118,7 @@ METHODS: dict[str, dict[str, Any]] = {
 #: Who picks by default (see the module docstring): "pipeline", against bmdal-reg's 45-85x
 #: k-center's time for the paper's 2,500 of 113,800 (docs/benchmarks.md).
 BACKEND = "pipeline"
-#: The methods the pipeline computes on :class:`_Clusters` (BAIT: bmdal-reg's with _ImplicitBait).
+#: The methods the pipeline computes on :class:`_Clusters` (BAIT: bmdal-reg's, :func:`_implicit_bait`).
 CLUSTER_METHODS = ("lcmd", "kmeanspp")
 
 #: _Clusters' screening margin (relative): far beyond float64 rounding, far below any real gap.
@@ -268,9 +268,10 @@ def _cluster_select(
 ) -> np.ndarray:
     """LCMD or k-means++ (TP mode: the labelled molecules are the first centres), picks as indices of X.
 
-    The picks are bmdal-reg's (same rules, same draws from torch's generator) but for distances equal
-    to the last bit, which the library, computing them as k(x, x) + k(c, c) - 2 k(x, c), may order
-    differently; each pick costs a few passes over the pool's distances instead of a kernel row.
+    LCMD's picks are bmdal-reg's but for distances equal to the last bit, which the library,
+    computing them as k(x, x) + k(c, c) - 2 k(x, c), may order differently; k-means++ draws from the
+    library's distribution by the inverse CDF (other random numbers than its torch.multinomial). Each
+    pick costs a few passes over the candidates' distances instead of a kernel row over the pool.
     """
     first = np.empty(0, dtype=np.int64)
     if not len(train):
