@@ -590,8 +590,8 @@ def test_benchmark_cpu_plan_expands_methods_and_seeds(tmp_path):
     config = REPO / "config" / "benchmark-cpu.yaml"
     ssl = plan(tmp_path, config, extra=("--replace-workflow-config", "results/benchmark/ssl/table.md"))
     counts = count(ssl)
-    assert counts["teacher"] == 8 * 3 and counts["student"] == 24 and "select" not in counts
-    assert counts["helper_chunk"] == 8 and counts["helpers"] == 3  # xTB once for the dataset
+    assert counts["teacher"] == 9 * 3 and counts["student"] == 27 and "select" not in counts
+    assert counts["helper_chunk"] == 8 and counts["helpers"] == 6  # xTB once for the dataset, two methods
     (table,) = [j for j in ssl if j["rule"] == "benchmark_table"]
     assert "--derived asgn_t=asgn" in table["shell"] and "--baseline supervised" in table["shell"]
     assert "--paired-csv results/benchmark/ssl/paired.csv" in table["shell"]
