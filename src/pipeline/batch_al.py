@@ -86,7 +86,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .select import _min_sq_dist_to, _sq_dist, _validated
+from .select import _min_sq_dist_to, _screen, _sq_dist, _validated
 from .train import seeded_global_rng
 
 if TYPE_CHECKING:
@@ -225,10 +225,8 @@ class _Clusters:
         self.n = len(centres)
         self.C[: self.n] = _rows(X, centres)
         self.C_sq[: self.n] = self.C[: self.n].square().sum(dim=1)
-        # the screen's product in float32 where that is exact float32 (as k-center's screening)
-        exact_fp32 = X.device.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
-        self.C_screen = self.C.to(torch.float32 if exact_fp32 else torch.float64)
-        self.slack = (X.shape[1] + 8) * torch.finfo(self.C_screen.dtype).eps / 2
+        screen_dtype, self.slack = _screen(X.device, X.shape[1])  # as k-center's screening
+        self.C_screen = self.C.to(screen_dtype)
         on = X.device
         self.d2, self.owner = _min_sq_dist_to(
             X, torch.from_numpy(candidates).to(on), torch.from_numpy(centres).to(on), nearest=True

@@ -166,6 +166,15 @@ def _sq_dist(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return (A - B).square_().sum(dim=1)
 
 
+def _screen(device: torch.device, d: int) -> tuple[torch.dtype, float]:
+    """The screening products' dtype on ``device`` and their relative rounding bound (d + 8) * u:
+    float32 on the CPU while float32 matmuls are exact float32 (precision "highest"), else float64
+    (TF32 could creep in on GPUs)."""
+    exact_fp32 = device.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
+    dtype = torch.float32 if exact_fp32 else torch.float64
+    return dtype, (d + 8) * torch.finfo(dtype).eps / 2
+
+
 def _min_sq_dist_to(
     X: torch.Tensor, pool: torch.Tensor, centres: torch.Tensor, *, nearest: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -185,17 +194,13 @@ def _min_sq_dist_to(
     owner = torch.full((pool.numel(),), -1, dtype=torch.long, device=X.device)
     if centres.numel() == 0 or pool.numel() == 0:
         return (out, owner) if nearest else out
-    d = X.shape[1]
-    exact_fp32 = X.device.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
-    screen_dtype = torch.float32 if exact_fp32 else torch.float64
-    unit_roundoff = torch.finfo(screen_dtype).eps / 2
+    screen_dtype, slack = _screen(X.device, X.shape[1])
     Xc = X - X.mean(dim=0)  # distances are translation-invariant; centring shrinks the norms in b
     sq_norm = Xc.square().sum(dim=1)
     C = Xc.index_select(0, centres).to(screen_dtype)
     C_sq = sq_norm.index_select(0, centres)
     C_sq_screen = C_sq.to(screen_dtype)[None, :]
     R = float(C_sq.max().sqrt())
-    slack = (d + 8) * unit_roundoff
     block_bytes, max_rows = _SCREEN_BLOCK.get(X.device.type, _SCREEN_BLOCK["cpu"])
     block = max(64, min(max_rows, block_bytes // (centres.numel() * C.element_size())))
     for start in range(0, pool.numel(), block):
