@@ -219,14 +219,18 @@ class _Clusters:
     """
 
     def __init__(self, X: torch.Tensor, candidates: np.ndarray, centres: np.ndarray, capacity: int):
+        if not len(centres):
+            raise ValueError("_Clusters needs at least one centre")  # _cluster_select makes the first
         self.P = _rows(X, candidates)
-        self.C = X.new_empty((len(centres) + capacity, X.shape[1]))
-        self.C_sq = X.new_empty(len(centres) + capacity)
         self.n = len(centres)
-        self.C[: self.n] = _rows(X, centres)
-        self.C_sq[: self.n] = self.C[: self.n].square().sum(dim=1)
-        screen_dtype, self.slack = _screen(X.device, X.shape[1])  # as k-center's screening
-        self.C_screen = self.C.to(screen_dtype)
+        C = _rows(X, centres)
+        # the centres as the screen reads them: squared norms (float64) and coordinates in the
+        # screening dtype (as k-center's screening), room for ``capacity`` more
+        screen_dtype, self.slack = _screen(X.device, X.shape[1])
+        self.C_sq = X.new_empty(self.n + capacity)
+        self.C_sq[: self.n] = C.square().sum(dim=1)
+        self.C_screen = X.new_empty((self.n + capacity, X.shape[1]), dtype=screen_dtype)
+        self.C_screen[: self.n] = C
         on = X.device
         self.d2, self.owner = _min_sq_dist_to(
             X, torch.from_numpy(candidates).to(on), torch.from_numpy(centres).to(on), nearest=True
@@ -241,23 +245,20 @@ class _Clusters:
         """Make ``c`` ([d], float64) the next centre."""
         n = self.n
         c_sq = c.square().sum()
-        if n:
-            C_sq = self.C_sq[:n]
-            # a lower bound on ||c - a|| for every centre a
-            dot = torch.mv(self.C_screen[:n], c.to(self.C_screen.dtype)).double()
-            to_centres = (C_sq + c_sq).sub_(dot, alpha=2.0)
-            to_centres -= self.slack * (C_sq.sqrt() + c_sq.sqrt()).square_()
-            to_centres.clamp_(min=0.0).sqrt_()
-            near = torch.nonzero(to_centres.index_select(0, self.owner) < self.reach).squeeze(1)
-        else:
-            near = torch.arange(len(self.P), device=c.device)
+        C_sq = self.C_sq[:n]
+        # a lower bound on ||c - a|| for every centre a
+        dot = torch.mv(self.C_screen[:n], c.to(self.C_screen.dtype)).double()
+        to_centres = (C_sq + c_sq).sub_(dot, alpha=2.0)
+        to_centres -= self.slack * (C_sq.sqrt() + c_sq.sqrt()).square_()
+        to_centres.clamp_(min=0.0).sqrt_()
+        near = torch.nonzero(to_centres.index_select(0, self.owner) < self.reach).squeeze(1)
         d2 = _sq_dist(self.P.index_select(0, near), c.expand(near.numel(), -1))
         closer = d2 < self.d2.index_select(0, near)
         moved, d2 = near[closer], d2[closer]
         self.d2.index_copy_(0, moved, d2)
         self.owner.index_fill_(0, moved, n)
         self.reach.index_copy_(0, moved, self._reach(d2))
-        self.C[n], self.C_sq[n], self.C_screen[n] = c, c_sq, c
+        self.C_sq[n], self.C_screen[n] = c_sq, c
         self.n += 1
 
 
@@ -290,8 +291,9 @@ def _cluster_select(
             largest = clusters.owner == top if top.numel() == 1 else torch.isin(clusters.owner, top)
             i = int(torch.argmax(torch.where(largest & ~chosen, d2, minus_inf)))
         else:
-            weights = d2.clamp(min=0.0)
-            if not bool(weights.sum() > 0):
+            # (squared distances from differences: never negative, unlike the library's)
+            cumulative = torch.cumsum(d2, dim=0)
+            if not bool(cumulative[-1] > 0):
                 # what bmdal-reg does when torch.multinomial fails: the rest uniformly at random
                 log.warning("kmeanspp: every candidate is a centre's duplicate; the last picks are random")
                 rest = torch.nonzero(~chosen).squeeze(1)
@@ -299,11 +301,10 @@ def _cluster_select(
                 picks.extend(fill.tolist())
                 break
             # inverse CDF: the first candidate whose cumulative weight exceeds u * total
-            cumulative = torch.cumsum(weights, dim=0)
             u = torch.rand((), dtype=cumulative.dtype, device=X.device) * cumulative[-1]
             i = int(torch.searchsorted(cumulative, u, right=True))
-            if i == len(weights):  # u rounded up to the total: the last candidate of positive weight
-                i = int(torch.nonzero(weights)[-1])
+            if i == len(d2):  # u rounded up to the total: the last candidate of positive weight
+                i = int(torch.nonzero(d2)[-1])
         picks.append(i)
         chosen[i] = True
         clusters.add(clusters.P[i])
