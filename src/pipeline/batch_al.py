@@ -49,10 +49,10 @@ centre, which is how it proceeds itself; BAIT conditions on one zero vector, whi
 is no observation at all (the posterior is the prior) and adds nothing to the pool's covariance, and
 scales the kernel by the pool's mean k(x, x) instead.
 
-Who computes (``backend``, :data:`BACKEND`): by default the pipeline, because bmdal-reg takes 45-85x
-k-center's time for the paper's 2,500 picks of 113,800 (docs/benchmarks.md). For LCMD and k-means++
-the library evaluates, per pick, the kernel between the new centre and the whole pool in float64.
-Both methods only need every candidate's nearest centre and distance to it, which
+Who computes (``backend``, :data:`BACKEND`): by default the pipeline, because bmdal-reg takes tens of times
+k-center's time for the paper's 2,500 picks of 113,800 (docs/benchmarks.md, "Batch selection cost").
+For LCMD and k-means++ the library evaluates, per pick, the kernel between the new centre and the
+whole pool in float64. Both methods only need every candidate's nearest centre and distance to it, which
 :class:`_Clusters` keeps exact while measuring only the candidates that a new centre could take (the
 triangle inequality); the labelled molecules' distances come from k-center's screened matrix
 products. LCMD then makes the library's picks: the same rules (TP mode, the nearest centre the
@@ -115,8 +115,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "kmeanspp": {"selection_method": "kmeanspp", "sel_with_train": True},
 }
 
-#: Who picks by default (see the module docstring): "pipeline", against bmdal-reg's 45-85x
-#: k-center's time for the paper's 2,500 of 113,800 (docs/benchmarks.md).
+#: Who picks by default (see the module docstring): "pipeline"; bmdal-reg as it is takes tens of
+#: times k-center's time for the paper's 2,500 of 113,800 (docs/benchmarks.md).
 BACKEND = "pipeline"
 #: The methods the pipeline computes on :class:`_Clusters` (BAIT: bmdal-reg's, :func:`_implicit_bait`).
 CLUSTER_METHODS = ("lcmd", "kmeanspp")
