@@ -21,9 +21,9 @@ import torch
 from _common import cpu_model
 from torch_geometric.data import Data, InMemoryDataset
 
-from pipeline.featurise import FeaturiseSettings, featurise
-from pipeline.sources import get_source
-from pipeline.sources.base import symbols_to_z
+from pipeline.data.featurise import FeaturiseSettings, featurise
+from pipeline.data.sources import get_source
+from pipeline.data.sources.base import symbols_to_z
 
 
 def ours(limit: int | None) -> tuple[int, float, dict]:

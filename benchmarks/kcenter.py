@@ -1,4 +1,4 @@
-"""k-center greedy speed: `pipeline.select.k_center_greedy` vs the usual scikit-learn loop.
+"""k-center greedy speed: `pipeline.selection.strategies.k_center_greedy` vs the usual scikit-learn loop.
 
     python benchmarks/kcenter.py [--device cpu|cuda] [--n 113800] [--d 96] [--labelled 5000] [--picks 1000]
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from _common import cpu_model, timed
 
-from pipeline.select import k_center_greedy
+from pipeline.selection.strategies import k_center_greedy
 
 
 def mixture(n: int, d: int, seed: int) -> np.ndarray:

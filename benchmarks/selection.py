@@ -9,7 +9,7 @@ it, and the same labelled draw), so that at the same --n/--d/--labelled/--seed b
 from the same pool. The default budget is the paper's per-round one, 2,500 picks of 113,800 (kcenter.py
 times 1,000 by default).
 
-Measured: the wall-clock seconds of one `pipeline.select.get_strategy(name).pick(ctx)` call per
+Measured: the wall-clock seconds of one `pipeline.selection.strategies.get_strategy(name).pick(ctx)` call per
 strategy, with a SelectionContext as the select stage builds it (NumPy float32 embeddings, a boolean
 labelled mask, the budget, the seed, the device), so the adapter's work (validation, float64 copy,
 centring, moving to the device, bmdal-reg's feature and kernel set-up) is inside the timing. Outside
@@ -34,8 +34,8 @@ import torch
 from _common import cpu_model, timed
 from kcenter import mixture
 
-from pipeline.batch_al import METHODS, batch_select
-from pipeline.select import SelectionContext, get_strategy
+from pipeline.selection.batch_al import METHODS, batch_select
+from pipeline.selection.strategies import SelectionContext, get_strategy
 
 REFERENCE = "kcenter"
 STRATEGY_NAMES = [REFERENCE, "lcmd", "bait", "kmeanspp"]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from _common import cpu_model, timed
 
-from pipeline.clustering import _transport
+from pipeline.learn.clustering import _transport
 
 
 def make_scores(kind: str, n: int, m: int, seed: int, device: torch.device) -> torch.Tensor:

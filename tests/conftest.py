@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sources.qm9 import qm9_csvs
+from pipeline.data.sources.qm9 import qm9_csvs
 
 
 @pytest.fixture(scope="session")

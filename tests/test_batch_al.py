@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.batch_al import batch_select
-from pipeline.select import SelectionContext, get_strategy
+from pipeline.selection.batch_al import batch_select
+from pipeline.selection.strategies import SelectionContext, get_strategy
 
 METHODS = ["lcmd", "bait", "kmeanspp"]
 
@@ -178,7 +178,7 @@ def test_kmeanspp_draws_in_proportion_to_squared_distance():
 def test_kmeanspp_with_only_duplicates_left_fills_up_at_random(caplog):
     X = np.array([[0.0], [1.0], [0.0], [0.0], [1.0]])  # after one pick at 1, every candidate is a centre
     labelled = np.array([True, False, False, False, False])
-    with caplog.at_level("WARNING", logger="pipeline.batch_al"):
+    with caplog.at_level("WARNING", logger="pipeline.selection.batch_al"):
         picks = batch_select(X, labelled, 4, "kmeanspp", seed=0)
     assert sorted(picks.tolist()) == [1, 2, 3, 4] and picks[0] in (1, 4)
     assert "every candidate is a centre's duplicate" in caplog.text

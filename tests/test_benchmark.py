@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.benchmark import (
+from pipeline.config.settings import RunConfig
+from pipeline.reports.benchmark import (
     PAIRED_COLUMNS,
     collect,
     default_threshold,
@@ -35,8 +36,7 @@ from pipeline.benchmark import (
     write_figure,
     write_markdown,
 )
-from pipeline.report import LEARNING_CURVE_COLUMNS
-from pipeline.settings import RunConfig
+from pipeline.reports.runs import LEARNING_CURVE_COLUMNS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LABELS = [100, 200, 300, 400, 500]
@@ -55,7 +55,7 @@ SPREAD = {"asgn": 0.005, "random": 0.01, "qbc": 0.02}
 
 
 def curves() -> pd.DataFrame:
-    """Concatenated learning-curve tables of the 9 runs, in pipeline.report's format."""
+    """Concatenated learning-curve tables of the 9 runs, in pipeline.reports.runs's format."""
     rows = []
     for method in METHODS:
         for seed in SEEDS:

@@ -128,9 +128,9 @@ def test_every_option_has_help(command, capsys):
 
 
 def test_stage_options_are_the_stage_functions_parameters():
-    """Each per-round command passes its options to its function in pipeline.stages as keywords:
+    """Each per-round command passes its options to its function in pipeline.stages.rounds as keywords:
     the options are the parameters, and the required ones are those without a default."""
-    from pipeline import stages
+    from pipeline.stages import rounds as stages
 
     for command, stage in STAGES.items():
         parameters = inspect.signature(getattr(stages, stage.function)).parameters
@@ -196,7 +196,7 @@ def test_bad_arguments_are_refused_with_argparse_message(argv, message, capsys):
 
 @pytest.mark.parametrize("command", sorted(STAGES))
 def test_stage_commands_pass_their_options_as_keywords(command, monkeypatch):
-    from pipeline import stages
+    from pipeline.stages import rounds as stages
 
     stage, calls = STAGES[command], []
     monkeypatch.setattr(stages, stage.function, lambda **kwargs: calls.append(kwargs))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.clustering import _THETA, _ScalingSolver, _transport, sinkhorn
+from pipeline.learn.clustering import _THETA, _ScalingSolver, _transport, sinkhorn
 
 N, M = 10_000, 10
 

@@ -10,7 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.featurise import (
+from pipeline.config.units import HARTREE_TO_EV, TARGETS
+from pipeline.data.featurise import (
     DatasetFiles,
     FeaturiseError,
     FeaturiseSettings,
@@ -20,8 +21,7 @@ from pipeline.featurise import (
     featurise_shard,
     merge_parts,
 )
-from pipeline.store import FORMAT_VERSION, GRAPH_SCHEMA, read_graph_metadata
-from pipeline.units import HARTREE_TO_EV, TARGETS
+from pipeline.data.store import FORMAT_VERSION, GRAPH_SCHEMA, read_graph_metadata
 
 
 def _read_graphs(out: Path):

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.featurise import (
+from pipeline.data.featurise import (
     DatasetFiles,
     FeaturiseError,
     FeaturiseSettings,
@@ -16,9 +16,9 @@ from pipeline.featurise import (
     featurise,
     merge_parts,
 )
-from pipeline.graphs import load_graphs
-from pipeline.oracle import read_geometries
-from pipeline.split import dataset_ids
+from pipeline.data.graphs import load_graphs
+from pipeline.data.split import dataset_ids
+from pipeline.label.oracle import read_geometries
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from pipeline.losses import (
+from pipeline.learn.losses import (
     LossWeights,
     consistency_loss,
     distance_bins,
@@ -70,9 +70,9 @@ def test_distance_bins_resolve_qm9_pair_distances(tmp_path):
     """On real QM9 molecules, with the bins placed over the distances that occur (as the stages do),
     every bin but the outer ones receives pairs, and covalent bonds (< 1.6 Å) span several bins; over
     [0, cutoff] (today's paper default) two thirds of the bins would stay empty."""
-    from pipeline.featurise import FeaturiseSettings, featurise
-    from pipeline.graphs import load_graphs
-    from pipeline.stages import dist_range
+    from pipeline.data.featurise import FeaturiseSettings, featurise
+    from pipeline.data.graphs import load_graphs
+    from pipeline.stages.rounds import dist_range
 
     featurise(FeaturiseSettings(source="qm9", limit=400, seed=0), tmp_path)
     graphs = load_graphs(tmp_path)
@@ -86,7 +86,7 @@ def test_distance_bins_resolve_qm9_pair_distances(tmp_path):
 
 
 def _model(**kw):
-    from pipeline.model import ASGNModel, ModelConfig
+    from pipeline.model.asgn import ASGNModel, ModelConfig
 
     torch.manual_seed(0)
     return ASGNModel(
@@ -96,7 +96,7 @@ def _model(**kw):
 
 def _batch():
     """Two small molecules (CH2-like and a 5-atom one) with random geometry, as a GraphBatch."""
-    from pipeline.graphs import GraphBatch
+    from pipeline.data.graphs import GraphBatch
 
     g = torch.Generator().manual_seed(0)
     atom_ptr = torch.tensor([0, 3, 8])

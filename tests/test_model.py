@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn.models import SchNet
 
-from pipeline.featurise import FeaturiseSettings, featurise
-from pipeline.graphs import GraphBatch, load_graphs
-from pipeline.model import ASGNModel, ModelConfig, ModelOutput
-from pipeline.scaling import fit_scaler, fit_target_scaler
+from pipeline.data.featurise import FeaturiseSettings, featurise
+from pipeline.data.graphs import GraphBatch, load_graphs
+from pipeline.learn.scaling import fit_scaler, fit_target_scaler
+from pipeline.model.asgn import ASGNModel, ModelConfig, ModelOutput
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Oracles as the label stages use them (pipeline.oracle): chunks that partition the request, QC
+"""Oracles as the label stages use them (pipeline.label.oracle): chunks that partition the request, QC
 labels joined from chunk files with their failures, and the external oracle's request, stop and
 validated labels file."""
 
@@ -13,11 +13,18 @@ import pyarrow.parquet as pq
 import pytest
 from ase.io import read
 
-from pipeline import oracle
-from pipeline.featurise import FeaturiseSettings, featurise
-from pipeline.graphs import load_graphs
-from pipeline.oracle import LabelChunk, LabelRequest, LabelsNeeded, chunk_of, read_external_labels, read_parts
-from pipeline.store import file_sha256, write_table
+from pipeline.data.featurise import FeaturiseSettings, featurise
+from pipeline.data.graphs import load_graphs
+from pipeline.data.store import file_sha256, write_table
+from pipeline.label import oracle
+from pipeline.label.oracle import (
+    LabelChunk,
+    LabelRequest,
+    LabelsNeeded,
+    chunk_of,
+    read_external_labels,
+    read_parts,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -379,7 +386,7 @@ def test_val_and_test_molecules_without_the_target_are_left_out_and_listed(tmp_p
 
 def test_qc_values_that_are_missing_or_implausible_are_failures(tmp_path):
     """A QC result outside the target's plausible range (or NaN) is a failure with the reason: the
-    round goes on without it. Ranges come from pipeline.units, overridden by oracle.ranges."""
+    round goes on without it. Ranges come from pipeline.config.units, overridden by oracle.ranges."""
     ok = {"homo": -7.0, "lumo": 1.0, "gap": 8.0, "mu": 1.5, "energy": -1e3}
     labels = pd.DataFrame([
         {"mol_id": "a", **ok},

@@ -1,4 +1,4 @@
-"""pipeline.plan, what every job is given, on resolved configs: the options a user sees in a job's
+"""pipeline.plan.jobs, what every job is given, on resolved configs: the options a user sees in a job's
 shell command, the inputs that make a job wait or rerun, and the resources of the oracle's jobs."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from snakemake.utils import validate
 
-from pipeline.digest import file_sha256
-from pipeline.plan import ROUND_FILES, Plan, repeated_keys_error
-from pipeline.settings import resolve
+from pipeline.config.digest import file_sha256
+from pipeline.config.settings import resolve
+from pipeline.plan.jobs import ROUND_FILES, Plan, repeated_keys_error
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")

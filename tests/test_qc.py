@@ -1,4 +1,4 @@
-"""Quantum-chemistry oracles (pipeline.qc): PySCF reproduces QM9's orbital energies, failures are
+"""Quantum-chemistry oracles (pipeline.label.qc): PySCF reproduces QM9's orbital energies, failures are
 reported with reasons, tblite's GFN2-xTB gives sane numbers.
 
 Needs the ``qc`` extra (pyscf, tblite); the tests that need an engine skip without it.
@@ -13,10 +13,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import qc
-from pipeline.featurise import FeaturiseSettings, featurise
-from pipeline.graphs import load_graphs
-from pipeline.qc import (
+from pipeline.config.registry import ORACLES
+from pipeline.config.units import HARTREE_TO_EV, TARGETS
+from pipeline.data.featurise import FeaturiseSettings, featurise
+from pipeline.data.graphs import load_graphs
+from pipeline.label import qc
+from pipeline.label.qc import (
     CalculationFailed,
     InvalidMolecule,
     Molecule,
@@ -24,8 +26,6 @@ from pipeline.qc import (
     pyscf_single_point,
     xtb_single_point,
 )
-from pipeline.registry import ORACLES
-from pipeline.units import HARTREE_TO_EV, TARGETS
 
 # QM9 molecule 3, water, at QM9's B3LYP/6-31G(2df,p) geometry (Å).
 WATER_Z = [8, 1, 1]

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import oracle, registry, select
-from pipeline.registry import SOURCES
-from pipeline.sources import get_source
-from pipeline.units import TARGETS
+from pipeline.config import registry
+from pipeline.config.registry import SOURCES
+from pipeline.config.units import TARGETS
+from pipeline.data.sources import get_source
+from pipeline.label import oracle
+from pipeline.selection import strategies as select
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
@@ -77,12 +79,13 @@ def test_oracle_jobs_get_their_threads_and_gpus_from_the_oracle():
 
 
 def test_the_workflow_side_imports_no_torch_and_no_numpy():
-    """common.smk imports pipeline.plan, .registry, .settings (whose checks use .units) and .digest
+    """common.smk imports pipeline.plan.jobs, .registry, .settings (whose checks use .units) and .digest
     when it parses the config; label jobs and the Snakemake process must not pay for torch (or need
     it, or pyarrow, at all)."""
     code = (
         "import sys; sys.path.insert(0, 'src'); "
-        "import pipeline.registry, pipeline.settings, pipeline.digest, pipeline.units, pipeline.plan; "
+        "import pipeline.config.registry, pipeline.config.settings, pipeline.config.digest, "
+        "pipeline.config.units, pipeline.plan.jobs; "
         "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'pyarrow') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
@@ -92,9 +95,9 @@ def test_the_workflow_side_imports_no_torch_and_no_numpy():
 def test_schema_defaults_are_the_dataclass_defaults():
     """A default lives in the dataclass and the schema both; they must not drift (the workflow fills
     the schema's, Python users get the dataclass')."""
-    from pipeline.losses import LossWeights
-    from pipeline.model import ModelConfig
-    from pipeline.train import TrainConfig
+    from pipeline.learn.losses import LossWeights
+    from pipeline.learn.train import TrainConfig
+    from pipeline.model.asgn import ModelConfig
 
     run = SCHEMA["$defs"]["run"]["properties"]
     # null in the schema: resolved from the data at run time (the distance bins' range)
@@ -111,7 +114,7 @@ def test_run_settings_defaults_are_the_schemas():
     """run.json's defaults in Python (RunConfig) are the ones the workflow fills in from the schema."""
     from snakemake.utils import validate
 
-    from pipeline.settings import RunConfig
+    from pipeline.config.settings import RunConfig
 
     run = {"dataset": "d", "split": {"val": 1, "test": 1}, "targets": ["homo"]}
     config = {"datasets": {"d": {"source": "qm9"}}, "runs": {"r": run}}
@@ -126,9 +129,9 @@ def test_every_dataclass_setting_is_in_the_schema_or_derived():
     """A new TrainConfig/ModelConfig/LossWeights field must be settable from the config (a schema
     key, whose default the test above compares) or be one the run derives; otherwise the schema's
     additionalProperties: false would refuse it and users could never set it."""
-    from pipeline.losses import LossWeights
-    from pipeline.model import ModelConfig
-    from pipeline.train import TrainConfig
+    from pipeline.learn.losses import LossWeights
+    from pipeline.learn.train import TrainConfig
+    from pipeline.model.asgn import ModelConfig
 
     run = SCHEMA["$defs"]["run"]["properties"]
     derived = {

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.report import (
+from pipeline.reports.runs import (
     embedding_map,
     learning_curve,
     pca_2d,
@@ -38,7 +38,7 @@ test_mae.__test__ = False  # a helper, not a test
 
 
 def write_round(folder: Path, run: str, r: int, rng: np.random.Generator) -> None:
-    """One round's files in the formats pipeline.stages writes (stages.teacher, student, embed, ...)."""
+    """One round's files in the formats the stages write (teacher, student, embed, ...)."""
     folder.mkdir(parents=True)
     n_lab = INITIAL + BATCH * r
     teacher = {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.select import k_center_greedy
+from pipeline.selection.strategies import k_center_greedy
 
 
 def brute_force(X: np.ndarray, labelled: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +149,7 @@ def test_rejects_unknown_update():
 
 @pytest.mark.parametrize("name", ["kcenter", "random", "lcmd", "bait", "kmeanspp"])
 def test_embedding_strategies_pick_budget_distinct_unlabelled_deterministically(name):
-    from pipeline.select import SelectionContext, get_strategy
+    from pipeline.selection.strategies import SelectionContext, get_strategy
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(60, 4))
@@ -165,7 +165,7 @@ def test_embedding_strategies_pick_budget_distinct_unlabelled_deterministically(
 @pytest.mark.parametrize("name", ["kcenter", "random", "lcmd", "bait", "kmeanspp"])
 def test_molecules_left_out_of_the_pool_are_as_if_absent(name):
     """in_pool = False: the strategy picks as it would from the pool without those molecules."""
-    from pipeline.select import SelectionContext, get_strategy
+    from pipeline.selection.strategies import SelectionContext, get_strategy
 
     rng = np.random.default_rng(1)
     emb = rng.normal(size=(40, 3))

@@ -11,8 +11,8 @@ import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from pipeline.sources import get_source
-from pipeline.sources.files import FilesSource
+from pipeline.data.sources import get_source
+from pipeline.data.sources.files import FilesSource
 
 DATA = Path(__file__).parent / "data" / "sources"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.sources import get_source
-from pipeline.sources.smiles import SmilesSource
+from pipeline.data.sources import get_source
+from pipeline.data.sources.smiles import SmilesSource
 
 CSV = Path(__file__).parent / "data" / "sources" / "molecules.csv"
 
@@ -162,7 +162,7 @@ def test_embedding_is_bounded_by_iterations_not_by_the_clock(source, catalogue, 
 
     from rdkit.Chem import AllChem
 
-    from pipeline.sources.smiles import conformer_seed
+    from pipeline.data.sources.smiles import conformer_seed
 
     quiet, _ = source.materialise(catalogue, np.array([0, 1]), seed=4)
     seen = []
@@ -260,7 +260,7 @@ def test_several_csvs_union_their_property_columns(source, tmp_path):
 
 
 def test_conformer_seed_is_keyed_by_id_not_position():
-    from pipeline.sources.smiles import conformer_seed
+    from pipeline.data.sources.smiles import conformer_seed
 
     assert conformer_seed(7, "ethanol") == conformer_seed(7, "ethanol")
     assert len({conformer_seed(7, "ethanol"), conformer_seed(8, "ethanol"), conformer_seed(7, "water")}) == 3

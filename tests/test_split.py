@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.featurise import FeaturiseSettings, featurise
-from pipeline.split import make_split, split_dataset
+from pipeline.data.featurise import FeaturiseSettings, featurise
+from pipeline.data.split import make_split, split_dataset
 
 IDS = np.array([f"m{i:03d}" for i in range(100)], dtype=object)
 

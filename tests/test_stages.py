@@ -10,11 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline import oracle, stages
-from pipeline.featurise import FeaturiseSettings, featurise
-from pipeline.settings import RunConfig
-from pipeline.split import split_dataset
-from pipeline.store import write_json, write_table
+from pipeline.config.settings import RunConfig
+from pipeline.data.featurise import FeaturiseSettings, featurise
+from pipeline.data.split import split_dataset
+from pipeline.data.store import write_json, write_table
+from pipeline.label import oracle
+from pipeline.stages import rounds as stages
 
 SETTINGS = {
     "run": "t",
@@ -163,7 +164,7 @@ def test_selection_is_reproducible(two_rounds, tmp_path):
 
 def test_molecules_the_oracle_failed_on_are_neither_picked_nor_centres(two_rounds, tmp_path):
     """Selection with failures = k-center over the pool without them (failed molecules leave the pool)."""
-    from pipeline.select import k_center_greedy
+    from pipeline.selection.strategies import k_center_greedy
 
     d = two_rounds / "round_01"
     first = pq.read_table(d / "selected.parquet")["mol_id"].to_pylist()
@@ -410,7 +411,7 @@ def test_derive_seed_differs_by_purpose_and_round():
 def test_a_run_copies_round_0_only_from_a_run_that_did_the_same(two_rounds, tmp_path):
     """share_round_0: every round-0 file but the selection, byte for byte, once the settings round 0
     reads, the split and the initial picks agree; a difference in any of them is refused by name."""
-    from pipeline.plan import ROUND_0_COPIED
+    from pipeline.plan.jobs import ROUND_0_COPIED
 
     def share(settings, initial=two_rounds / "initial.parquet"):
         write_json(settings, tmp_path / "run.json")

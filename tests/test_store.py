@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.store import atomic_path, read_graph_metadata, write_json, write_table
+from pipeline.data.store import atomic_path, read_graph_metadata, write_json, write_table
 
 
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
@@ -33,7 +33,7 @@ def test_killed_writer_leaves_no_file_under_the_final_name(tmp_path):
     path = tmp_path / "manifest.json"
     code = (
         "import os\n"
-        "from pipeline.store import atomic_path\n"
+        "from pipeline.data.store import atomic_path\n"
         f"with atomic_path({str(path)!r}) as tmp:\n"
         "    tmp.write_text('{\"half\": ')\n"
         "    os._exit(9)\n"  # killed mid-write: no cleanup runs

@@ -9,11 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.featurise import FeaturiseSettings, featurise
-from pipeline.graphs import load_graphs
-from pipeline.losses import LossWeights
-from pipeline.model import ASGNModel, ModelConfig
-from pipeline.train import (
+from pipeline.data.featurise import FeaturiseSettings, featurise
+from pipeline.data.graphs import load_graphs
+from pipeline.learn.losses import LossWeights
+from pipeline.learn.train import (
     TeacherData,
     TrainConfig,
     _pool_targets,
@@ -25,6 +24,7 @@ from pipeline.train import (
     train_teacher,
     transfer,
 )
+from pipeline.model.asgn import ASGNModel, ModelConfig
 
 TARGETS = ("homo", "u0")
 
@@ -167,7 +167,7 @@ def test_student_without_validation_trains_fixed_epochs_and_keeps_final_weights(
 
 
 def test_distance_noise_is_the_same_for_both_directions_of_a_pair(qm9):
-    from pipeline.train import _noisy
+    from pipeline.learn.train import _noisy
 
     graphs, _ = qm9
     batch = graphs.batch(np.arange(6))
@@ -179,7 +179,7 @@ def test_distance_noise_is_the_same_for_both_directions_of_a_pair(qm9):
 
 
 def test_mean_teacher_trains_and_ends_on_the_ema_weights(qm9):
-    from pipeline.train import train_mean_teacher
+    from pipeline.learn.train import train_mean_teacher
 
     graphs, y = qm9
     lab, unl, _ = _split(len(graphs))

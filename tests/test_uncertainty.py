@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.featurise import FeaturiseSettings, featurise
-from pipeline.graphs import load_graphs
-from pipeline.model import ASGNModel, ModelConfig
-from pipeline.train import TrainConfig, batches, infer
-from pipeline.uncertainty import (
+from pipeline.data.featurise import FeaturiseSettings, featurise
+from pipeline.data.graphs import load_graphs
+from pipeline.learn.train import TrainConfig, batches, infer
+from pipeline.model.asgn import ASGNModel, ModelConfig
+from pipeline.selection.uncertainty import (
     committee_predictions,
     mc_dropout_predictions,
     prediction_variance,
@@ -261,12 +261,12 @@ def test_committee_members_differ_and_are_reproducible(qm9):
 
 
 # --------------------------------------------------------------------------------------------------
-# The strategies (pipeline.select) on a SelectionContext
+# The strategies (pipeline.selection.strategies) on a SelectionContext
 
 
 @pytest.mark.parametrize("name", ["mc_dropout", "qbc"])
 def test_uncertainty_strategies_pick_the_most_uncertain_pool_molecules(qm9, name):
-    from pipeline.select import SelectionContext, get_strategy
+    from pipeline.selection.strategies import SelectionContext, get_strategy
 
     graphs, y = qm9
     n = len(graphs)

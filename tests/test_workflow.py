@@ -294,7 +294,7 @@ def test_a_key_given_twice_fails_before_any_job_naming_key_and_lines(tmp_path):
 
 
 def test_shipped_configs_state_no_key_twice():
-    from pipeline.settings import duplicate_keys
+    from pipeline.config.settings import duplicate_keys
 
     for path in sorted((REPO / "config").glob("*.yaml")):
         assert duplicate_keys(path.read_text()) == [], path
@@ -701,8 +701,8 @@ def test_an_edited_labels_file_relabels_its_round_and_an_implausible_value_is_re
     """The external oracle's labels.csv is an input of its label job, checksum included: a correction
     relabels the round even when the file's mtime is older than the labels (restored from a backup,
     copied with `cp -p`); a HOMO of 1e30 eV is refused naming the file, the molecule and the range."""
-    from pipeline.oracle import read_labelling
-    from pipeline.store import file_sha256
+    from pipeline.data.store import file_sha256
+    from pipeline.label.oracle import read_labelling
 
     lab = {**TINY_RUN, "split": {"val": 4, "test": 4}, "initial": {"size": 5}, "batch": 2, "rounds": 1}
     config = write_yaml(

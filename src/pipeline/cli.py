@@ -8,12 +8,12 @@ pipeline featurise-merge --shard-graphs ... --shard-answer-keys ... --shard-reje
 pipeline split --data DIR --out split.parquet --val 1000 --test 1000 --seed 0
 pipeline run-config --json '{"run": "demo", ...}' --out results/runs/demo/run.json
 pipeline teacher --run-json run.json --data DIR --split-path split.parquet --round 0 ...
-pipeline label | label-holdout | label-chunk ...   (the oracles: pipeline.oracle)
+pipeline label | label-holdout | label-chunk ...   (the oracles: pipeline.label.oracle)
 pipeline learning-curve | embedding-map | round-table | benchmark-table ...   (reports)
 
 Every option of every command has help text: ``pipeline COMMAND --help``. The per-round stages
 (initial, teacher, embed, student, pseudo-label, select) are declared in :data:`STAGES`: each names
-its function in :mod:`pipeline.stages` and its options (flag, type, whether required, help); the
+its function in :mod:`pipeline.stages.rounds` and its options (flag, type, whether required, help); the
 command passes each option to the function as the keyword argparse names it (``--split-path`` ->
 ``split_path``).
 """
@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
-from . import __version__, registry
+from pipeline import __version__
+from pipeline.config import registry
 
 log = logging.getLogger("pipeline")
 
@@ -36,7 +37,7 @@ _SHARD_FILES = ("graphs", "answer_key", "rejects", "summary")
 
 
 def _featurise(args: argparse.Namespace) -> None:
-    from .featurise import FeaturiseSettings, ShardFiles, featurise, featurise_shard
+    from pipeline.data.featurise import FeaturiseSettings, ShardFiles, featurise, featurise_shard
 
     settings = FeaturiseSettings(
         source=args.source,
@@ -68,7 +69,7 @@ def _featurise(args: argparse.Namespace) -> None:
 
 
 def _merge(args: argparse.Namespace) -> None:
-    from .featurise import DatasetFiles, ShardFiles, merge_parts
+    from pipeline.data.featurise import DatasetFiles, ShardFiles, merge_parts
 
     lists = [args.shard_graphs, args.shard_answer_keys, args.shard_rejects, args.shard_summaries]
     if len({len(x) for x in lists}) != 1:
@@ -81,7 +82,7 @@ def _merge(args: argparse.Namespace) -> None:
 
 
 def _split(args: argparse.Namespace) -> None:
-    from .split import split_dataset
+    from pipeline.data.split import split_dataset
 
     split_dataset(
         args.data,
@@ -98,9 +99,9 @@ def _split(args: argparse.Namespace) -> None:
 def _write_run_config(args: argparse.Namespace) -> None:
     import json
 
-    from .settings import RunConfig
-    from .stages import model_config, train_config
-    from .store import write_json
+    from pipeline.config.settings import RunConfig
+    from pipeline.data.store import write_json
+    from pipeline.stages.rounds import model_config, train_config
 
     values = json.loads(args.json)
     config = RunConfig(**values)  # unknown or missing keys fail here, naming them
@@ -127,7 +128,7 @@ class Option:
 
 @dataclass(frozen=True)
 class Stage:
-    """A per-round stage command: its function in :mod:`pipeline.stages`, one-line help, options."""
+    """A per-round stage command: its function in :mod:`pipeline.stages.rounds`, one-line help, options."""
 
     function: str
     help: str
@@ -149,7 +150,7 @@ ROUND = Option(
 )
 UNCERTAINTY = "uncertainty strategies (mc_dropout, qbc)"
 
-#: Per-round stages (pipeline.stages): command -> its function and options.
+#: Per-round stages (pipeline.stages.rounds): command -> its function and options.
 STAGES: dict[str, Stage] = {
     "initial": Stage(
         "initial",
@@ -314,7 +315,7 @@ STAGES: dict[str, Stage] = {
 
 
 def _stage(args: argparse.Namespace) -> None:
-    from . import stages
+    from pipeline.stages import rounds as stages
 
     stage: Stage = args.stage
     getattr(stages, stage.function)(**{o.dest: getattr(args, o.dest) for o in stage.options})
@@ -323,7 +324,7 @@ def _stage(args: argparse.Namespace) -> None:
 def _label(args: argparse.Namespace) -> None:
     import json
 
-    from .oracle import LabelChunk, LabelRequest, OracleInput, label_holdout, label_round
+    from pipeline.label.oracle import LabelChunk, LabelRequest, OracleInput, label_holdout, label_round
 
     try:
         ranges = json.loads(args.ranges)
@@ -369,11 +370,11 @@ def _label_chunk(args: argparse.Namespace) -> None:
 
     import pyarrow.parquet as pq
 
-    from .oracle import label_chunk
-    from .split import holdout_ids
+    from pipeline.data.split import holdout_ids
+    from pipeline.label.oracle import label_chunk
 
     if args.request is None:  # every molecule of the dataset (the helping properties' chunks)
-        from .split import dataset_ids
+        from pipeline.data.split import dataset_ids
 
         ids = dataset_ids(args.data)
     elif args.holdout:
@@ -390,8 +391,8 @@ def _label_chunk(args: argparse.Namespace) -> None:
 
 
 def _helpers(args: argparse.Namespace) -> None:
-    from .oracle import LabelChunk, helper_labels
-    from .settings import RunConfig
+    from pipeline.config.settings import RunConfig
+    from pipeline.label.oracle import LabelChunk, helper_labels
 
     labels, failures = args.parts or [], args.part_failures or []
     if len(labels) != len(failures):
@@ -435,7 +436,7 @@ def _add_oracle_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ranges",
         default="{}",
-        help="JSON object: target -> [low, high] plausible range, over pipeline.units.PLAUSIBLE_RANGES",
+        help="JSON object: target -> [low, high] plausible range, over config.units.PLAUSIBLE_RANGES",
     )
     p.add_argument("--labels-sha256", help="external: the SHA-256 the labels file must have")
     p.set_defaults(func=_label)
@@ -450,7 +451,7 @@ def _named_file(text: str) -> tuple[str, Path]:
 
 
 def _learning_curve(args: argparse.Namespace) -> None:
-    from .report import learning_curve, write_learning_curve
+    from pipeline.reports.runs import learning_curve, write_learning_curve
 
     runs: dict[str, list[Path]] = {}
     for run, path in args.student:
@@ -461,7 +462,7 @@ def _learning_curve(args: argparse.Namespace) -> None:
 
 
 def _embedding_map(args: argparse.Namespace) -> None:
-    from .report import embedding_map
+    from pipeline.reports.runs import embedding_map
 
     round_dir = args.embeddings.parent  # results/runs/{run}/round_XX
     title = args.title or f"{round_dir.parent.name} {round_dir.name}: pool embeddings (PCA)"
@@ -469,7 +470,7 @@ def _embedding_map(args: argparse.Namespace) -> None:
 
 
 def _round_table(args: argparse.Namespace) -> None:
-    from .report import round_table, write_round_table
+    from pipeline.reports.runs import round_table, write_round_table
 
     write_round_table(round_table(args.teacher, args.student), args.csv)
 
@@ -492,7 +493,7 @@ def _unique(pairs: list[tuple[str, object]], option: str) -> dict:
 
 
 def _benchmark_table(args: argparse.Namespace) -> None:
-    from .benchmark import collect, read_curves, read_run_methods, write_benchmark
+    from pipeline.reports.benchmark import collect, read_curves, read_run_methods, write_benchmark
 
     methods = read_run_methods(args.run_json)
     derived = _unique(args.derived, "--derived") if args.derived else None
@@ -551,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fragments",
         help="a SMILES or SDF record of several fragments (salt, hydrate): 'largest' (default) keeps the "
-        "largest fragment, 'reject' rejects it (pipeline.sources.base.FRAGMENT_POLICIES)",
+        "largest fragment, 'reject' rejects it (pipeline.data.sources.base.FRAGMENT_POLICIES)",
     )
     p.set_defaults(func=_featurise)
 
@@ -615,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         p.set_defaults(func=_stage, stage=stage)
 
-    # oracles (pipeline.oracle)
+    # oracles (pipeline.label.oracle)
     p = sub.add_parser("label", help="oracle: L_r = L_{r-1} + labels of the selected molecules")
     p.add_argument(
         "--selected", required=True, type=Path, help="initial.parquet or the previous selected.parquet"
@@ -653,7 +654,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--chunk", required=True, type=int, help="0-based chunk number")
     p.add_argument("--chunks", required=True, type=int, help="number of chunks the request is split into")
-    p.add_argument("--settings", default="{}", help="JSON object of single-point settings (pipeline.qc)")
+    p.add_argument(
+        "--settings", default="{}", help="JSON object of single-point settings (pipeline.label.qc)"
+    )
     p.add_argument("--out", required=True, type=Path, help="labels of the chunk (Parquet)")
     p.add_argument("--failures", required=True, type=Path, help="failures of the chunk (Parquet)")
     p.set_defaults(func=_label_chunk)
@@ -666,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--part-failures", nargs="+", type=Path, help="their failures files, in the same order")
     p.add_argument("--out", required=True, type=Path, help="helpers.parquet to write")
     p.set_defaults(func=_helpers)
-    # reports (pipeline.report): read a run's per-round files, write CSV and PNG
+    # reports (pipeline.reports.runs): read a run's per-round files, write CSV and PNG
     p = sub.add_parser("learning-curve", help="test MAE against labels, per run and target: CSV + PNG")
     p.add_argument(
         "--student",
@@ -717,7 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_round_table)
 
-    # benchmark (pipeline.benchmark): methods x seeds, each run's method and seed from its run.json
+    # benchmark (pipeline.reports.benchmark): methods x seeds, each run's method and seed from its run.json
     p = sub.add_parser(
         "benchmark-table", help="test MAE at the final budget (mean ± std over seeds), label savings, figure"
     )

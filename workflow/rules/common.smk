@@ -1,5 +1,5 @@
 # Config validation, the environment jobs run in, and the input functions of every rule. What each
-# job is given (inputs, options, oracle resources) and the path grammar are pipeline.plan's: these
+# job is given (inputs, options, oracle resources) and the path grammar are pipeline.plan.jobs's: these
 # functions only pass it the job's wildcards (and `input`/`threads` where Snakemake gives them).
 
 import os
@@ -15,8 +15,8 @@ from snakemake.utils import validate
 # The workflow imports the package's light modules (names, config resolution, the plan; stdlib
 # only), from this checkout, whichever Python runs Snakemake.
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
-from pipeline.plan import ROUND_0_COPIED, Plan, repeated_keys_error
-from pipeline.settings import resolve
+from pipeline.plan.jobs import ROUND_0_COPIED, Plan, repeated_keys_error
+from pipeline.config.settings import resolve
 
 
 def _validate(config):
@@ -41,7 +41,7 @@ if _twice:
     raise WorkflowError(_twice)
 
 # Validated (defaults filled in), benchmarks (base + per-method overrides x seeds) expanded into
-# runs, checked across keys, and every run's settings (run.json) resolved: pipeline.settings.
+# runs, checked across keys, and every run's settings (run.json) resolved: pipeline.config.settings.
 try:
     RESOLVED = resolve(config, _validate)
 except ValueError as err:
@@ -68,7 +68,7 @@ wildcard_constraints:
     chunk=r"\d{3}",
 
 
-# Input and param functions: one per rule field, each delegating to PLAN (pipeline.plan.Plan, whose
+# Input and param functions: one per rule field, each delegating to PLAN (pipeline.plan.jobs.Plan, whose
 # methods say what they return). Options are shell-quoted here. A param function that takes `input`
 # or `threads` is one Snakemake does not record for its params rerun trigger; one of the wildcards
 # alone (get_labels_checksum) is.

@@ -331,7 +331,7 @@ rule select:
 
 
 # A benchmark's runs that differ from an earlier method's only in what round 0 does not read (the
-# strategy, batch, rounds: pipeline.settings.round_0_sources) copy its round 0 instead of training
+# strategy, batch, rounds: pipeline.config.settings.round_0_sources) copy its round 0 instead of training
 # it again; their select job of round 0 is their own. The rule order makes the copy win over the
 # rules that would compute those files; the run wildcard admits only the sharing runs.
 rule share_round_0:

@@ -1,0 +1,190 @@
+"""What every molecule source hands to the featuriser.
+
+A source works in two steps so that large inputs can be split into shard jobs:
+
+1. ``catalogue(inputs)`` lists every molecule of the inputs, cheaply, in input order: its id, where
+   it came from, and whatever the source needs to build it later (``payload``). Failures that affect
+   a whole input or a whole record (unreadable file, truncated frame) are reported here as rejects.
+2. ``materialise(catalogue, rows, seed)`` builds the molecules at the given catalogue rows (atomic
+   numbers, coordinates in Å, properties in canonical units) and reports the ones it cannot build.
+
+Checks that are the same for every source (non-finite coordinates, atoms closer than 0.1 Å,
+duplicate ids, atomic numbers outside the periodic table, a charge or multiplicity the electron count
+cannot have) live in :mod:`pipeline.data.featurise`, not here.
+
+Each molecule carries its net charge and, where the source states it, its spin multiplicity
+(:attr:`Molecules.charge`, :attr:`Molecules.multiplicity`; 0 = not stated). Multi-fragment records
+(salts, hydrates) are handled by the source as :data:`FRAGMENT_POLICIES` say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from ase.data import atomic_numbers
+
+#: What a source does with a record of several disconnected fragments (a salt ``C[NH3+].[Cl-]``, a
+#: hydrate ``CCO.O``), the dataset setting ``fragments``. ``largest``: keep the largest fragment,
+#: preferring organic ones (RDKit's ``LargestFragmentChooser(preferOrganic=True)``), with that
+#: fragment's charge; ``reject``: reject the record, naming its fragments. Several fragments are never
+#: kept together: a conformer generator stacks them on top of each other.
+FRAGMENT_POLICIES = ("largest", "reject")
+DEFAULT_FRAGMENTS = "largest"
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A molecule (or a whole input) that could not be featurised, with a reason a person understands."""
+
+    origin: str  # input file path, or the dataset name for packaged data
+    index: int  # 0-based position of the molecule in its origin (-1: the whole input)
+    mol_id: str | None
+    reason: str
+
+
+@dataclass
+class Catalogue:
+    """Every molecule the inputs hold, in input order (one row of ``entries`` per molecule)."""
+
+    entries: pd.DataFrame  # columns: mol_id (str), origin (str), index (int)
+    payload: Any = None  # source-specific; indexed by catalogue row in materialise
+    rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass
+class Molecules:
+    """Molecules in packed form: per-atom arrays concatenated in molecule order."""
+
+    mol_id: np.ndarray  # [N] str (object)
+    n_atoms: np.ndarray  # [N] int64
+    z: np.ndarray  # [A] int64, A = n_atoms.sum()
+    pos: np.ndarray  # [A, 3] float64, Å
+    properties: pd.DataFrame  # [N rows] float64 columns in canonical units; NaN = missing label
+    origin: np.ndarray  # [N] str (object): input each molecule came from
+    index: np.ndarray  # [N] int64: position within its origin
+    charge: np.ndarray | None = None  # [N] int64 net charge (e); None: every molecule neutral
+    #: [N] int64 spin multiplicity 2S + 1 as the source states it, 0 where it does not (the default
+    #: is then :meth:`spin_multiplicity`'s); None: stated for none.
+    multiplicity: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.mol_id)
+        for name in ("charge", "multiplicity"):
+            value = getattr(self, name)
+            value = np.zeros(n, np.int64) if value is None else np.asarray(value, dtype=np.int64).reshape(-1)
+            if len(value) != n:
+                raise ValueError(f"{name} has {len(value)} entries for {n} molecules")
+            setattr(self, name, value)
+
+    def n_electrons(self) -> np.ndarray:
+        """[N] int64 electrons of each molecule: the sum of its atomic numbers minus its charge."""
+        atom_mol = np.repeat(np.arange(len(self)), self.n_atoms)
+        protons = np.bincount(atom_mol, weights=self.z, minlength=len(self)).astype(np.int64)
+        return protons - self.charge
+
+    def spin_multiplicity(self) -> np.ndarray:
+        """[N] int64 multiplicity: the stated one; where none is stated, 1 (singlet) for an even
+        electron count and 2 (doublet) for an odd one, the lowest spin the electrons allow."""
+        default = 1 + self.n_electrons() % 2
+        return np.where(self.multiplicity > 0, self.multiplicity, default)
+
+    def __len__(self) -> int:
+        return len(self.mol_id)
+
+    @property
+    def atom_ptr(self) -> np.ndarray:
+        """[N + 1] offsets of each molecule's atoms in ``z`` and ``pos``."""
+        return np.concatenate([[0], np.cumsum(self.n_atoms)])
+
+    def take(self, keep: np.ndarray) -> Molecules:
+        """The molecules selected by boolean mask ``keep`` ([N]), in the same order."""
+        return self.take_rows(np.flatnonzero(keep))
+
+    def take_rows(self, rows: np.ndarray) -> Molecules:
+        """The molecules at positions ``rows``, in the order of ``rows``."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"molecule rows out of range 0..{len(self) - 1}")
+        counts = self.n_atoms[rows]
+        # atoms of each chosen molecule, concatenated: its atom offset + 0..count-1
+        starts = self.atom_ptr[rows] - np.concatenate([[0], np.cumsum(counts)[:-1]])
+        atoms = np.repeat(starts, counts) + np.arange(counts.sum(), dtype=np.int64)
+        return Molecules(
+            mol_id=self.mol_id[rows],
+            n_atoms=counts,
+            z=self.z[atoms],
+            pos=self.pos[atoms],
+            properties=self.properties.iloc[rows].reset_index(drop=True),
+            origin=self.origin[rows],
+            index=self.index[rows],
+            charge=self.charge[rows],
+            multiplicity=self.multiplicity[rows],
+        )
+
+    @classmethod
+    def from_lists(
+        cls,
+        mol_id: Sequence[str],
+        z: Sequence[np.ndarray],
+        pos: Sequence[np.ndarray],
+        properties: Sequence[dict[str, float]] | pd.DataFrame,
+        origin: Sequence[str],
+        index: Sequence[int],
+        charge: Sequence[int] | None = None,
+        multiplicity: Sequence[int] | None = None,
+    ) -> Molecules:
+        """Pack per-molecule arrays (for sources that build molecules one at a time).
+
+        ``charge`` defaults to neutral, ``multiplicity`` to "not stated" (0) for every molecule.
+        """
+        n_atoms = np.array([len(a) for a in z], dtype=np.int64)
+        props = properties if isinstance(properties, pd.DataFrame) else pd.DataFrame(list(properties))
+        return cls(
+            mol_id=np.asarray(mol_id, dtype=object),
+            n_atoms=n_atoms,
+            z=np.concatenate(z).astype(np.int64) if len(z) else np.zeros(0, np.int64),
+            pos=np.concatenate(pos).astype(np.float64).reshape(-1, 3) if len(pos) else np.zeros((0, 3)),
+            properties=props.astype(np.float64).reset_index(drop=True),
+            origin=np.asarray(origin, dtype=object),
+            index=np.asarray(index, dtype=np.int64),
+            charge=charge,
+            multiplicity=multiplicity,
+        )
+
+
+class Source(Protocol):
+    """A named molecule source (registered in :data:`pipeline.config.registry.SOURCES`).
+
+    A source whose records can hold several disconnected fragments (files, smiles) also has a
+    ``fragments`` attribute, one of :data:`FRAGMENT_POLICIES`, which the featuriser sets from the
+    dataset's settings.
+    """
+
+    name: str
+    #: Unit of each property column the source reports, e.g. {"homo": "eV"}.
+    units: dict[str, str]
+
+    def catalogue(self, inputs: Sequence[Path]) -> Catalogue: ...
+
+    def materialise(
+        self, catalogue: Catalogue, rows: np.ndarray, seed: int
+    ) -> tuple[Molecules, list[Reject]]: ...
+
+
+class UnknownElement(ValueError):
+    """An element symbol that is not in the periodic table."""
+
+
+def symbols_to_z(symbols: Sequence[str]) -> np.ndarray:
+    """Atomic numbers of element symbols (case as in the periodic table); raise on an unknown symbol."""
+    z = np.empty(len(symbols), dtype=np.int64)
+    for i, symbol in enumerate(symbols):
+        z[i] = atomic_numbers.get(symbol, 0)  # ASE maps the dummy atom "X" to 0 as well
+        if z[i] == 0:
+            raise UnknownElement(f"unknown element {symbol!r} (atom {i})")
+    return z

@@ -1,0 +1,632 @@
+"""Training and inference: the ASGN teacher, the student, embeddings and pseudo-labels, checkpoints.
+
+* Teacher (semi-supervised): every pool molecule, labelled or not, is in its epochs. Loss
+  L_t = w_p·L_p + w_r·L_r + w_c·L_c (:func:`pipeline.learn.losses.teacher_loss`); L_p sees the true labels
+  of the labelled molecules and the previous student's pseudo-labels of the others, each pseudo-label
+  weighted ``weights.pseudo`` (1: the paper's equal weighting). L_r masks the atoms whose types it
+  reconstructs; L_p and L_c read a clean pass unless ``shared_pass``. Cluster ids for
+  L_c come from Sinkhorn over the cluster scores of all training molecules, recomputed every
+  ``cluster_every`` epochs. The teacher of round r warm-starts from round r-1's (unless
+  ``warm_start`` is off); round 0's pre-trains for ``pretrain_epochs``.
+* Student: a copy of the teacher's weights, fine-tuned on the labelled molecules only (L_p), early
+  stopped on validation MAE, best epoch restored.
+* Inference: predictions and graph embeddings z_G in eval mode, in one pass.
+
+Batches are gathered from a packed :class:`~pipeline.data.graphs.GraphSet` on the training device; the
+loops hold no per-molecule Python. The three loops differ in their per-batch loss only: one epoch
+skeleton (``_train_epoch``) shuffles, steps and averages the logged terms for all of them. Every
+random choice draws from generators seeded by the config.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.data.graphs import GraphBatch, GraphSet
+from pipeline.learn.clustering import sinkhorn
+from pipeline.learn.losses import LossWeights, consistency_loss, property_loss, teacher_loss
+from pipeline.learn.scaling import fit_scaler, targets_tensor
+from pipeline.model.asgn import ASGNModel, ModelConfig
+
+log = logging.getLogger(__name__)
+
+# 2: the atom embedding has a mask-token row; ModelConfig has the distance-bin range
+CHECKPOINT_VERSION = 2
+
+#: Student learning-rate schedules (TrainConfig.lr_schedule).
+LR_SCHEDULES = ("constant", "plateau")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of the teacher and the student (paper defaults)."""
+
+    lr: float = 1e-3  # Adam learning rate, teacher and student
+    batch_size: int = 32  # molecules per training batch
+    eval_batch_size: int = 256  # molecules per inference batch
+    teacher_epochs: int = 20  # teacher epochs per round (over the whole pool)
+    # round 0's teacher epochs: Algorithm 1 pre-trains the teacher on the pool before the first
+    # selection; None = teacher_epochs
+    pretrain_epochs: int | None = None
+    # the teacher of round r > 0 starts from round r-1's weights (True) or from a fresh
+    # initialisation (False: the paper's Random baseline re-initialises when a batch is labelled)
+    warm_start: bool = True
+    student_max_epochs: int = 500  # upper bound; early stopping usually ends sooner
+    patience: int = 20  # student: epochs without a better validation MAE before stopping
+    # student learning rate: "constant", or "plateau" (multiply by lr_factor after lr_patience epochs
+    # without a better validation score, down to min_lr; schnetpack's ReduceLROnPlateau)
+    lr_schedule: str = "constant"
+    lr_factor: float = 0.5
+    lr_patience: int = 10
+    min_lr: float = 1e-5
+    weights: LossWeights = field(default_factory=LossWeights)  # w_p, w_r, w_c, pseudo; 0 switches off
+    alpha: float = 0.4  # reconstruction: sampled atom pairs per atom of a molecule (masked atoms i)
+    # L_p and L_c read the reconstruction's masked pass too (one pass, as the authors' code) instead
+    # of a clean pass of their own (pipeline.learn.losses.teacher_loss). One pass had the lower validation
+    # MAE on benchmark-cpu (HOMO and U0, 3 seeds) and is ~1.4x faster, so it is the default.
+    shared_pass: bool = True
+    cluster_every: int = 5  # teacher epochs between Sinkhorn re-assignments of cluster ids
+    sinkhorn_lam: float = 25.0  # lambda of the entropy-regularised transport
+    atomref: bool = True  # fit per-element references for sum-readout targets
+    amp: bool = True  # bfloat16 autocast on CUDA (ignored on the CPU)
+    seed: int = 0
+    # How the teacher uses unlabelled molecules: "asgn" (reconstruction + clustering + pseudo-labels)
+    # or "mean_teacher" (consistency to an exponential moving average of the weights; baseline).
+    semi: str = "asgn"
+    ema_decay: float = 0.99  # mean_teacher: EMA decay of the weights per step
+    consistency: float = 1.0  # mean_teacher: weight of the consistency loss
+    noise: float = 0.05  # mean_teacher: std (Å) of the Gaussian noise on distances, per forward
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+
+    def epochs(self, round: int) -> int:
+        """Teacher epochs of round ``round`` (round 0 pre-trains for ``pretrain_epochs``)."""
+        if round == 0 and self.pretrain_epochs is not None:
+            return self.pretrain_epochs
+        return self.teacher_epochs
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        values = dict(values)
+        if isinstance(values.get("weights"), dict):
+            values["weights"] = LossWeights(**values["weights"])
+        return cls(**values)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` is CUDA when present, else the CPU; anything else is passed to torch.device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    return device
+
+
+@contextmanager
+def seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """The global RNG of the CPU (and of ``device`` if CUDA) seeded with ``seed``, restored on exit.
+
+    nn.Dropout draws from these global generators (it takes no generator argument), and so do
+    libraries that take no generator (bmdal-reg's k-means++): this makes their draws a function of
+    ``seed`` without disturbing anyone else's random stream.
+    """
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        with torch.random.fork_rng(devices=[index], device_type="cuda"):
+            torch.random.default_generator.manual_seed(seed)
+            torch.cuda.default_generators[index].manual_seed(seed)
+            yield
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)
+            yield
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bfloat16 autocast on CUDA when enabled; a no-op context on other devices."""
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda"
+    )
+
+
+def batches(
+    index: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[torch.Tensor]:
+    """Positions of ``index`` in batches; shuffled when a generator is given."""
+    if generator is not None:
+        index = index[torch.randperm(len(index), generator=generator).to(index.device)]
+    yield from torch.split(index, batch_size)
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``model`` in eval mode (no dropout) for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _row_lookup(n: int, index: torch.Tensor) -> torch.Tensor:
+    """[n] map from a GraphSet position to its row in ``index`` (-1 where absent)."""
+    row_of = torch.full((n,), -1, dtype=torch.long, device=index.device)
+    row_of[index] = torch.arange(len(index), device=index.device)
+    return row_of
+
+
+@torch.no_grad()
+def infer(
+    model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256, amp: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions [n, T] (real units) and graph embeddings z_G [n, H] of the molecules at ``index``."""
+    device = graphs.device
+    preds, embs = [], []
+    with evaluating(model):
+        for idx in batches(torch.as_tensor(np.asarray(index), dtype=torch.long, device=device), batch_size):
+            with autocast(device, amp):
+                out = model(graphs.batch(idx))
+            preds.append(out.pred.float())
+            embs.append(out.graph.float())
+    if not preds:
+        return np.zeros((0, len(model.config.targets)), np.float32), np.zeros(
+            (0, model.config.hidden), np.float32
+        )
+    return torch.cat(preds).cpu().numpy(), torch.cat(embs).cpu().numpy()
+
+
+def infer_gradients(
+    model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """[n, T * (F + 1)] the last-layer gradient features (:meth:`ASGNModel.last_layer_gradients`)
+    of the molecules at ``index``, in float32 (no autocast: they are selection features)."""
+    index = torch.as_tensor(np.asarray(index), dtype=torch.long, device=graphs.device)
+    with evaluating(model):
+        out = [model.last_layer_gradients(graphs.batch(idx)).cpu() for idx in batches(index, batch_size)]
+    width = len(model.config.targets) * (model.property_head[-1].in_features + 1)
+    return torch.cat(out).numpy() if out else np.zeros((0, width), np.float32)
+
+
+def mae(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean absolute error per target over the labels present ([T]; NaN where a target has none)."""
+    err = np.abs(pred - y)
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(np.where(np.isnan(y), np.nan, err), axis=0)
+
+
+BatchLoss = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def _train_epoch(
+    optimiser: torch.optim.Optimizer,
+    index: torch.Tensor,
+    batch_loss: BatchLoss,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    after_step: Callable[[], None] | None = None,
+    terms: Sequence[str] = (),
+) -> dict[str, float]:
+    """One epoch over ``index`` in batches of ``cfg.batch_size``, shuffled by ``generator``.
+
+    For each batch ``idx`` (positions in the GraphSet), ``batch_loss(idx)`` runs under autocast and
+    returns the loss and its detached terms; then backward, an optimiser step and ``after_step()``.
+    Returns each term averaged over the batches; ``terms`` are in it (as 0) even without batches.
+    """
+    sums: dict[str, Any] = dict.fromkeys(terms, 0.0)
+    n_batches = 0
+    for idx in batches(index, cfg.batch_size, generator):
+        with autocast(index.device, cfg.amp):
+            loss, values = batch_loss(idx)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if after_step is not None:
+            after_step()
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        n_batches += 1
+    return {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
+
+
+def _end_epoch(
+    history: list[dict[str, float]], name: str, epoch: int, record: dict[str, Any], start: float
+) -> None:
+    """Add the epoch's seconds since ``start`` to ``record``, append it to ``history`` and log it."""
+    record["seconds"] = time.perf_counter() - start
+    history.append(record)
+    log.info("%s epoch %d: %s", name, epoch, _fmt(record))
+
+
+@dataclass
+class TeacherData:
+    """What the teacher of one round learns from (positions in the GraphSet, labels in real units)."""
+
+    labelled: np.ndarray  # [L] positions of labelled molecules
+    y_labelled: np.ndarray  # [L, T] their true labels (NaN = missing)
+    unlabelled: np.ndarray  # [U] positions of the other pool molecules
+    y_pseudo: np.ndarray | None = None  # [U, T] the previous student's pseudo-labels, or None (round 0)
+    # [L, H] and [U, H] helping properties of the labelled and the unlabelled molecules (NaN where
+    # the helper's oracle failed), or None: the model's outputs after its T targets
+    helpers_labelled: np.ndarray | None = None
+    helpers_unlabelled: np.ndarray | None = None
+
+    @property
+    def n_helpers(self) -> int:
+        return 0 if self.helpers_labelled is None else int(np.shape(self.helpers_labelled)[1])
+
+    def scaling_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The molecules and values the output scaling is fitted on: the labelled molecules' labels,
+        and with helpers every pool molecule's helpers beside them ([N, T + H], NaN for the
+        unlabelled molecules' targets), so a helper's scale comes from the whole pool, not from
+        the few labelled molecules (with ~12 of them an atomref fit of an energy leaves almost no
+        spread, and dividing by it blew the helper's loss up by 10^4)."""
+        if self.helpers_labelled is None:
+            return self.labelled, self.y_labelled
+        n_unl = len(self.unlabelled)
+        targets = np.concatenate([self.y_labelled, np.full((n_unl, self.y_labelled.shape[1]), np.nan)])
+        helpers = np.concatenate([self.helpers_labelled, self.helpers_unlabelled])
+        return np.concatenate([self.labelled, self.unlabelled]), np.concatenate([targets, helpers], axis=1)
+
+
+def _pool_targets(
+    data: TeacherData,
+    n_outputs: int,
+    n_graphs: int,
+    device: torch.device,
+    pseudo_weight: float,
+    unlabelled: bool = True,
+    helper_weight: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The molecules an epoch visits (labelled first; then the unlabelled ones if ``unlabelled``),
+    each one's target row (labels; pseudo-labels if given and ``pseudo_weight`` > 0, else NaN; then
+    the helping properties, on every row), the weight of each entry in L_p ([N, T + H]: 1 for
+    labels, ``pseudo_weight`` for pseudo-labels, ``helper_weight`` for helpers), and the map from a
+    GraphSet position to its row."""
+    n_helpers = data.n_helpers
+    n_targets = n_outputs - n_helpers
+    parts = [data.labelled, data.unlabelled] if unlabelled else [data.labelled]
+    index = torch.as_tensor(np.concatenate(parts), dtype=torch.long, device=device)
+    rows = [targets_tensor(data.y_labelled, n_targets)]
+    n_unl = len(data.unlabelled) if unlabelled else 0
+    if pseudo_weight > 0 and data.y_pseudo is not None:
+        rows.append(targets_tensor(data.y_pseudo, n_targets)[:n_unl])
+    else:
+        rows.append(torch.full((n_unl, n_targets), float("nan")))
+    target = torch.cat(rows)
+    weight = torch.ones(len(index), n_outputs)
+    weight[len(data.labelled) :, :n_targets] = pseudo_weight
+    if n_helpers:
+        helpers = [targets_tensor(data.helpers_labelled, n_helpers)]
+        helpers.append(targets_tensor(data.helpers_unlabelled, n_helpers)[:n_unl])
+        target = torch.cat([target, torch.cat(helpers)], dim=1)
+        weight[:, n_targets:] = helper_weight
+    return index, target.to(device), weight.to(device), _row_lookup(n_graphs, index)
+
+
+def train_teacher(
+    model: ASGNModel,
+    graphs: GraphSet,
+    data: TeacherData,
+    cfg: TrainConfig,
+    generator: torch.Generator | None = None,
+    epochs: int | None = None,
+) -> list[dict[str, float]]:
+    """Train the teacher in place on labelled and unlabelled molecules; returns per-epoch loss terms.
+
+    ``generator`` (default: seeded from ``cfg.seed``) drives shuffling and pair sampling; its state
+    afterwards belongs in the checkpoint. ``epochs`` defaults to ``cfg.teacher_epochs``. A teacher
+    with nothing to learn from the unlabelled molecules (no reconstruction, no clustering, no
+    pseudo-labels: the supervised baselines) visits only the labelled ones.
+    """
+    device = graphs.device
+    n_outputs = len(model.config.targets)
+    model.to(device).train()
+    std = fit_scaler(model, graphs, *data.scaling_rows(), cfg.atomref).to(device)
+    w = cfg.weights
+    uses_pool = bool(
+        w.reconstruction
+        or w.clustering
+        or (w.pseudo and data.y_pseudo is not None)
+        or (w.helpers and data.n_helpers)
+    )
+    index, target, row_weight, row_of = _pool_targets(
+        data, n_outputs, len(graphs), device, w.pseudo, unlabelled=uses_pool, helper_weight=w.helpers
+    )
+    has_target = bool((~torch.isnan(target)).any())
+
+    gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    cluster_ids = None
+
+    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        rows = row_of[idx]
+        return teacher_loss(
+            model,
+            graphs.batch(idx),
+            target[rows] if has_target else None,
+            cluster_ids[rows] if cluster_ids is not None else None,  # this epoch's assignment
+            w,
+            std,
+            target_weight=row_weight[rows],
+            alpha=cfg.alpha,
+            shared_pass=cfg.shared_pass,
+            generator=gen,
+        )
+
+    history: list[dict[str, float]] = []
+    for epoch in range(cfg.teacher_epochs if epochs is None else epochs):
+        start = time.perf_counter()
+        if w.clustering and epoch % cfg.cluster_every == 0:
+            cluster_ids = assign_clusters(model, graphs, index, cfg)
+        record = _train_epoch(optimiser, index, batch_loss, cfg, gen)
+        record["epoch"] = epoch
+        _end_epoch(history, "teacher", epoch, record, start)
+    return history
+
+
+def _noisy(batch: GraphBatch, sigma: float, generator: torch.Generator) -> GraphBatch:
+    """The batch with Gaussian noise on every distance (the same for (i, j) and (j, i))."""
+    src, dst = batch.edge_index
+    lo, hi = torch.minimum(src, dst), torch.maximum(src, dst)
+    pair = lo * batch.z.numel() + hi  # one key per unordered pair
+    uniq, inverse = torch.unique(pair, return_inverse=True)
+    eps = torch.randn(len(uniq), generator=generator).to(batch.dist.device) * sigma
+    return dataclasses.replace(batch, dist=(batch.dist + eps[inverse]).clamp(min=0.0))
+
+
+def train_mean_teacher(
+    model: ASGNModel,
+    graphs: GraphSet,
+    data: TeacherData,
+    cfg: TrainConfig,
+    generator: torch.Generator | None = None,
+    epochs: int | None = None,
+) -> list[dict[str, float]]:
+    """Mean Teacher (Tarvainen & Valpola 2017), the semi-supervised baseline, in place of ASGN's teacher.
+
+    The network learns L_p on the labelled molecules plus ``cfg.consistency`` times
+    :func:`pipeline.learn.losses.consistency_loss` between its predictions and those of an exponential
+    moving average of its weights, on every pool molecule, each under its own Gaussian noise on the
+    distances. At the end the EMA weights, the better predictor, are loaded into ``model``.
+    """
+    device = graphs.device
+    n_outputs = len(model.config.targets)
+    model.to(device).train()
+    std = fit_scaler(model, graphs, *data.scaling_rows(), cfg.atomref).to(device)
+    ema = transfer(model)
+    ema.train()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    index, target, weight, row_of = _pool_targets(
+        data, n_outputs, len(graphs), device, pseudo_weight=0.0, helper_weight=cfg.weights.helpers
+    )
+    gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = graphs.batch(idx)
+        pred = model(_noisy(batch, cfg.noise, gen)).pred
+        with torch.no_grad():
+            ema_pred = ema(_noisy(batch, cfg.noise, gen)).pred
+        rows = row_of[idx]
+        lp = property_loss(pred, target[rows], std, weight[rows] if data.n_helpers else None)
+        lc = consistency_loss(pred, ema_pred, std)
+        return lp + cfg.consistency * lc, {"property": lp.detach(), "consistency": lc.detach()}
+
+    @torch.no_grad()
+    def update_ema() -> None:  # ema <- decay * ema + (1 - decay) * model
+        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+            e.lerp_(p, 1.0 - cfg.ema_decay)
+
+    history: list[dict[str, float]] = []
+    for epoch in range(cfg.teacher_epochs if epochs is None else epochs):
+        start = time.perf_counter()
+        record = _train_epoch(
+            optimiser, index, batch_loss, cfg, gen, update_ema, terms=("property", "consistency")
+        )
+        record["total"] = record["property"] + cfg.consistency * record["consistency"]
+        record["epoch"] = epoch
+        _end_epoch(history, "mean teacher", epoch, record, start)
+    model.load_state_dict(ema.state_dict())
+    return history
+
+
+@torch.no_grad()
+def assign_clusters(
+    model: ASGNModel, graphs: GraphSet, index: torch.Tensor, cfg: TrainConfig
+) -> torch.Tensor:
+    """Hard cluster ids [len(index)] from Sinkhorn over the cluster scores of all those molecules."""
+    scores = []
+    with evaluating(model):
+        for idx in batches(index, cfg.eval_batch_size):
+            with autocast(graphs.device, cfg.amp):
+                scores.append(model.cluster_logits(model(graphs.batch(idx)).graph).float())
+    return sinkhorn(torch.cat(scores), lam=cfg.sinkhorn_lam)
+
+
+def train_student(
+    model: ASGNModel,
+    graphs: GraphSet,
+    labelled: np.ndarray,
+    y_labelled: np.ndarray,
+    val: np.ndarray,
+    y_val: np.ndarray,
+    cfg: TrainConfig,
+    generator: torch.Generator | None = None,
+) -> list[dict[str, float]]:
+    """Fine-tune ``model`` (the teacher's copy) on labelled molecules with early stopping on val MAE.
+
+    With ``cfg.lr_schedule == "plateau"`` the learning rate is multiplied by ``cfg.lr_factor`` after
+    ``cfg.lr_patience`` epochs without a better validation score (not below ``cfg.min_lr``); each
+    epoch's record has its ``lr``. The model ends with the weights of its best validation epoch.
+    Validation MAE is averaged over targets after dividing by each target's std, so targets in
+    different units weigh the same.
+    With no validation molecules (``len(val) == 0``) it trains ``cfg.student_max_epochs`` epochs and
+    keeps the final weights.
+    """
+    device = graphs.device
+    n_targets = len(model.config.targets)
+    model.to(device).train()
+    std = fit_scaler(model, graphs, labelled, y_labelled, cfg.atomref).to(device)
+    index = torch.as_tensor(np.asarray(labelled), dtype=torch.long, device=device)
+    row_of = _row_lookup(len(graphs), index)
+    target = targets_tensor(y_labelled, n_targets).to(device)
+    y_val = np.asarray(y_val, dtype=np.float32)
+    std_np = std.cpu().numpy()
+
+    gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed + 1)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = None
+    if cfg.lr_schedule == "plateau" and len(val):
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimiser, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
+        )
+
+    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = property_loss(model(graphs.batch(idx)).pred, target[row_of[idx]], std)
+        return loss, {"loss": loss.detach()}
+
+    best, best_state, best_epoch = math.inf, copy.deepcopy(model.state_dict()), -1
+    history: list[dict[str, float]] = []
+    for epoch in range(cfg.student_max_epochs):
+        start = time.perf_counter()
+        record = {"epoch": epoch, **_train_epoch(optimiser, index, batch_loss, cfg, gen, terms=("loss",))}
+        if len(val) == 0:  # no validation: fixed number of epochs, final weights
+            _end_epoch(history, "student", epoch, record, start)
+            continue
+        pred, _ = infer(model, graphs, val, cfg.eval_batch_size, cfg.amp)
+        val_mae = mae(pred, y_val)
+        score = float(np.nanmean(val_mae / std_np))
+        record["val_score"] = score
+        record["lr"] = optimiser.param_groups[0]["lr"]
+        record.update({f"val_mae_{t}": float(v) for t, v in zip(model.config.targets, val_mae, strict=True)})
+        if scheduler is not None:
+            scheduler.step(score)
+        _end_epoch(history, "student", epoch, record, start)
+        if score < best:
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= cfg.patience:
+            log.info(
+                "student: no better validation MAE for %d epochs, best epoch %d", cfg.patience, best_epoch
+            )
+            break
+    if len(val):
+        model.load_state_dict(best_state)
+    return history
+
+
+def transfer(teacher: ASGNModel, targets: Sequence[str] | None = None) -> ASGNModel:
+    """The student's starting point: an exact copy of the teacher's weights and scaling, with only
+    the outputs ``targets`` (default: all; a teacher with helping properties keeps its targets'
+    rows of the property head's last layer and of the scaling buffers, so the copy predicts the
+    targets exactly as the teacher does)."""
+    cfg = teacher.config
+    targets = tuple(cfg.targets if targets is None else targets)
+    missing = sorted(set(targets) - set(cfg.targets))
+    if missing:
+        raise ValueError(f"the model has no output for {missing} (its outputs: {list(cfg.targets)})")
+    keep = [cfg.targets.index(t) for t in targets]
+    config = dataclasses.replace(cfg, targets=targets, readout={t: cfg.readout[t] for t in targets})
+    state = teacher.state_dict()
+    if keep != list(range(len(cfg.targets))):
+        last = max(k for k, layer in enumerate(teacher.property_head) if isinstance(layer, torch.nn.Linear))
+        rows = torch.tensor(keep, device=state["scale"].device)
+        for name in (f"property_head.{last}.weight", f"property_head.{last}.bias", "scale", "shift"):
+            state[name] = state[name].index_select(0, rows)
+        state["atomref"] = state["atomref"].index_select(1, rows)
+    student = ASGNModel(config)
+    student.load_state_dict(state)
+    return student.to(next(teacher.parameters()).device)
+
+
+def _fmt(record: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: ASGNModel,
+    config: dict[str, Any],
+    round: int,
+    generator: torch.Generator | None = None,
+    **extra: Any,
+) -> None:
+    """State dict, model arguments, resolved config, round and RNG states, written atomically.
+
+    Loadable with ``torch.load(weights_only=True)``: only tensors, numbers, strings, lists and dicts.
+    """
+    from pipeline.data.store import atomic_path
+
+    payload = {
+        "version": CHECKPOINT_VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": model.config.to_dict(),
+        "config": config,
+        "round": int(round),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "generator": generator.get_state() if generator is not None else None,
+        },
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(
+    path: str | Path, config: dict[str, Any] | None = None, device: torch.device | str = "cpu"
+) -> tuple[ASGNModel, dict[str, Any]]:
+    """The model stored at ``path`` and the checkpoint's other fields.
+
+    With ``config``, the checkpoint must have been made with the same resolved config; otherwise the
+    error names the keys that differ.
+    """
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # pickle, zip or torch errors: a corrupt or foreign file
+        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
+    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: not a checkpoint of this pipeline (version {CHECKPOINT_VERSION})")
+    if config is not None and payload["config"] != config:
+        diff = sorted(_diff_keys(payload["config"], config))
+        raise ValueError(
+            f"{path} was made with a different config (differs at {', '.join(diff)}); "
+            "delete it or use the config it was made with"
+        )
+    model = ASGNModel(ModelConfig.from_dict(payload["model_config"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device), payload
+
+
+_MISSING = object()  # a key one config has and the other lacks (not the same as a None value)
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _diff_keys(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".") or "<root>"]

@@ -1,0 +1,590 @@
+"""The per-round stages of an active-learning run, file in -> file out (DESIGN.md's layout).
+
+Each stage is one function here and one ``pipeline <stage>`` command (:mod:`pipeline.cli`), which is
+what the Snakemake rules call. Round r:
+
+    label         L_r = L_{r-1} + oracle(selected_{r-1})       (round 0: oracle(initial picks))
+    teacher       teacher_r from teacher_{r-1}, learns L_r and pseudo_labels_{r-1}
+    embed         z_G of every pool molecule under teacher_r
+    student       teacher_r's weights fine-tuned on L_r; val and test MAE
+    pseudo_label  student_r's predictions for the unlabelled pool
+    select        b new pool molecules (strategy from the run config)
+
+The label stages live in :mod:`pipeline.label.oracle` (``label_round``, ``label_holdout``: they need no
+torch). Only they read the answer key; every other stage sees labels only through labelled.parquet
+(and the student, for early stopping and its reported error, the held-out val/test labels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from pipeline.config import registry
+from pipeline.config.settings import RunConfig
+from pipeline.data.graphs import GraphSet, load_graphs
+from pipeline.data.split import read_split
+from pipeline.data.store import write_json, write_table
+from pipeline.label.oracle import read_labelling
+from pipeline.learn.losses import LossWeights
+from pipeline.learn.train import (
+    TeacherData,
+    TrainConfig,
+    infer,
+    infer_gradients,
+    load_checkpoint,
+    mae,
+    resolve_device,
+    save_checkpoint,
+    train_student,
+    transfer,
+)
+from pipeline.model.asgn import ASGNModel, ModelConfig
+from pipeline.selection.strategies import SelectionContext, get_strategy
+
+log = logging.getLogger(__name__)
+
+
+def model_config(cfg: RunConfig, cutoff: float, dist_range: tuple[float, float] = (0.0, 30.0)) -> ModelConfig:
+    """The run's (teacher's) architecture: RBF and filters up to the dataset's ``cutoff`` and, unless
+    the run sets ``model.dist_min``/``dist_max``, distance bins over ``dist_range`` (see
+    :func:`dist_range`). Its outputs are the targets, then the helping properties
+    (``cfg.helper_columns``, read out like the property they are: a sum for an extensive one); the
+    student keeps only the targets (:func:`pipeline.learn.train.transfer`)."""
+    from pipeline.config.units import EXTENSIVE_TARGETS
+
+    values = {k: v for k, v in cfg.model.items() if v is not None}
+    values.setdefault("dist_min", dist_range[0])
+    values.setdefault("dist_max", max(dist_range[1], values["dist_min"] + 0.1))
+    helpers = dict(zip(cfg.helper_columns, cfg.helpers.get("properties") or (), strict=True))
+    readout = {col: "sum" if prop in EXTENSIVE_TARGETS else "mean" for col, prop in helpers.items()}
+    return ModelConfig(
+        **{"cutoff": cutoff, "rbf_stop": cutoff, **values},
+        targets=(*cfg.targets, *helpers),
+        readout=readout,
+    )
+
+
+def train_config(cfg: RunConfig, round: int) -> TrainConfig:
+    """The run's training settings for round ``round`` (its own seed: :func:`derive_seed`)."""
+    values = dict(cfg.train)
+    values["weights"] = LossWeights(**values.get("weights", {}))
+    values["seed"] = derive_seed(cfg.seed, round, "teacher")
+    return TrainConfig(**values)
+
+
+def derive_seed(run_seed: int, round: int, purpose: str) -> int:
+    """The seed of round ``round``'s draws for ``purpose``, derived from the run's seed.
+
+    ``purpose`` (``word(e)`` is the first 32-bit word of ``np.random.SeedSequence(e)``, mod 2**31):
+
+    - ``initial``: round 0's random picks, or the untrained teacher k-center embeds with:
+      ``run_seed`` itself (``round`` must be 0);
+    - ``teacher``: the teacher's initialisation and batch order (``TrainConfig.seed``):
+      ``word([run_seed, round])``;
+    - ``student``: the student's batch order: the teacher's + 1;
+    - ``select``: the strategy's draws (random picks, dropout masks, the committee's seed):
+      ``word([run_seed, round, 1])``.
+    """
+    if purpose == "initial":
+        if round != 0:
+            raise ValueError(f"the initial picks are round 0's, not round {round}'s")
+        return run_seed
+    if purpose in ("teacher", "student"):
+        return _word([run_seed, round]) + (purpose == "student")
+    if purpose == "select":
+        return _word([run_seed, round, 1])
+    raise ValueError(f"unknown seed purpose {purpose!r}; choose one of initial, teacher, student, select")
+
+
+def _word(entropy: list[int]) -> int:
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] % 2**31)
+
+
+@dataclass
+class RoundContext:
+    """What every stage of round ``round`` starts from: the run's settings, device, split and graphs.
+
+    The device, the split and the graphs are resolved and loaded on first use, so a stage that needs
+    none of them (random initial picks, selection from the embeddings alone) loads nothing.
+    """
+
+    cfg: RunConfig
+    round: int = 0
+    data: Path | None = None  # featurised dataset folder
+    split_path: Path | None = None
+
+    @classmethod
+    def read(
+        cls, run_json: Path, round: int = 0, data: Path | None = None, split_path: Path | None = None
+    ) -> RoundContext:
+        """The context of round ``round`` of the run whose settings are ``run_json``."""
+        return cls(RunConfig.read(run_json), round, data, split_path)
+
+    @cached_property
+    def device(self) -> torch.device:
+        return resolve_device(self.cfg.device)
+
+    @cached_property
+    def train(self) -> TrainConfig:
+        """The round's training settings (:func:`train_config`)."""
+        return train_config(self.cfg, self.round)
+
+    @cached_property
+    def split(self) -> pd.DataFrame:
+        if self.split_path is None:
+            raise ValueError("this stage needs the run's split (--split-path)")
+        return read_split(self.split_path)
+
+    @cached_property
+    def _graph_parts(self) -> tuple[GraphSet, dict[str, np.ndarray]]:
+        if self.data is None:
+            raise ValueError("this stage needs the featurised dataset (--data)")
+        parts = {s: _ids(self.split, s) for s in ("pool", "val", "test")}
+        graphs = load_graphs(self.data, mol_ids=np.concatenate(list(parts.values())))
+        bounds = np.cumsum([0] + [len(v) for v in parts.values()])
+        where = {s: np.arange(bounds[k], bounds[k + 1]) for k, s in enumerate(parts)}
+        return graphs.to(self.device), where
+
+    @property
+    def graphs(self) -> GraphSet:
+        """The pool, val and test molecules' graphs, in that order, on the device."""
+        return self._graph_parts[0]
+
+    @property
+    def where(self) -> dict[str, np.ndarray]:
+        """Positions of each part (``pool``, ``val``, ``test``) in :attr:`graphs`."""
+        return self._graph_parts[1]
+
+    def pool_parts(self, labelled_ids) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in :attr:`graphs` of the labelled and of the unlabelled pool molecules, in pool order."""
+        pool = self.where["pool"]
+        is_lab = np.isin(self.graphs.mol_id[pool], np.asarray(labelled_ids).astype(str))
+        return pool[is_lab], pool[~is_lab]
+
+    def seed(self, purpose: str) -> int:
+        """This round's seed for ``purpose`` (:func:`derive_seed`)."""
+        return derive_seed(self.cfg.seed, self.round, purpose)
+
+    def load(self, checkpoint: Path) -> ASGNModel:
+        """The model of ``checkpoint`` on the device; refused if made under another run config."""
+        model, _ = load_checkpoint(checkpoint, self.cfg.as_dict(), self.device)
+        return model
+
+    def new_model(self, seed: int) -> ASGNModel:
+        """A freshly initialised model; the initialisation is seeded without touching global RNG state."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = ASGNModel(model_config(self.cfg, self.graphs.cutoff, dist_range(self.graphs)))
+        return model.to(self.device)
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _ids(split: pd.DataFrame, which: str) -> np.ndarray:
+    return split.mol_id[split.split == which].to_numpy()
+
+
+def _labels(frame: pd.DataFrame, ids: np.ndarray, targets: list[str]) -> np.ndarray:
+    missing = [t for t in targets if t not in frame.columns]
+    if missing:
+        raise ValueError(f"labels have no column for targets {missing} (columns: {list(frame.columns)})")
+    return frame.set_index("mol_id").loc[ids, targets].to_numpy(np.float64)
+
+
+def _helper_values(frame: pd.DataFrame, ids: np.ndarray, columns: list[str], path: Path) -> np.ndarray:
+    """[n, H] the helping properties of molecules ``ids`` from helpers.parquet indexed by mol_id (NaN
+    where their oracle failed); a pool molecule missing from the file is an error (it was made for
+    another pool)."""
+    absent = np.setdiff1d(ids.astype(str), frame.index.to_numpy())
+    if len(absent):
+        raise ValueError(
+            f"{path}: {len(absent)} pool molecules have no row (e.g. {absent[:3].tolist()}); it was made "
+            "for another split: delete it to make it again"
+        )
+    return frame.loc[ids.astype(str), columns].to_numpy(np.float64)
+
+
+def _label_failures(labelled_path: Path, round: int) -> dict[str, int | None]:
+    """How many molecules the oracle could not label: this round's picks and all rounds' so far
+    (from labelled.parquet's record, :func:`pipeline.label.oracle.read_labelling`; None if not recorded)."""
+    records = read_labelling(labelled_path)
+    this = [r["failed"] for r in records if r.get("round") == round]
+    return {
+        "label_failures": this[-1] if this else None,
+        "label_failures_total": sum(r["failed"] for r in records) if records else None,
+    }
+
+
+def _frame(ids: np.ndarray, values: np.ndarray, targets: list[str]) -> pa.Table:
+    return pa.table({"mol_id": pa.array(ids.astype(str)), **{t: values[:, k] for k, t in enumerate(targets)}})
+
+
+def dist_range(graphs: GraphSet) -> tuple[float, float]:
+    """The span of the pair distances stored in ``graphs``, rounded outward to 0.1 Å (QM9 subsets of
+    3,000 and 24,000 molecules: 0.9 to 10.8 and 11.7 Å): where the reconstruction's distance bins go."""
+    if not graphs.dist.numel():
+        return 0.0, graphs.cutoff
+    lo, hi = float(graphs.dist.min()), float(graphs.dist.max())
+    return math.floor(lo * 10) / 10, math.ceil(hi * 10) / 10
+
+
+# --------------------------------------------------------------------------------------------------
+# stages
+
+
+def initial(run_json: Path, data: Path, split_path: Path, out: Path) -> pa.Table:
+    """Round 0's picks: random (seeded), or k-center on an untrained teacher's pool embeddings."""
+    ctx = RoundContext.read(run_json, 0, data, split_path)
+    cfg = ctx.cfg
+    pool = _ids(ctx.split, "pool")
+    registry.initial_info(cfg.initial_strategy)  # an unknown name: the error lists the valid ones
+    if cfg.initial_size > len(pool):
+        raise ValueError(f"initial_size {cfg.initial_size} is larger than the pool ({len(pool)} molecules)")
+    seed = ctx.seed("initial")
+    if cfg.initial_strategy == "random":
+        picks = np.sort(np.random.default_rng(seed).choice(len(pool), cfg.initial_size, replace=False))
+        distance = np.full(len(picks), np.nan)
+    elif cfg.initial_strategy == "kcenter":
+        _, emb = infer(ctx.new_model(seed), ctx.graphs, ctx.where["pool"])
+        selection = SelectionContext(emb, np.zeros(len(pool), bool), cfg.initial_size, seed)
+        picks, distance = get_strategy("kcenter").pick(selection)
+    table = pa.table({"mol_id": pool[picks].astype(str), "pick": np.arange(len(picks)), "distance": distance})
+    write_table(table, out)
+    return table
+
+
+def teacher(
+    run_json: Path,
+    data: Path,
+    split_path: Path,
+    labelled_path: Path,
+    round: int,
+    out: Path,
+    summary: Path,
+    previous: Path | None = None,
+    pseudo: Path | None = None,
+    helpers: Path | None = None,
+) -> dict:
+    """teacher_r: warm-started from ``previous`` (teacher_{r-1}; a fresh initialisation without it or
+    with ``train.warm_start`` off), learns L_r, ``pseudo`` labels and, for a run with helping
+    properties, ``helpers`` (helpers.parquet: every pool molecule's) for ``train.teacher_epochs``
+    epochs (round 0: ``train.pretrain_epochs``). ``summary`` (teacher.json) also counts the round's
+    picks the oracle could not label (``label_failures``; ``label_failures_total`` over all rounds)."""
+    ctx = RoundContext.read(run_json, round, data, split_path)
+    cfg, train_cfg, graphs = ctx.cfg, ctx.train, ctx.graphs
+    labelled = pq.read_table(labelled_path).to_pandas()
+    lab_idx, unl_idx = ctx.pool_parts(labelled.mol_id)
+    y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
+    y_pseudo = None
+    if pseudo is not None and cfg.pseudo_labels:
+        y_pseudo = _labels(pq.read_table(pseudo).to_pandas(), graphs.mol_id[unl_idx], cfg.targets)
+    h_lab = h_unl = None
+    columns = cfg.helper_columns
+    if bool(columns) != (helpers is not None):
+        raise ValueError(
+            f"{run_json}: the run has helping properties {columns}, but no --helpers file was given"
+            if columns
+            else f"--helpers {helpers}: the run {cfg.run} has no helping properties (run key helpers)"
+        )
+    if helpers is not None:
+        table = pq.read_table(helpers).to_pandas()
+        missing = sorted(set(columns) - set(table.columns))
+        if missing:
+            raise ValueError(f"{helpers}: no column {missing} (it has {list(table.columns)})")
+        table = table.set_index(table.mol_id.astype(str))
+        h_lab = _helper_values(table, graphs.mol_id[lab_idx], columns, helpers)
+        h_unl = _helper_values(table, graphs.mol_id[unl_idx], columns, helpers)
+    seed = ctx.seed("teacher")
+    warm = previous is not None and train_cfg.warm_start
+    model = ctx.load(previous) if warm else ctx.new_model(seed)
+    gen = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo, h_lab, h_unl)
+    train_loop = registry.teacher_info(train_cfg.semi).train_function()  # unknown: lists the valid ones
+    history = train_loop(model, graphs, data_r, train_cfg, gen, train_cfg.epochs(round))
+    save_checkpoint(out, model, cfg.as_dict(), round, gen)
+    record = {
+        "round": round,
+        "labelled": int(len(lab_idx)),
+        "unlabelled": int(len(unl_idx)),
+        **_label_failures(labelled_path, round),
+        "pseudo_labels": y_pseudo is not None,
+        "helpers": {
+            c: int(np.isfinite(np.concatenate([h_lab[:, k], h_unl[:, k]])).sum())
+            for k, c in enumerate(columns)
+        }
+        if columns
+        else {},
+        "warm_start": warm,
+        "device": str(ctx.device),
+        "seconds": time.perf_counter() - start,
+        "epochs": history,
+    }
+    write_json(record, summary)
+    return record
+
+
+def embed(run_json: Path, data: Path, split_path: Path, checkpoint: Path, out: Path) -> pa.Table:
+    """Graph embeddings z_G of every pool molecule (labelled or not) under the teacher."""
+    ctx = RoundContext.read(run_json, 0, data, split_path)
+    graphs, pool = ctx.graphs, ctx.where["pool"]
+    _, emb = infer(ctx.load(checkpoint), graphs, pool, ctx.train.eval_batch_size, ctx.train.amp)
+    width = emb.shape[1]
+    table = pa.table(
+        {
+            "mol_id": pa.array(graphs.mol_id[pool].astype(str)),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.astype(np.float32).ravel()), width),
+        }
+    )
+    write_table(table, out)
+    return table
+
+
+def student(
+    run_json: Path,
+    data: Path,
+    split_path: Path,
+    labelled_path: Path,
+    holdout_path: Path,
+    teacher_path: Path,
+    round: int,
+    out: Path,
+    summary: Path,
+) -> dict:
+    """student_r: teacher_r's weights fine-tuned on L_r (early stopping on val); val and test MAE.
+
+    With ``student: false`` in the run config (ASGN-T) the teacher itself is evaluated and saved.
+
+    The errors are over the val/test molecules that have labels (``val_molecules``,
+    ``test_molecules`` in ``summary``); ``holdout_failures`` counts those the oracle could not label
+    (left out), ``label_failures`` the round's picks it could not label.
+    """
+    ctx = RoundContext.read(run_json, round, data, split_path)
+    cfg, train_cfg, graphs = ctx.cfg, ctx.train, ctx.graphs
+    where = dict(ctx.where)  # val and test narrowed below to the molecules with labels
+    labelled = pq.read_table(labelled_path).to_pandas()
+    holdout = pq.read_table(holdout_path).to_pandas()
+    lab_idx, _ = ctx.pool_parts(labelled.mol_id)
+    y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
+    unlabelled = {}
+    for part in ("val", "test"):  # molecules the oracle could not label are not in the holdout labels
+        kept = np.isin(graphs.mol_id[where[part]], holdout.mol_id.to_numpy().astype(str))
+        unlabelled[part] = int((~kept).sum())
+        where[part] = where[part][kept]
+    if any(unlabelled.values()):
+        log.warning(
+            "%s: %d val and %d test molecules have no label (holdout_failures.parquet lists them); "
+            "the errors are over the other %d and %d",
+            holdout_path, unlabelled["val"], unlabelled["test"], len(where["val"]), len(where["test"]),
+        )  # fmt: skip
+    if len(where["test"]) == 0:
+        raise ValueError(f"{holdout_path}: no test molecule has a label, so there is no error to report")
+    y_val = _labels(holdout, graphs.mol_id[where["val"]], cfg.targets)
+    y_test = _labels(holdout, graphs.mol_id[where["test"]], cfg.targets)
+    teacher_model = ctx.load(teacher_path)
+    start = time.perf_counter()
+
+    def holdout_mae(m: ASGNModel) -> dict[str, dict[str, float]]:
+        """Val and test MAE per target of model ``m``."""
+        errors = {}
+        for part, y in (("val", y_val), ("test", y_test)):
+            pred, _ = infer(m, graphs, where[part], train_cfg.eval_batch_size, train_cfg.amp)
+            errors[part] = dict(zip(cfg.targets, map(float, mae(pred, y)), strict=True))
+        return errors
+
+    model = transfer(teacher_model, cfg.targets)  # the targets' outputs (not the helpers')
+    # the teacher's own error, before fine-tuning (the ASGN-T ablation without a run of its own)
+    teacher_mae = holdout_mae(model)
+    history: list[dict] = []
+    if cfg.student:
+        gen = torch.Generator().manual_seed(ctx.seed("student"))
+        history = train_student(model, graphs, lab_idx, y_lab, where["val"], y_val, train_cfg, gen)
+    student_mae = holdout_mae(model) if cfg.student else teacher_mae  # unchanged copy: same error
+    save_checkpoint(out, model, cfg.as_dict(), round)
+    best = min(history, key=lambda r: r["val_score"])["epoch"] if history else None
+    record = {
+        "round": round,
+        "labelled": int(len(lab_idx)),
+        **_label_failures(labelled_path, round),
+        "val_molecules": int(len(where["val"])),  # the molecules the errors are over
+        "test_molecules": int(len(where["test"])),
+        "holdout_failures": unlabelled,  # val/test molecules left out: the oracle could not label them
+        "fine_tuned": cfg.student,
+        "val_mae": student_mae["val"],
+        "test_mae": student_mae["test"],
+        "teacher_val_mae": teacher_mae["val"],
+        "teacher_test_mae": teacher_mae["test"],
+        "epochs": len(history),
+        "best_epoch": best,
+        "device": str(ctx.device),
+        "seconds": time.perf_counter() - start,
+        "history": history,
+    }
+    write_json(record, summary)
+    log.info("round %d, %d labels: test MAE %s", round, len(lab_idx), record["test_mae"])
+    return record
+
+
+def pseudo_label(
+    run_json: Path, data: Path, split_path: Path, labelled_path: Path, checkpoint: Path, out: Path
+) -> pa.Table:
+    """The student's predictions for every unlabelled pool molecule (and for no labelled one)."""
+    ctx = RoundContext.read(run_json, 0, data, split_path)
+    _, unl_idx = ctx.pool_parts(pq.read_table(labelled_path)["mol_id"].to_numpy())
+    model = ctx.load(checkpoint)
+    pred, _ = infer(model, ctx.graphs, unl_idx, ctx.train.eval_batch_size, ctx.train.amp)
+    table = _frame(ctx.graphs.mol_id[unl_idx], pred.astype(np.float64), ctx.cfg.targets)
+    write_table(table, out)
+    return table
+
+
+def select(
+    run_json: Path,
+    embeddings: Path,
+    labelled_path: Path,
+    round: int,
+    out: Path,
+    data: Path | None = None,
+    split_path: Path | None = None,
+    checkpoint: Path | None = None,
+    student_summary: Path | None = None,
+    failures: Path | None = None,
+) -> pa.Table:
+    """The next ``batch`` pool molecules to label, by the run's strategy, in pick order.
+
+    Molecules listed in ``failures`` (label_failures.parquet: the oracle could not label them) are
+    left out of the pool.
+
+    Embedding strategies (kcenter, random, lcmd, bait, kmeanspp) read only the embeddings; with
+    ``selection_features: student_gradients``, kcenter, lcmd, bait and kmeanspp pick on the
+    student's (``checkpoint``) last-layer gradient features of the same molecules instead.
+    Uncertainty strategies also need the graphs (``data``, ``split_path``) and a ``checkpoint``: the
+    round's student for mc_dropout; for qbc the round's teacher, from which ``committee`` students are
+    fine-tuned, each on its own bootstrap resample of the labelled molecules, for as many epochs as
+    the round's student needed (``student_summary``), so selection never sees validation labels.
+    """
+    ctx = RoundContext.read(run_json, round, data, split_path)
+    cfg = ctx.cfg
+    emb_table = pq.read_table(embeddings)
+    ids = emb_table["mol_id"].to_numpy().astype(str)
+    labelled_frame = pq.read_table(labelled_path).to_pandas()
+    labelled = np.isin(ids, labelled_frame.mol_id.to_numpy().astype(str))
+    # molecules the oracle failed on have left the pool: neither candidates nor centres
+    in_pool = ~np.isin(ids, pq.read_table(failures)["mol_id"].to_numpy().astype(str)) if failures else None
+    strategy = get_strategy(cfg.strategy)
+    X = emb_table["embedding"].combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
+    model_parts = {}
+    if registry.STRATEGIES[cfg.strategy].on_student_gradients(cfg.selection_features):
+        parts = _model_parts(ctx, "student", ids, labelled_frame, checkpoint, None)
+        X = infer_gradients(parts["model"], parts["graphs"], parts["index"], ctx.train.eval_batch_size)
+    elif strategy.needs != "embeddings":
+        model_parts = _model_parts(ctx, strategy.needs, ids, labelled_frame, checkpoint, student_summary)
+    selection = SelectionContext(
+        X, labelled, cfg.batch, ctx.seed("select"), ctx.device, in_pool=in_pool, **model_parts
+    )
+    picks, score = strategy.pick(selection)
+    table = pa.table({"mol_id": ids[picks], "pick": np.arange(len(picks)), "distance": score})
+    write_table(table, out)
+    log.info(
+        "round %d: %s picked %d of %d unlabelled",
+        round, cfg.strategy, len(picks), int((~labelled[selection.pool]).sum()),
+    )  # fmt: skip
+    return table
+
+
+def share_round_0(
+    run_json: Path,
+    source_run_json: Path,
+    split_path: Path,
+    source_split: Path,
+    initial: Path,
+    source_initial: Path,
+    source_round: Path,
+    out_round: Path,
+) -> None:
+    """Round 0 of a run, copied from another run's that did the same work (``share_round_0`` of a
+    benchmark: :func:`pipeline.config.settings.round_0_sources` pairs them).
+
+    Copies every round-0 artefact but the selection (:data:`pipeline.plan.jobs.ROUND_0_COPIED`) from
+    ``source_round`` into ``out_round``, each written atomically (the checkpoints with this run's
+    settings in place of the source's, which later rounds check), after checking what makes the
+    copy the run's own: the two run.json agree on every setting round 0 reads (all but
+    :data:`pipeline.config.settings.NOT_READ_IN_ROUND_0` and the names), and the splits and initial picks
+    are equal row for row. Raises ValueError naming the first difference otherwise.
+    """
+    import shutil
+
+    from pipeline.config.settings import NOT_READ_IN_ROUND_0
+    from pipeline.data.store import atomic_path
+    from pipeline.plan.jobs import ROUND_0_COPIED
+
+    names = {"run", "benchmark", "method", *NOT_READ_IN_ROUND_0}
+    own, other = RunConfig.read(run_json).as_dict(), RunConfig.read(source_run_json).as_dict()
+    differ = sorted(k for k in own if k not in names and own[k] != other[k])
+    if differ:
+        raise ValueError(
+            f"{run_json} and {source_run_json} differ in {', '.join(differ)}, which round 0 reads: "
+            "the run cannot reuse the other's round 0"
+        )
+    for mine, theirs in ((split_path, source_split), (initial, source_initial)):
+        if not pd.read_parquet(mine).equals(pd.read_parquet(theirs)):
+            raise ValueError(f"{mine} differs from {theirs}: the run cannot reuse the other's round 0")
+    for name in ROUND_0_COPIED:
+        source = Path(source_round) / name
+        with atomic_path(Path(out_round) / name) as tmp:
+            if source.suffix == ".pt":  # a checkpoint records its run's settings: now this run's
+                payload = torch.load(source, map_location="cpu", weights_only=True)
+                torch.save({**payload, "config": own}, tmp)
+            else:
+                shutil.copyfile(source, tmp)
+    log.info("round 0 of %s copied from %s (%d files)", own["run"], source_round, len(ROUND_0_COPIED))
+
+
+def _model_parts(
+    ctx: RoundContext,
+    needs: str,
+    ids: np.ndarray,
+    labelled_frame: pd.DataFrame,
+    checkpoint: Path | None,
+    summary: Path | None,
+) -> dict[str, Any]:
+    """The :class:`~pipeline.selection.strategies.SelectionContext` fields an uncertainty strategy
+    needs besides the pool: the checkpoint's model, the graphs, where the pool molecules ``ids``
+    and the labelled ones (in ``labelled_frame``'s order) are in them, their labels and the training settings."""
+    cfg = ctx.cfg
+    if ctx.data is None or ctx.split_path is None or checkpoint is None:
+        raise ValueError(f"strategy {cfg.strategy!r} needs --data, --split-path and --checkpoint")
+    if needs == "committee" and summary is None:
+        raise ValueError("strategy 'qbc' needs --student-summary (the round's student.json: its epochs)")
+    graphs, pool = ctx.graphs, ctx.where["pool"]
+    position = dict(zip(graphs.mol_id[pool], pool, strict=True))
+    train_cfg = ctx.train
+    if needs == "committee":  # the committee trains for as many epochs as the round's student needed
+        best = json.loads(Path(summary).read_text()).get("best_epoch")
+        train_cfg = dataclasses.replace(train_cfg, student_max_epochs=(best or 0) + 1)
+    return {
+        "model": ctx.load(checkpoint),
+        "graphs": graphs,
+        "index": np.array([position[m] for m in ids], dtype=np.int64),
+        "labelled_index": np.array([position[m] for m in labelled_frame.mol_id], dtype=np.int64),
+        "y_labelled": _labels(labelled_frame, labelled_frame.mol_id.to_numpy(), cfg.targets),
+        "train": train_cfg,
+        "mc_samples": cfg.mc_samples,
+        "committee": cfg.committee,
+    }
