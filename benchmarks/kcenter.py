@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from _common import cpu_model, timed
 
-from pipeline.selection.strategies import k_center_greedy
+from pipeline.selection.kcenter import k_center_greedy
 
 
 def mixture(n: int, d: int, seed: int) -> np.ndarray:

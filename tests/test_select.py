@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.selection.strategies import k_center_greedy
+from pipeline.selection.kcenter import k_center_greedy
 
 
 def brute_force(X: np.ndarray, labelled: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:

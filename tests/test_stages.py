@@ -164,7 +164,7 @@ def test_selection_is_reproducible(two_rounds, tmp_path):
 
 def test_molecules_the_oracle_failed_on_are_neither_picked_nor_centres(two_rounds, tmp_path):
     """Selection with failures = k-center over the pool without them (failed molecules leave the pool)."""
-    from pipeline.selection.strategies import k_center_greedy
+    from pipeline.selection.kcenter import k_center_greedy
 
     d = two_rounds / "round_01"
     first = pq.read_table(d / "selected.parquet")["mol_id"].to_pylist()

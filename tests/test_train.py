@@ -11,15 +11,14 @@ import torch
 
 from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.graphs import load_graphs
+from pipeline.learn.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.learn.losses import LossWeights
 from pipeline.learn.train import (
     TeacherData,
     TrainConfig,
     _pool_targets,
     infer,
-    load_checkpoint,
     mae,
-    save_checkpoint,
     train_student,
     train_teacher,
     transfer,

@@ -11,14 +11,9 @@ from torch import nn
 from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.graphs import load_graphs
 from pipeline.learn.train import TrainConfig, batches, infer
+from pipeline.learn.uncertainty import committee_predictions, mc_dropout_predictions, train_committee
 from pipeline.model.asgn import ASGNModel, ModelConfig
-from pipeline.selection.uncertainty import (
-    committee_predictions,
-    mc_dropout_predictions,
-    prediction_variance,
-    top_b,
-    train_committee,
-)
+from pipeline.selection.uncertainty import prediction_variance, top_b
 
 TARGETS = ("homo", "u0")
 
@@ -278,21 +273,23 @@ def test_uncertainty_strategies_pick_the_most_uncertain_pool_molecules(qm9, name
     train = TrainConfig(student_max_epochs=1, batch_size=4, eval_batch_size=8)
     model = _model(dropout=0.3)
     lab = index[labelled]
+
+    def samples(rows):  # what the select stage hands the strategy: the pool rows' predictions
+        if name == "mc_dropout":
+            return mc_dropout_predictions(model, graphs, index[rows], 4, seed=7, batch_size=8)
+        committee = train_committee(
+            model, graphs, lab, y[lab], lab[:0], y[:0], train, k=2, seed=7, bootstrap=True
+        )
+        return committee_predictions(committee, graphs, index[rows], 8)
+
     ctx = SelectionContext(
-        np.zeros((n, 2)), labelled, 5, seed=7, in_pool=in_pool, model=model, graphs=graphs, index=index,
-        labelled_index=lab, y_labelled=y[lab], train=train, mc_samples=4, committee=2,
-    )  # fmt: skip
+        np.zeros((n, 2)), labelled, 5, seed=7, in_pool=in_pool, samples=samples, y_labelled=y[lab]
+    )
     picks, score = get_strategy(name).pick(ctx)
     again, _ = get_strategy(name).pick(ctx)
     np.testing.assert_array_equal(picks, again)
     todo = np.flatnonzero(~labelled)
-    if name == "mc_dropout":
-        samples = mc_dropout_predictions(model, graphs, index[todo], 4, seed=7, batch_size=8)
-    else:
-        committee = train_committee(
-            model, graphs, lab, y[lab], lab[:0], y[:0], train, k=2, seed=7, bootstrap=True
-        )
-        samples = committee_predictions(committee, graphs, index[todo], 8)
+    samples = samples(todo)
     variance = np.full(n, np.nan)
     variance[todo] = prediction_variance(samples, np.nanstd(y[lab], axis=0))
     candidates = np.flatnonzero(~labelled & in_pool)

@@ -87,12 +87,12 @@ STRATEGIES: dict[str, StrategyInfo] = {
     "qbc": StrategyInfo(
         "committee",
         "largest disagreement of K students (query by committee)",
-        "pipeline.selection.strategies:pick_qbc",
+        "pipeline.selection.strategies:pick_uncertain",
     ),
     "mc_dropout": StrategyInfo(
         "student",
         "largest MC-dropout variance of the student (BALD-style)",
-        "pipeline.selection.strategies:pick_mc_dropout",
+        "pipeline.selection.strategies:pick_uncertain",
     ),
     # batch active learning for regression, bmdal-reg's methods (pipeline.selection.batch_al)
     "lcmd": StrategyInfo(

@@ -25,10 +25,8 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,14 +34,14 @@ import torch
 
 from pipeline.data.graphs import GraphBatch, GraphSet
 from pipeline.learn.clustering import sinkhorn
+from pipeline.learn.inference import infer, mae
 from pipeline.learn.losses import LossWeights, consistency_loss, property_loss, teacher_loss
+from pipeline.learn.runtime import autocast, batches, evaluating
 from pipeline.learn.scaling import fit_scaler, targets_tensor
-from pipeline.model.asgn import ASGNModel, ModelConfig
+from pipeline.model.asgn import ASGNModel
 
 log = logging.getLogger(__name__)
 
-# 2: the atom embedding has a mask-token row; ModelConfig has the distance-bin range
-CHECKPOINT_VERSION = 2
 
 #: Student learning-rate schedules (TrainConfig.lr_schedule).
 LR_SCHEDULES = ("constant", "plateau")
@@ -107,107 +105,11 @@ class TrainConfig:
         return cls(**values)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` is CUDA when present, else the CPU; anything else is passed to torch.device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available on this machine")
-    return device
-
-
-@contextmanager
-def seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """The global RNG of the CPU (and of ``device`` if CUDA) seeded with ``seed``, restored on exit.
-
-    nn.Dropout draws from these global generators (it takes no generator argument), and so do
-    libraries that take no generator (bmdal-reg's k-means++): this makes their draws a function of
-    ``seed`` without disturbing anyone else's random stream.
-    """
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        with torch.random.fork_rng(devices=[index], device_type="cuda"):
-            torch.random.default_generator.manual_seed(seed)
-            torch.cuda.default_generators[index].manual_seed(seed)
-            yield
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.random.default_generator.manual_seed(seed)
-            yield
-
-
-def autocast(device: torch.device, enabled: bool):
-    """bfloat16 autocast on CUDA when enabled; a no-op context on other devices."""
-    return torch.autocast(
-        device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda"
-    )
-
-
-def batches(
-    index: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
-) -> Iterator[torch.Tensor]:
-    """Positions of ``index`` in batches; shuffled when a generator is given."""
-    if generator is not None:
-        index = index[torch.randperm(len(index), generator=generator).to(index.device)]
-    yield from torch.split(index, batch_size)
-
-
-@contextmanager
-def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """``model`` in eval mode (no dropout) for the block, then back in the mode it was in."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 def _row_lookup(n: int, index: torch.Tensor) -> torch.Tensor:
     """[n] map from a GraphSet position to its row in ``index`` (-1 where absent)."""
     row_of = torch.full((n,), -1, dtype=torch.long, device=index.device)
     row_of[index] = torch.arange(len(index), device=index.device)
     return row_of
-
-
-@torch.no_grad()
-def infer(
-    model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256, amp: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions [n, T] (real units) and graph embeddings z_G [n, H] of the molecules at ``index``."""
-    device = graphs.device
-    preds, embs = [], []
-    with evaluating(model):
-        for idx in batches(torch.as_tensor(np.asarray(index), dtype=torch.long, device=device), batch_size):
-            with autocast(device, amp):
-                out = model(graphs.batch(idx))
-            preds.append(out.pred.float())
-            embs.append(out.graph.float())
-    if not preds:
-        return np.zeros((0, len(model.config.targets)), np.float32), np.zeros(
-            (0, model.config.hidden), np.float32
-        )
-    return torch.cat(preds).cpu().numpy(), torch.cat(embs).cpu().numpy()
-
-
-def infer_gradients(
-    model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256
-) -> np.ndarray:
-    """[n, T * (F + 1)] the last-layer gradient features (:meth:`ASGNModel.last_layer_gradients`)
-    of the molecules at ``index``, in float32 (no autocast: they are selection features)."""
-    index = torch.as_tensor(np.asarray(index), dtype=torch.long, device=graphs.device)
-    with evaluating(model):
-        out = [model.last_layer_gradients(graphs.batch(idx)).cpu() for idx in batches(index, batch_size)]
-    width = len(model.config.targets) * (model.property_head[-1].in_features + 1)
-    return torch.cat(out).numpy() if out else np.zeros((0, width), np.float32)
-
-
-def mae(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Mean absolute error per target over the labels present ([T]; NaN where a target has none)."""
-    err = np.abs(pred - y)
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(np.where(np.isnan(y), np.nan, err), axis=0)
 
 
 BatchLoss = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -561,72 +463,3 @@ def _fmt(record: dict[str, float]) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # Checkpoints
-
-
-def save_checkpoint(
-    path: str | Path,
-    model: ASGNModel,
-    config: dict[str, Any],
-    round: int,
-    generator: torch.Generator | None = None,
-    **extra: Any,
-) -> None:
-    """State dict, model arguments, resolved config, round and RNG states, written atomically.
-
-    Loadable with ``torch.load(weights_only=True)``: only tensors, numbers, strings, lists and dicts.
-    """
-    from pipeline.data.store import atomic_path
-
-    payload = {
-        "version": CHECKPOINT_VERSION,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_config": model.config.to_dict(),
-        "config": config,
-        "round": int(round),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "generator": generator.get_state() if generator is not None else None,
-        },
-        **extra,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(
-    path: str | Path, config: dict[str, Any] | None = None, device: torch.device | str = "cpu"
-) -> tuple[ASGNModel, dict[str, Any]]:
-    """The model stored at ``path`` and the checkpoint's other fields.
-
-    With ``config``, the checkpoint must have been made with the same resolved config; otherwise the
-    error names the keys that differ.
-    """
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # pickle, zip or torch errors: a corrupt or foreign file
-        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
-    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: not a checkpoint of this pipeline (version {CHECKPOINT_VERSION})")
-    if config is not None and payload["config"] != config:
-        diff = sorted(_diff_keys(payload["config"], config))
-        raise ValueError(
-            f"{path} was made with a different config (differs at {', '.join(diff)}); "
-            "delete it or use the config it was made with"
-        )
-    model = ASGNModel(ModelConfig.from_dict(payload["model_config"]))
-    model.load_state_dict(payload["state_dict"])
-    return model.to(device), payload
-
-
-_MISSING = object()  # a key one config has and the other lacks (not the same as a None value)
-
-
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b), key=str):
-            out += _diff_keys(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".") or "<root>"]

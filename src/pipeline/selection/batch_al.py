@@ -86,8 +86,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pipeline.learn.train import seeded_global_rng
-from pipeline.selection.strategies import _min_sq_dist_to, _screen, _sq_dist, _validated
+from pipeline.learn.runtime import seeded_global_rng
+from pipeline.selection.distances import min_sq_dist_to, screening, sq_dist, validated
 
 if TYPE_CHECKING:
     from pipeline.selection.strategies import SelectionContext
@@ -181,7 +181,7 @@ def batch_select(
     backend = BACKEND if backend is None else backend
     if backend not in ("pipeline", "bmdal-reg"):
         raise ValueError(f"backend must be 'pipeline' or 'bmdal-reg', got {backend!r}")
-    X, is_labelled, budget = _validated(embeddings, labelled, budget, device)
+    X, is_labelled, budget = validated(embeddings, labelled, budget, device)
     mask = is_labelled.cpu().numpy()
     train, pool = np.flatnonzero(mask), np.flatnonzero(~mask)
     if budget == 0:
@@ -226,13 +226,13 @@ class _Clusters:
         C = _rows(X, centres)
         # the centres as the screen reads them: squared norms (float64) and coordinates in the
         # screening dtype (as k-center's screening), room for ``capacity`` more
-        screen_dtype, self.slack = _screen(X.device, X.shape[1])
+        screen_dtype, self.slack = screening(X.device, X.shape[1])
         self.C_sq = X.new_empty(self.n + capacity)
         self.C_sq[: self.n] = C.square().sum(dim=1)
         self.C_screen = X.new_empty((self.n + capacity, X.shape[1]), dtype=screen_dtype)
         self.C_screen[: self.n] = C
         on = X.device
-        self.d2, self.owner = _min_sq_dist_to(
+        self.d2, self.owner = min_sq_dist_to(
             X, torch.from_numpy(candidates).to(on), torch.from_numpy(centres).to(on), nearest=True
         )
         self.reach = self._reach(self.d2)
@@ -252,7 +252,7 @@ class _Clusters:
         to_centres -= self.slack * (C_sq.sqrt() + c_sq.sqrt()).square_()
         to_centres.clamp_(min=0.0).sqrt_()
         near = torch.nonzero(to_centres.index_select(0, self.owner) < self.reach).squeeze(1)
-        d2 = _sq_dist(self.P.index_select(0, near), c.expand(near.numel(), -1))
+        d2 = sq_dist(self.P.index_select(0, near), c.expand(near.numel(), -1))
         closer = d2 < self.d2.index_select(0, near)
         moved, d2 = near[closer], d2[closer]
         self.d2.index_copy_(0, moved, d2)

@@ -39,19 +39,12 @@ from pipeline.data.graphs import GraphSet, load_graphs
 from pipeline.data.split import read_split
 from pipeline.data.store import write_json, write_table
 from pipeline.label.oracle import read_labelling
+from pipeline.learn.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.learn.inference import infer, infer_gradients, mae
 from pipeline.learn.losses import LossWeights
-from pipeline.learn.train import (
-    TeacherData,
-    TrainConfig,
-    infer,
-    infer_gradients,
-    load_checkpoint,
-    mae,
-    resolve_device,
-    save_checkpoint,
-    train_student,
-    transfer,
-)
+from pipeline.learn.runtime import resolve_device
+from pipeline.learn.train import TeacherData, TrainConfig, train_student, transfer
+from pipeline.learn.uncertainty import committee_predictions, mc_dropout_predictions, train_committee
 from pipeline.model.asgn import ASGNModel, ModelConfig
 from pipeline.selection.strategies import SelectionContext, get_strategy
 
@@ -491,8 +484,8 @@ def select(
     X = emb_table["embedding"].combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
     model_parts = {}
     if registry.STRATEGIES[cfg.strategy].on_student_gradients(cfg.selection_features):
-        parts = _model_parts(ctx, "student", ids, labelled_frame, checkpoint, None)
-        X = infer_gradients(parts["model"], parts["graphs"], parts["index"], ctx.train.eval_batch_size)
+        model, index = _pool_model(ctx, ids, checkpoint)
+        X = infer_gradients(model, ctx.graphs, index, ctx.train.eval_batch_size)
     elif strategy.needs != "embeddings":
         model_parts = _model_parts(ctx, strategy.needs, ids, labelled_frame, checkpoint, student_summary)
     selection = SelectionContext(
@@ -556,6 +549,16 @@ def share_round_0(
     log.info("round 0 of %s copied from %s (%d files)", own["run"], source_round, len(ROUND_0_COPIED))
 
 
+def _pool_model(ctx: RoundContext, ids: np.ndarray, checkpoint: Path | None) -> tuple[Any, np.ndarray]:
+    """The checkpoint's model (on the device) and the positions in ``ctx.graphs`` of the pool
+    molecules ``ids``: what a strategy that reads a network is computed from."""
+    if ctx.data is None or ctx.split_path is None or checkpoint is None:
+        raise ValueError(f"strategy {ctx.cfg.strategy!r} needs --data, --split-path and --checkpoint")
+    pool = ctx.where["pool"]
+    position = dict(zip(ctx.graphs.mol_id[pool], pool, strict=True))
+    return ctx.load(checkpoint), np.array([position[m] for m in ids], dtype=np.int64)
+
+
 def _model_parts(
     ctx: RoundContext,
     needs: str,
@@ -564,27 +567,36 @@ def _model_parts(
     checkpoint: Path | None,
     summary: Path | None,
 ) -> dict[str, Any]:
-    """The :class:`~pipeline.selection.strategies.SelectionContext` fields an uncertainty strategy
-    needs besides the pool: the checkpoint's model, the graphs, where the pool molecules ``ids``
-    and the labelled ones (in ``labelled_frame``'s order) are in them, their labels and the training settings."""
+    """What an uncertainty strategy picks from besides the pool: ``samples``, the predictions of the
+    pool molecules ``ids`` (rows of it -> [K, n, T]) by the checkpoint's model (mc_dropout: the
+    student's MC-dropout samples; qbc: a committee fine-tuned from the teacher on bootstrap resamples
+    of the labelled molecules), and ``y_labelled``, the labels (in ``labelled_frame``'s order) whose
+    spread scales each target."""
     cfg = ctx.cfg
-    if ctx.data is None or ctx.split_path is None or checkpoint is None:
-        raise ValueError(f"strategy {cfg.strategy!r} needs --data, --split-path and --checkpoint")
+    model, index = _pool_model(ctx, ids, checkpoint)
     if needs == "committee" and summary is None:
         raise ValueError("strategy 'qbc' needs --student-summary (the round's student.json: its epochs)")
     graphs, pool = ctx.graphs, ctx.where["pool"]
     position = dict(zip(graphs.mol_id[pool], pool, strict=True))
-    train_cfg = ctx.train
-    if needs == "committee":  # the committee trains for as many epochs as the round's student needed
+    labelled_index = np.array([position[m] for m in labelled_frame.mol_id], dtype=np.int64)
+    y_labelled = _labels(labelled_frame, labelled_frame.mol_id.to_numpy(), cfg.targets)
+    seed, train_cfg = ctx.seed("select"), ctx.train
+    if needs == "student":
+
+        def samples(rows: np.ndarray) -> np.ndarray:
+            return mc_dropout_predictions(
+                model, graphs, index[rows], cfg.mc_samples, seed, train_cfg.eval_batch_size
+            )
+
+    else:  # the committee trains for as many epochs as the round's student needed
         best = json.loads(Path(summary).read_text()).get("best_epoch")
         train_cfg = dataclasses.replace(train_cfg, student_max_epochs=(best or 0) + 1)
-    return {
-        "model": ctx.load(checkpoint),
-        "graphs": graphs,
-        "index": np.array([position[m] for m in ids], dtype=np.int64),
-        "labelled_index": np.array([position[m] for m in labelled_frame.mol_id], dtype=np.int64),
-        "y_labelled": _labels(labelled_frame, labelled_frame.mol_id.to_numpy(), cfg.targets),
-        "train": train_cfg,
-        "mc_samples": cfg.mc_samples,
-        "committee": cfg.committee,
-    }
+
+        def samples(rows: np.ndarray) -> np.ndarray:
+            members = train_committee(
+                model, graphs, labelled_index, y_labelled, np.zeros(0, np.int64), y_labelled[:0],
+                train_cfg, cfg.committee, seed, bootstrap=True,
+            )  # fmt: skip
+            return committee_predictions(members, graphs, index[rows], train_cfg.eval_batch_size)
+
+    return {"samples": samples, "y_labelled": y_labelled}

@@ -1,0 +1,82 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.model.asgn import ASGNModel, ModelConfig
+
+# 2: the atom embedding has a mask-token row; ModelConfig has the distance-bin range
+CHECKPOINT_VERSION = 2
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: ASGNModel,
+    config: dict[str, Any],
+    round: int,
+    generator: torch.Generator | None = None,
+    **extra: Any,
+) -> None:
+    """State dict, model arguments, resolved config, round and RNG states, written atomically.
+
+    Loadable with ``torch.load(weights_only=True)``: only tensors, numbers, strings, lists and dicts.
+    """
+    from pipeline.data.store import atomic_path
+
+    payload = {
+        "version": CHECKPOINT_VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": model.config.to_dict(),
+        "config": config,
+        "round": int(round),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "generator": generator.get_state() if generator is not None else None,
+        },
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(
+    path: str | Path, config: dict[str, Any] | None = None, device: torch.device | str = "cpu"
+) -> tuple[ASGNModel, dict[str, Any]]:
+    """The model stored at ``path`` and the checkpoint's other fields.
+
+    With ``config``, the checkpoint must have been made with the same resolved config; otherwise the
+    error names the keys that differ.
+    """
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # pickle, zip or torch errors: a corrupt or foreign file
+        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
+    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: not a checkpoint of this pipeline (version {CHECKPOINT_VERSION})")
+    if config is not None and payload["config"] != config:
+        diff = sorted(_diff_keys(payload["config"], config))
+        raise ValueError(
+            f"{path} was made with a different config (differs at {', '.join(diff)}); "
+            "delete it or use the config it was made with"
+        )
+    model = ASGNModel(ModelConfig.from_dict(payload["model_config"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device), payload
+
+
+_MISSING = object()  # a key one config has and the other lacks (not the same as a None value)
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _diff_keys(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".") or "<root>"]
