@@ -40,22 +40,22 @@ def model_of(seed: int = 0, **kw) -> ASGNModel:
         for name, param in model.named_parameters():
             if "bias" in name:
                 param.normal_(0, 0.1)
-        model.scale.uniform_(0.5, 2.0)
-        model.shift.normal_()
-        model.atomref.normal_()
+        model.property_head.scale.uniform_(0.5, 2.0)
+        model.property_head.shift.normal_()
+        model.property_head.atomref.normal_()
     return model.eval()
 
 
 def reference_embed(model: ASGNModel, z, edge_index, dist) -> torch.Tensor:
     """Textbook SchNet over the ORDERED edges: dense RBF, one filter per directed edge and layer."""
-    cfg, fn = model.config, model.filters
+    cfg, fn = model.config, model.representation.filters
     w = cfg.rbf_width
     centres = cfg.rbf_start + w * torch.arange(cfg.rbf_count, dtype=torch.float64)
     rbf = torch.exp(-((dist.double()[:, None] - centres) ** 2) / (2 * w**2)).float()
     cut = 0.5 * (torch.cos(dist * math.pi / cfg.cutoff) + 1.0) * (dist < cfg.cutoff)
     src, dst = edge_index
-    h = model.embedding(z)
-    for layer, block in enumerate(model.interactions):
+    h = model.representation.embedding(z)
+    for layer, block in enumerate(model.representation.interactions):
         rows = slice(layer * cfg.hidden, (layer + 1) * cfg.hidden)
         hidden = F.softplus(rbf @ fn.lin1.weight[rows].T + fn.lin1.bias[rows]) - math.log(2.0)
         filters = (hidden @ fn.weight2[layer] + fn.bias2[layer, 0]) * cut[:, None]
@@ -83,7 +83,7 @@ def test_unordered_pairs_equal_ordered_edge_reference(qm9):
     with torch.no_grad():
         expected = reference_embed(model, b.z, b.edge_index, b.dist)
         banded = model.embed(b.z, b.edge_index, b.dist)
-        model.filters.band = None  # dense RBF and first filter layer
+        model.representation.filters.band = None  # dense RBF and first filter layer
         dense = model.embed(b.z, b.edge_index, b.dist)
     torch.testing.assert_close(banded, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(dense, expected, rtol=1e-5, atol=1e-5)
@@ -104,7 +104,7 @@ def test_gradients_equal_ordered_edge_reference(qm9):
         model.zero_grad()
         embed(b.z, b.edge_index, b.dist).square().sum().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-    assert grads[0].keys() == grads[1].keys() and "filters.lin1.weight" in grads[0]
+    assert grads[0].keys() == grads[1].keys() and "representation.filters.lin1.weight" in grads[0]
     for name, ours in grads[0].items():  # float32 sums in another order: equal to 1e-6 of the largest
         expected = grads[1][name]
         assert (ours - expected).abs().max() <= 1e-5 * expected.abs().max(), name
@@ -114,15 +114,17 @@ def test_same_predictions_as_pyg_schnet_with_the_same_weights(qm9):
     graphs, _ = qm9
     b = graphs.batch(torch.arange(len(graphs)))
     model = model_of(hidden=16, n_interactions=2, targets=("u0",))
-    cfg, fn = model.config, model.filters
+    cfg, fn = model.config, model.representation.filters
     pyg = SchNet(
         16, 16, 2, cfg.rbf_count, cfg.cutoff, interaction_graph=lambda pos, batch: (b.edge_index, b.dist)
     )
     with torch.no_grad():
         pyg.distance_expansion.offset.copy_(fn.rbf.centres)  # PyG spaces centres by stop / (count - 1)
         pyg.distance_expansion.coeff = -0.5 / cfg.rbf_width**2
-        pyg.embedding.weight.copy_(model.embedding.weight[:100])
-        for layer, (theirs, ours) in enumerate(zip(pyg.interactions, model.interactions, strict=True)):
+        pyg.embedding.weight.copy_(model.representation.embedding.weight[:100])
+        for layer, (theirs, ours) in enumerate(
+            zip(pyg.interactions, model.representation.interactions, strict=True)
+        ):
             rows = slice(layer * 16, (layer + 1) * 16)
             theirs.mlp[0].weight.copy_(fn.lin1.weight[rows])
             theirs.mlp[0].bias.copy_(fn.lin1.bias[rows])
@@ -133,9 +135,13 @@ def test_same_predictions_as_pyg_schnet_with_the_same_weights(qm9):
                 getattr(theirs if name == "lin" else theirs.conv, name).load_state_dict(
                     getattr(ours, name).state_dict()
                 )
-        pyg.lin1.load_state_dict(model.property_head[0].state_dict())
-        pyg.lin2.load_state_dict(model.property_head[2].state_dict())
-        model.scale.fill_(1.0), model.shift.zero_(), model.atomref.zero_()  # PyG: no scaling
+        pyg.lin1.load_state_dict(model.property_head.mlp[0].state_dict())
+        pyg.lin2.load_state_dict(model.property_head.mlp[2].state_dict())
+        (
+            model.property_head.scale.fill_(1.0),
+            model.property_head.shift.zero_(),
+            model.property_head.atomref.zero_(),
+        )  # PyG: no scaling
         ours, theirs = model(b).pred, pyg(b.z, b.pos, b.batch)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
@@ -145,15 +151,15 @@ def test_filters_banded_equal_dense():
     model = model_of(n_interactions=3)
     dist = torch.sort(torch.cat([torch.rand(500) * 12 + 0.5, torch.tensor([0.0, 29.99, 35.0])]))[0]
     with torch.no_grad():
-        banded = model.filters(dist)
-        model.filters.band = None
-        dense = model.filters(dist)
+        banded = model.representation.filters(dist)
+        model.representation.filters.band = None
+        dense = model.representation.filters(dist)
     assert banded.shape == (3, len(dist), 16)
     torch.testing.assert_close(banded, dense, rtol=1e-5, atol=1e-6)
     assert torch.all(banded[:, -1] == 0)  # 35 Å is beyond the 30 Å cutoff
-    model.filters.band = 16
+    model.representation.filters.band = 16
     with pytest.raises(ValueError, match="ascending"):
-        model.filters(dist.flip(0))
+        model.representation.filters(dist.flip(0))
 
 
 def test_invariant_to_rotation_translation_and_atom_order(qm9):
@@ -220,16 +226,20 @@ def test_fit_scaler_gives_predictions_in_real_units_and_ignores_missing_labels(q
     n_atoms = (b.atom_ptr[1:] - b.atom_ptr[:-1]).double()
     # homo (mean readout): the labelled mean and std; alpha (sum, no atomref): per-atom statistics
     homo = y[has[:, 1], 1].double()
-    torch.testing.assert_close(model.shift[1].double(), homo.mean(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(model.scale[1].double(), homo.std(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(model.shift[2].double(), (y[:, 2] / n_atoms).mean(), rtol=1e-5, atol=1e-6)
-    assert torch.all(model.atomref[:, 1:] == 0) and torch.any(model.atomref[:, 0] != 0)
-    assert torch.all(model.atomref[[0, 2, 3, 4, 5, 10], 0] == 0)  # elements that are not in QM9
+    torch.testing.assert_close(model.property_head.shift[1].double(), homo.mean(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.property_head.scale[1].double(), homo.std(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        model.property_head.shift[2].double(), (y[:, 2] / n_atoms).mean(), rtol=1e-5, atol=1e-6
+    )
+    assert torch.all(model.property_head.atomref[:, 1:] == 0) and torch.any(
+        model.property_head.atomref[:, 0] != 0
+    )
+    assert torch.all(model.property_head.atomref[[0, 2, 3, 4, 5, 10], 0] == 0)  # elements that are not in QM9
     # with a silent property head, predictions are the scaling alone: for u0, element references
     # fitted to the labelled energies explain them to a few eV (in eV; the energies are ~-10^4 eV)
     with torch.no_grad():
-        model.property_head[-1].weight.zero_()
-        model.property_head[-1].bias.zero_()
+        model.property_head.mlp[-1].weight.zero_()
+        model.property_head.mlp[-1].bias.zero_()
         pred = model(b).pred
     assert torch.all((pred[:, 0] - y[:, 0]).abs() < 5.0) and y[:, 0].abs().min() > 1000
     torch.testing.assert_close(pred[:, 1], torch.full((20,), float(homo.mean())), rtol=1e-6, atol=1e-6)
@@ -244,8 +254,11 @@ def test_fit_scaler_gives_predictions_in_real_units_and_ignores_missing_labels(q
         100,
         torch.tensor([True]),
     )
-    torch.testing.assert_close(model.atomref[:, :1], ref_alone, rtol=1e-5, atol=1e-4)
-    assert not torch.isnan(model.scale).any() and not torch.isnan(model.atomref).any()
+    torch.testing.assert_close(model.property_head.atomref[:, :1], ref_alone, rtol=1e-5, atol=1e-4)
+    assert (
+        not torch.isnan(model.property_head.scale).any()
+        and not torch.isnan(model.property_head.atomref).any()
+    )
 
 
 def test_fit_scaler_with_no_labels_keeps_identity_scaling():
@@ -265,7 +278,9 @@ def test_overfits_a_few_real_molecules(qm9):
     y = torch.tensor(labels[list(targets)].to_numpy().copy(), dtype=torch.float32)
     fit_scaler(model, graphs, torch.arange(len(graphs)), y)
     n_atoms = (b.atom_ptr[1:] - b.atom_ptr[:-1]).unsqueeze(1)
-    units = torch.where(model.mean_readout, model.scale, model.scale * n_atoms)  # one std, per target
+    units = torch.where(
+        model.property_head.mean_readout, model.property_head.scale, model.property_head.scale * n_atoms
+    )  # one std, per target
 
     def loss() -> torch.Tensor:
         return (((model(b).pred - y) / units) ** 2).mean()
@@ -320,11 +335,11 @@ def test_state_dict_and_config_rebuild_the_same_model(qm9):
 def test_reset_parameters_reinitialises_every_parameter_and_keeps_scaling():
     model = model_of()
     before = {n: p.clone() for n, p in model.named_parameters()}
-    scale = model.scale.clone()
+    scale = model.property_head.scale.clone()
     model.reset_parameters()
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == set(before)
-    assert torch.equal(model.scale, scale)
+    assert torch.equal(model.property_head.scale, scale)
 
 
 def test_repr_names_the_architecture():
@@ -354,10 +369,14 @@ def test_single_atoms_have_no_pairs_and_predictions_from_their_embedding():
     )
     with torch.no_grad():
         out = model(b)
-        h = model.embedding.weight[[6, 8]]
-        for block in model.interactions:  # no neighbours: every message sum is zero
+        h = model.representation.embedding.weight[[6, 8]]
+        for block in model.representation.interactions:  # no neighbours: every message sum is zero
             h = h + block.lin(block.act(block.lin2(torch.zeros_like(h))))
-        alone = model.property_head(h) * model.scale + model.shift + model.atomref[[6, 8]]
+        alone = (
+            model.property_head.mlp(h) * model.property_head.scale
+            + model.property_head.shift
+            + model.property_head.atomref[[6, 8]]
+        )
     torch.testing.assert_close(out.node, h)
     torch.testing.assert_close(out.pred, alone)
 
@@ -376,7 +395,7 @@ def test_last_layer_gradient_features_are_the_gradients_autograd_gives(qm9):
     read out as a sum, homo as a mean, so both readouts are checked."""
     graphs, _ = qm9
     model = model_of()
-    last = model.property_head[-1]
+    last = model.property_head.mlp[-1]
     features = model.last_layer_gradients(graphs.batch(torch.arange(4)))
     assert features.shape == (4, 2 * (last.in_features + 1))
     for i in range(4):

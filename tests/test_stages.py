@@ -326,8 +326,8 @@ def test_pretraining_epochs_and_reinitialised_teachers(two_rounds, tmp_path):
     kwargs["previous"] = tmp_path / "w0.pt"
     warm = stages.teacher(**warm_common, **kwargs, out=tmp_path / "w1.pt", summary=tmp_path / "w1.json")
     assert warm["warm_start"] is True
-    cold_weights = stages.load_checkpoint(tmp_path / "t1.pt")[0].embedding.weight
-    warm_weights = stages.load_checkpoint(tmp_path / "w1.pt")[0].embedding.weight
+    cold_weights = stages.load_checkpoint(tmp_path / "t1.pt")[0].representation.embedding.weight
+    warm_weights = stages.load_checkpoint(tmp_path / "w1.pt")[0].representation.embedding.weight
     assert not np.allclose(cold_weights.detach().numpy(), warm_weights.detach().numpy())
 
 

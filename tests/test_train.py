@@ -77,7 +77,9 @@ def test_pseudo_labels_reach_the_teacher(qm9):
     plain, pseudo = _model(), _model()
     train_teacher(plain, graphs, TeacherData(lab, y[lab], unl), cfg)
     train_teacher(pseudo, graphs, TeacherData(lab, y[lab], unl, y_pseudo=y[unl]), cfg)
-    assert not torch.equal(plain.interactions[0].lin1.weight, pseudo.interactions[0].lin1.weight)
+    assert not torch.equal(
+        plain.representation.interactions[0].lin1.weight, pseudo.representation.interactions[0].lin1.weight
+    )
 
 
 def test_transfer_copies_exactly_and_student_restores_best_epoch(qm9):
@@ -95,7 +97,7 @@ def test_transfer_copies_exactly_and_student_restores_best_epoch(qm9):
     for t, target in enumerate(TARGETS):
         assert mae(pred, y[val])[t] == pytest.approx(best[f"val_mae_{target}"], rel=1e-5)
     assert len(history) <= 12 and not torch.equal(
-        teacher.property_head[0].weight, student.property_head[0].weight
+        teacher.property_head.mlp[0].weight, student.property_head.mlp[0].weight
     )
 
 
@@ -137,7 +139,7 @@ def test_unseen_element_is_warned_about(qm9, caplog):
 def test_checkpoint_round_trip_and_config_mismatch(tmp_path, qm9):
     graphs, _ = qm9
     model = _model()
-    model.scale.fill_(3.0)
+    model.property_head.scale.fill_(3.0)
     config = {"model": {"hidden": 16}, "train": {"lr": 1e-3}}
     gen = torch.Generator().manual_seed(5)
     save_checkpoint(tmp_path / "teacher.pt", model, config, round=2, generator=gen)
@@ -188,18 +190,24 @@ def test_mean_teacher_trains_and_ends_on_the_ema_weights(qm9):
     history = train_mean_teacher(model, graphs, TeacherData(lab, y[lab], unl), cfg)
     assert len(history) == 2 and all(np.isfinite(r["consistency"]) and r["consistency"] > 0 for r in history)
     assert not torch.equal(
-        start["interactions.0.lin1.weight"], model.state_dict()["interactions.0.lin1.weight"]
+        start["representation.interactions.0.lin1.weight"],
+        model.state_dict()["representation.interactions.0.lin1.weight"],
     )
     again = _model()
     train_mean_teacher(again, graphs, TeacherData(lab, y[lab], unl), cfg)
-    assert torch.equal(model.interactions[0].lin1.weight, again.interactions[0].lin1.weight)  # seeded
+    assert torch.equal(
+        model.representation.interactions[0].lin1.weight, again.representation.interactions[0].lin1.weight
+    )  # seeded
     frozen = _model()
     initial = {k: v.clone() for k, v in frozen.state_dict().items()}
     train_mean_teacher(
         frozen, graphs, TeacherData(lab, y[lab], unl), TrainConfig(teacher_epochs=1, ema_decay=1.0)
     )
     # decay 1: the EMA never moves, so the result is the starting network (scaling buffers refitted)
-    assert torch.equal(frozen.interactions[0].lin1.weight, initial["interactions.0.lin1.weight"])
+    assert torch.equal(
+        frozen.representation.interactions[0].lin1.weight,
+        initial["representation.interactions.0.lin1.weight"],
+    )
 
 
 def test_pseudo_weight_zero_keeps_pseudo_labels_out_of_the_teacher(qm9):
@@ -215,7 +223,9 @@ def test_pseudo_weight_zero_keeps_pseudo_labels_out_of_the_teacher(qm9):
     weighted = _model()
     cfg.weights.pseudo = 0.1
     train_teacher(weighted, graphs, TeacherData(lab, y[lab], unl, y_pseudo=y[unl] + 5.0), cfg)
-    assert not torch.equal(none.interactions[0].lin1.weight, weighted.interactions[0].lin1.weight)
+    assert not torch.equal(
+        none.representation.interactions[0].lin1.weight, weighted.representation.interactions[0].lin1.weight
+    )
 
 
 def test_a_supervised_teacher_visits_only_the_labelled_molecules(qm9):
@@ -278,7 +288,7 @@ def test_teacher_learns_helping_properties_on_every_pool_molecule(qm9):
 
     # the student keeps the target's outputs only, predicting them exactly as the teacher does
     student = transfer(model, ["u0"])
-    assert student.config.targets == ("u0",) and student.atomref.shape[1] == 1
+    assert student.config.targets == ("u0",) and student.property_head.atomref.shape[1] == 1
     torch.testing.assert_close(infer(student, graphs, unl)[0], infer(model, graphs, unl)[0][:, :1])
     with pytest.raises(ValueError, match=r"no output for \['gap'\]"):
         transfer(model, ["gap"])

@@ -139,8 +139,8 @@ def _model(dropout=0.3, seed=0) -> ASGNModel:
             )
         )
     with torch.no_grad():  # non-trivial target scaling, so the readout is exercised
-        model.scale.copy_(torch.tensor([0.3, 2.0]))
-        model.shift.copy_(torch.tensor([-6.0, -10.0]))
+        model.property_head.scale.copy_(torch.tensor([0.3, 2.0]))
+        model.property_head.shift.copy_(torch.tensor([-6.0, -10.0]))
     return model
 
 
@@ -204,7 +204,9 @@ def test_mc_dropout_head_shortcut_equals_full_forward_passes(qm9):
 def test_mc_dropout_in_the_backbone_samples_the_backbone(qm9):
     graphs, _ = qm9
     model = _model(dropout=0.1)
-    model.interactions[0].lin = nn.Sequential(nn.Dropout(0.5), model.interactions[0].lin)
+    model.representation.interactions[0].lin = nn.Sequential(
+        nn.Dropout(0.5), model.representation.interactions[0].lin
+    )
     index = np.arange(len(graphs))
     got = mc_dropout_predictions(model, graphs, index, n_samples=3, seed=3, batch_size=16)
     np.testing.assert_array_equal(got, _full_forward_reference(model, graphs, index, 3, 3, 16))

@@ -10,7 +10,8 @@ import torch
 from pipeline.model.asgn import ASGNModel, ModelConfig
 
 # 2: the atom embedding has a mask-token row; ModelConfig has the distance-bin range
-CHECKPOINT_VERSION = 2
+# 3: the representation and the property head (with its scaling buffers) are submodules
+CHECKPOINT_VERSION = 3
 
 
 def save_checkpoint(
@@ -58,7 +59,11 @@ def load_checkpoint(
     except Exception as err:  # pickle, zip or torch errors: a corrupt or foreign file
         raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
     if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: not a checkpoint of this pipeline (version {CHECKPOINT_VERSION})")
+        found = payload.get("version") if isinstance(payload, dict) else None
+        raise ValueError(
+            f"{path}: not a checkpoint of this pipeline's version {CHECKPOINT_VERSION} (found: {found}); "
+            "delete it and the files made from it to make them again"
+        )
     if config is not None and payload["config"] != config:
         diff = sorted(_diff_keys(payload["config"], config))
         raise ValueError(

@@ -38,7 +38,7 @@ def infer_gradients(
     index = torch.as_tensor(np.asarray(index), dtype=torch.long, device=graphs.device)
     with evaluating(model):
         out = [model.last_layer_gradients(graphs.batch(idx)).cpu() for idx in batches(index, batch_size)]
-    width = len(model.config.targets) * (model.property_head[-1].in_features + 1)
+    width = len(model.config.targets) * (model.property_head.last.in_features + 1)
     return torch.cat(out).numpy() if out else np.zeros((0, width), np.float32)
 
 

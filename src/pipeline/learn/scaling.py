@@ -40,7 +40,7 @@ def fit_scaler(
 ) -> Tensor:
     """Fit the model's target scaling on labelled molecules; return the std that standardises L_p.
 
-    Sets ``model.scale``, ``model.shift`` and ``model.atomref`` (:func:`fit_target_scaler`). The
+    Sets the property head's ``scale``, ``shift`` and ``atomref`` (:func:`fit_target_scaler`). The
     returned std is per target, at molecule level, of what the network has to learn: the labels minus
     the fitted baseline (shift and per-element references, read out like the predictions). Dividing
     by the raw std instead would make u0 (std ~ 10 eV across QM9, residual ~ 0.2 eV) weigh nothing.
@@ -64,23 +64,23 @@ def fit_scaler(
             "have no per-element reference and will be poor until one is labelled",
             unseen,
         )
-    cfg = model.config
+    cfg, head = model.config, model.property_head
     y_t = targets_tensor(y, len(cfg.targets))
     names = set(cfg.targets) if atomref is True else set(atomref or ())
     use_atomref = [t in names and cfg.readout[t] == "sum" for t in cfg.targets]
     scale, shift, ref = fit_target_scaler(
-        b.z, b.batch, y_t, model.mean_readout.cpu(), cfg.max_z, torch.tensor(use_atomref)
+        b.z, b.batch, y_t, head.mean_readout.cpu(), cfg.max_z, torch.tensor(use_atomref)
     )
     with torch.no_grad():
-        model.scale.copy_(scale)
-        model.shift.copy_(shift)
-        model.atomref.copy_(ref)
-        per_atom = (model.shift + model.atomref[b.z]).double().cpu()  # the prediction when o = 0
+        head.scale.copy_(scale)
+        head.shift.copy_(shift)
+        head.atomref.copy_(ref)
+        per_atom = (head.shift + head.atomref[b.z]).double().cpu()  # the prediction when o = 0
         base = torch.zeros(len(index), per_atom.shape[1], dtype=torch.float64).index_add_(
             0, b.batch.cpu(), per_atom
         )
         n_atoms = (b.atom_ptr[1:] - b.atom_ptr[:-1]).cpu().double().unsqueeze(1)
-        base = torch.where(model.mean_readout.cpu(), base / n_atoms, base)
+        base = torch.where(head.mean_readout.cpu(), base / n_atoms, base)
     resid = y_t.double() - base
     present = ~torch.isnan(resid)
     mean = torch.nansum(resid, 0) / present.sum(0).clamp(min=1)

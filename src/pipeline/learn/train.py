@@ -447,11 +447,11 @@ def transfer(teacher: ASGNModel, targets: Sequence[str] | None = None) -> ASGNMo
     config = dataclasses.replace(cfg, targets=targets, readout={t: cfg.readout[t] for t in targets})
     state = teacher.state_dict()
     if keep != list(range(len(cfg.targets))):
-        last = max(k for k, layer in enumerate(teacher.property_head) if isinstance(layer, torch.nn.Linear))
-        rows = torch.tensor(keep, device=state["scale"].device)
-        for name in (f"property_head.{last}.weight", f"property_head.{last}.bias", "scale", "shift"):
-            state[name] = state[name].index_select(0, rows)
-        state["atomref"] = state["atomref"].index_select(1, rows)
+        last = len(teacher.property_head.mlp) - 1  # its last layer: a row per output
+        rows = torch.tensor(keep, device=state["property_head.scale"].device)
+        for name in (f"mlp.{last}.weight", f"mlp.{last}.bias", "scale", "shift"):
+            state[f"property_head.{name}"] = state[f"property_head.{name}"].index_select(0, rows)
+        state["property_head.atomref"] = state["property_head.atomref"].index_select(1, rows)
     student = ASGNModel(config)
     student.load_state_dict(state)
     return student.to(next(teacher.parameters()).device)

@@ -1,13 +1,14 @@
-"""The Gaussian RBF expansion's float32 kernel and the banded first filter layer for the CPU.
+"""The Gaussian RBF expansion of distances (:class:`GaussianRBF`), its float32 kernel, and the banded
+first filter layer for the CPU.
 
-:func:`gaussian_expansion` computes :math:`e_k(d)` (:class:`pipeline.model.asgn.GaussianRBF`) with the
+:func:`gaussian_expansion` computes :math:`e_k(d)` (:class:`GaussianRBF`) with the
 values below float32's smallest normal number (exponent < ln 1.18e-38 = -87.3) exactly 0, as on a GPU
 with flush-to-zero: such a term is 1e-31 times smaller than the largest term of the same expansion
 (>= exp(-1/8) inside the centre range), so dropping it can change a float32 sum only if that sum
 cancels to below ~1e-30, and computing it as a CPU denormal costs ~50x a normal exp. Consequently
 each distance has at most ``2 * RADIUS`` non-zero terms.
 
-:func:`banded_rbf_linear` uses that for the first layer of :class:`pipeline.model.asgn.FilterNetwork` on
+:func:`banded_rbf_linear` uses that for the first layer of :class:`pipeline.model.schnet.FilterNetwork` on
 the CPU: with the distances sorted, the pairs are cut into blocks of ``band`` centres and each block
 multiplies only the columns of the weight its band can reach, the same sums without the zero terms
 (~6x fewer FLOPs and exps for QM9's 300 centres). On CUDA the dense GEMM is cheap and needs no host
@@ -17,14 +18,10 @@ synchronisation, so the model uses that there.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
-if TYPE_CHECKING:
-    from pipeline.model.asgn import GaussianRBF
+from torch import Tensor, nn
 
 #: ln of float32's smallest normal number; exponents below give exactly 0.
 EXP_FLOOR = math.log(torch.finfo(torch.float32).tiny)
@@ -71,3 +68,30 @@ def banded_rbf_linear(dist: Tensor, rbf: GaussianRBF, weight: Tensor, bias: Tens
     if not out:  # no pairs at all (single atoms)
         return dist.new_zeros(0, weight.shape[0], dtype=weight.dtype)
     return torch.cat(out) if len(out) > 1 else out[0]
+
+
+class GaussianRBF(nn.Module):
+    r"""Gaussian radial basis expansion of distances, in float32 even under autocast.
+
+    .. math::
+        e_k(d) = \exp\left(-\frac{(d - \mu_k)^2}{2 w^2}\right), \quad
+        \mu_k = \mathrm{start} + k w, \quad w = \frac{\mathrm{stop} - \mathrm{start}}{\mathrm{count}},
+        \quad k = 0, \dots, \mathrm{count} - 1
+
+    Computed by :func:`pipeline.model.rbf.gaussian_expansion`: values below float32's smallest
+    normal number are exactly 0.
+
+    Args:
+        start (float): first centre (Å).
+        stop (float): end of the centre range (Å); the last centre is ``stop - w``.
+        count (int): number of centres K.
+    """
+
+    def __init__(self, start: float, stop: float, count: int) -> None:
+        super().__init__()
+        self.start, self.width, self.count = start, (stop - start) / count, count
+        self.register_buffer("centres", start + self.width * torch.arange(count, dtype=torch.float32))
+
+    def forward(self, dist: Tensor) -> Tensor:
+        """[p] distances (Å) -> [p, K] float32 expansion."""
+        return gaussian_expansion(dist, self.centres, self.width)
