@@ -151,7 +151,9 @@ def test_zero_weight_switches_a_term_off_and_passes_are_counted():
     total, terms = teacher_loss(model, batch, None, None, LossWeights(), torch.ones(1), shared_pass=False)
     assert set(terms) == {"atom_type", "distance", "total"}
     total.backward()
-    assert model.representation.embedding.weight.grad[model.config.mask_token].abs().sum() > 0  # the mask token learns
+    assert (
+        model.representation.embedding.weight.grad[model.config.mask_token].abs().sum() > 0
+    )  # the mask token learns
 
 
 def test_the_clean_pass_property_term_is_that_of_an_unmasked_forward():

@@ -11,8 +11,8 @@ import pytest
 from snakemake.utils import validate
 
 from pipeline.config.digest import file_sha256
-from pipeline.config.settings import resolve
-from pipeline.plan.jobs import ROUND_FILES, Plan, repeated_keys_error
+from pipeline.config.settings import repeated_keys_error, resolve
+from pipeline.plan import ROUND_FILES, Plan
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")

@@ -15,8 +15,8 @@ from snakemake.utils import validate
 # The workflow imports the package's light modules (names, config resolution, the plan; stdlib
 # only), from this checkout, whichever Python runs Snakemake.
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
-from pipeline.plan.jobs import ROUND_0_COPIED, Plan, repeated_keys_error
-from pipeline.config.settings import resolve
+from pipeline.plan import ROUND_0_COPIED, Plan
+from pipeline.config.settings import repeated_keys_error, resolve
 
 
 def _validate(config):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,6 +34,7 @@ __all__ = [
     "label_budget",
     "resolve",
     "round_0_sources",
+    "repeated_keys_error",
     "run_name",
 ]
 
@@ -411,3 +412,18 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
                     f"datasets.{run['dataset']}.limit is {dataset['limit']}"
                 )
     return errors
+
+
+def repeated_keys_error(configfiles: Iterable[str]) -> str | None:
+    """The error of the first config file that states a key twice (YAML would keep the last one
+    silently), naming every such key and its lines; None when none does. Files that do not exist
+    are skipped (Snakemake reports them itself)."""
+    for path in dict.fromkeys(map(str, configfiles)):
+        if Path(path).exists():
+            twice = duplicate_keys(Path(path).read_text())
+            if twice:
+                return (
+                    f"invalid config {path}: a key is given twice, and only the last would count: "
+                    + "; ".join(twice)
+                )
+    return None

@@ -7,20 +7,6 @@ so what a job is given can be read, and tested, here without Snakemake: each met
 name, a round (``"00"``, ``"01"``, ...) and the like, and returns paths, dicts of named paths (a
 rule's ``unpack``-ed input) or the options as a list of strings (the workflow shell-quotes them).
 
-One path grammar (``shared/DESIGN.md``), relative to the working directory:
-
-- ``results/data/{dataset}/graphs/shard-{shard}.parquet``: featurised graphs, no labels
-- ``results/data/{dataset}/parts/shard-{shard}.*``: per-shard answer key, rejects, summary
-- ``results/data/{dataset}/answer_key.parquet``: labels; only featurise_merge writes it
-- ``results/data/{dataset}/rejects.parquet``, ``manifest.json``
-- ``results/data/{dataset}/helpers/{source}/chunk-{chunk}.parquet``: helping properties (xtb) of
-  every molecule of the dataset, for runs with ``helpers`` (and ``.failures.parquet``)
-- ``results/runs/{run}/...`` (:data:`RUN_DIR`): split, run.json, initial picks, val/test labels
-- ``results/runs/{run}/round_{round}/...`` (:data:`ROUND_DIR`): one active-learning round
-
-``{shard}`` is the shard number in 5 digits (``00000``), ``{round}`` the round in 2 (``00``),
-``{chunk}`` a label chunk in 3 (``000``).
-
 Oracles (the dataset's ``oracle``, by ``ORACLES[name].kind``): ``lookup`` reads the answer key in
 the label rules; ``compute`` (pyscf, xtb) runs label_chunk jobs (``round_{round}/label_parts/``,
 ``holdout_parts/`` for val/test) that the label rules merge; ``external`` writes a request and reads
@@ -37,67 +23,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.config.digest import file_sha256
 from pipeline.config.registry import INITIAL_STRATEGIES, ORACLES, STRATEGIES
-from pipeline.config.settings import Resolved, duplicate_keys, label_budget
+from pipeline.config.settings import Resolved, label_budget
+from pipeline.plan.paths import BENCHMARK_FILES, DATA_DIR, ROUND_0_COPIED, ROUND_DIR, ROUND_FILES, RUN_DIR
 
-__all__ = [
-    "DATA_DIR",
-    "ROUND_0_COPIED",
-    "ROUND_DIR",
-    "ROUND_FILES",
-    "RUN_DIR",
-    "Plan",
-    "repeated_keys_error",
-]
+__all__ = ["Plan"]
 
-#: A dataset's folder.
-DATA_DIR = "results/data/{dataset}"
-#: A run's folder.
-RUN_DIR = "results/runs/{run}"
-#: A round's folder ({round} in 2 digits).
-ROUND_DIR = f"{RUN_DIR}/round_{{round}}"
-#: Every per-round artefact (DESIGN.md's layout), in a round's folder.
-ROUND_FILES = (
-    "labelled.parquet",
-    "label_failures.parquet",
-    "teacher.pt",
-    "teacher.json",
-    "embeddings.parquet",
-    "student.pt",
-    "student.json",
-    "pseudo_labels.parquet",
-    "selected.parquet",
-)
-#: Round 0's artefacts that a run sharing another's round 0 copies (settings.round_0_sources):
-#: all but the selection, which is the run's own strategy's.
-ROUND_0_COPIED = tuple(name for name in ROUND_FILES if name != "selected.parquet")
-#: What benchmark_table writes for each benchmark, in results/benchmark/{benchmark}/.
-BENCHMARK_FILES = ("table.csv", "table.md", "paired.csv", "efficiency.csv", "figure.png")
 
 #: Input = a rule's named inputs: a dict in tests, Snakemake's ``input`` (a Namedlist, which has
 #: ``keys()`` and ``input[name]`` too) in the workflow.
 Input = Mapping[str, Any]
-
-
-def repeated_keys_error(configfiles: Iterable[str]) -> str | None:
-    """The error of the first config file that states a key twice (YAML would keep the last one
-    silently), naming every such key and its lines; None when none does. Files that do not exist
-    are skipped (Snakemake reports them itself)."""
-    for path in dict.fromkeys(map(str, configfiles)):
-        if Path(path).exists():
-            twice = duplicate_keys(Path(path).read_text())
-            if twice:
-                return (
-                    f"invalid config {path}: a key is given twice, and only the last would count: "
-                    + "; ".join(twice)
-                )
-    return None
 
 
 @dataclass(frozen=True)

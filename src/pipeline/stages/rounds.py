@@ -525,7 +525,7 @@ def share_round_0(
 
     from pipeline.config.settings import NOT_READ_IN_ROUND_0
     from pipeline.data.store import atomic_path
-    from pipeline.plan.jobs import ROUND_0_COPIED
+    from pipeline.plan import ROUND_0_COPIED
 
     names = {"run", "benchmark", "method", *NOT_READ_IN_ROUND_0}
     own, other = RunConfig.read(run_json).as_dict(), RunConfig.read(source_run_json).as_dict()
