@@ -15,10 +15,21 @@ cannot have) live in :mod:`pipeline.data.featurise`, not here.
 Each molecule carries its net charge and, where the source states it, its spin multiplicity
 (:attr:`Molecules.charge`, :attr:`Molecules.multiplicity`; 0 = not stated). Multi-fragment records
 (salts, hydrates) are handled by the source as :data:`FRAGMENT_POLICIES` say.
+
+The readers shared by the file-based sources (structure files, SMILES tables) live here too: input
+files and folders expanded (:func:`expand_inputs`), compressed and binary files recognised
+(:func:`not_text`, :func:`read_text`), RDKit's messages captured per molecule (:class:`CaptureRDKit`),
+and properties kept in the units a file gives (:class:`AsGivenUnits`).
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import logging
+import lzma
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +38,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 from ase.data import atomic_numbers
+
+log = logging.getLogger(__name__)
 
 #: What a source does with a record of several disconnected fragments (a salt ``C[NH3+].[Cl-]``, a
 #: hydrate ``CCO.O``), the dataset setting ``fragments``. ``largest``: keep the largest fragment,
@@ -188,3 +201,183 @@ def symbols_to_z(symbols: Sequence[str]) -> np.ndarray:
         if z[i] == 0:
             raise UnknownElement(f"unknown element {symbol!r} (atom {i})")
     return z
+
+
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+#: Bytes read to decide whether a file is text.
+_SNIFF_BYTES = 65536
+
+
+_RDKIT_NOISE = re.compile(
+    r"^(\*+|-+|\d+# .*|Stacktrace:|Post-condition Violation|Pre-condition Violation|Violation occurred .*"
+    r"|Failed Expression: .*|ERROR: moving to the beginning of the next molecule)$"
+)
+
+
+class AsGivenUnits(dict):
+    """Units of a user-supplied source: every property is in whatever unit the input file uses."""
+
+    AS_GIVEN = "as given"
+
+    def __missing__(self, key: str) -> str:
+        return self.AS_GIVEN
+
+    def get(self, key: str, default: Any = None) -> str:
+        return self.AS_GIVEN if key not in self else super().get(key)
+
+
+def split_suffix(path: Path) -> tuple[str, str | None, str]:
+    """(structure suffix, compression suffix or None, stem without either), all suffixes lower-case."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = suffixes[-1] if suffixes and suffixes[-1] in _OPENERS else None
+    name = path.name[: -len(compression)] if compression else path.name
+    inner = Path(name)
+    return inner.suffix.lower(), compression, inner.stem
+
+
+def expand_inputs(inputs: Sequence[Path | str], suffixes: frozenset[str]) -> tuple[list[Path], list[Reject]]:
+    """Files named by ``inputs``: directories become their files with a known suffix, sorted by name.
+
+    The other files of a directory (hidden ones aside) are skipped loudly: a warning, and a reject
+    (index -1) each, so that a file with a mistyped extension does not vanish unnoticed.
+    """
+    files: list[Path] = []
+    rejects: list[Reject] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            visible = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            found = [p for p in visible if split_suffix(p)[0] in suffixes]
+            skipped = [p for p in visible if split_suffix(p)[0] not in suffixes]
+            if skipped:
+                log.warning(
+                    "%s: skipped %d files of a type this source does not read: %s",
+                    path,
+                    len(skipped),
+                    ", ".join(p.name for p in skipped[:10]) + (", ..." if len(skipped) > 10 else ""),
+                )
+            for p in skipped:
+                kind = split_suffix(p)[0] or "no extension"
+                reason = (
+                    f"skipped: not a molecule file ({kind!r}); in a directory only "
+                    f"{', '.join(sorted(suffixes))} files are read (name a file explicitly to try it)"
+                )
+                rejects.append(Reject(str(p), -1, None, reason))
+            if not found:
+                rejects.append(
+                    Reject(
+                        str(path),
+                        -1,
+                        None,
+                        f"directory holds no molecule files (looked for {', '.join(sorted(suffixes))})",
+                    )
+                )
+            files.extend(found)
+        elif not path.exists():
+            rejects.append(Reject(str(path), -1, None, "file does not exist"))
+        else:
+            files.append(path)
+    return files, rejects
+
+
+def _looks_binary(sample: bytes) -> bool:
+    """Whether ``sample`` (a file's first bytes) is binary: a NUL byte, or over 10 % of characters that
+    are neither printable nor whitespace once decoded as UTF-8 (undecodable bytes count as such)."""
+    if not sample:
+        return False
+    if b"\x00" in sample:
+        return True
+    text = sample.decode("utf-8", errors="replace")
+    odd = sum(1 for c in text if c == "\ufffd" or (not c.isprintable() and c not in "\t\n\r\f\v"))
+    return odd > 0.1 * len(text)
+
+
+def not_text(path: Path, compression: str | None = None) -> str | None:
+    """Why ``path`` cannot be read as a text file (binary content, a broken compressed file), or None.
+
+    The reason is readable: it never quotes the file's bytes.
+    """
+    opener = _OPENERS[compression] if compression else open
+    try:
+        with opener(path, "rb") as handle:
+            sample = handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError, lzma.LZMAError) as error:  # gzip.BadGzipFile is an OSError
+        if compression is None:
+            return f"could not read the file: {type(error).__name__}: {error.strerror or 'I/O error'}"
+        return f"not a valid {compression} file (damaged, or not compressed with {compression.lstrip('.')})"
+    if _looks_binary(sample):
+        return "not a text file (binary content)"
+    return None
+
+
+def file_labels(files: Sequence[Path]) -> list[str]:
+    """What the automatic ids of each file start with (module doc): its stem, unless another file has
+    the same stem; then its path (without the structure suffix) relative to the colliding files'
+    common folder; and its path with the full file name where even that is shared."""
+    stems = [split_suffix(f)[2] for f in files]
+    where = [Path(os.path.abspath(f)) for f in files]
+    by_stem: dict[str, set[Path]] = {}
+    for stem, path in zip(stems, where, strict=True):
+        by_stem.setdefault(stem, set()).add(path)
+    labels = []
+    for stem, path in zip(stems, where, strict=True):
+        clash = by_stem[stem]
+        if len(clash) == 1:  # one file (perhaps named twice: its molecules are duplicates, rightly)
+            labels.append(stem)
+            continue
+        root = Path(os.path.commonpath([p.parent for p in clash]))
+        short = {p: (p.parent / split_suffix(p)[2]).relative_to(root).as_posix() for p in clash}
+        if len(set(short.values())) < len(clash):
+            short = {p: p.relative_to(root).as_posix() for p in clash}
+        labels.append(short[path])
+    return labels
+
+
+def rdkit_messages(text: str) -> str:
+    """RDKit's log output reduced to its error lines (no timestamps, stack traces or boilerplate)."""
+    lines = []
+    for line in text.splitlines():
+        line = re.sub(r"^\[\d\d:\d\d:\d\d\]\s*", "", line).strip()
+        if line and not _RDKIT_NOISE.match(line) and line not in lines:
+            lines.append(line)
+    errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]
+    message = "; ".join(errors or lines)
+    return message if len(message) <= 300 else message[:297] + "..."
+
+
+class CaptureRDKit:
+    """Collect RDKit's log messages for one call (older RDKit without CaptureErrorLog: silenced only)."""
+
+    def __init__(self) -> None:
+        from rdkit import rdBase
+
+        capture = getattr(rdBase, "CaptureErrorLog", None)
+        self._inner = capture() if capture is not None else rdBase.BlockLogs()
+        self.text = ""
+
+    def __enter__(self) -> CaptureRDKit:
+        if hasattr(self._inner, "__enter__"):
+            self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if hasattr(self._inner, "__exit__"):
+            self._inner.__exit__(*exc)
+        self.text = str(getattr(self._inner, "messages", "") or "")
+
+
+def read_text(path: Path, compression: str | None) -> str:
+    opener = _OPENERS.get(compression, open) if compression else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+def unreadable(path: Path, error: Exception) -> str:
+    if type(error).__name__ == "UnknownFileTypeError":
+        return f"unrecognised file format {''.join(path.suffixes) or path.name!r}: ASE cannot read it"
+    if isinstance(error, UnicodeDecodeError):
+        return "not a text file (binary content, or text that is not UTF-8)"
+    message = "".join(c if c.isprintable() else "?" for c in " ".join(str(error).split()))
+    return f"could not read the file: {type(error).__name__}: {message}"

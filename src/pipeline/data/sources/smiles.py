@@ -38,8 +38,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.data.sources.base import DEFAULT_FRAGMENTS, FRAGMENT_POLICIES, Catalogue, Molecules, Reject
-from pipeline.data.sources.files import AsGivenUnits, CaptureRDKit, expand_inputs, not_text, rdkit_messages
+from pipeline.data.sources.base import (
+    DEFAULT_FRAGMENTS,
+    FRAGMENT_POLICIES,
+    CaptureRDKit,
+    Catalogue,
+    Molecules,
+    Reject,
+    rdkit_messages,
+)
+from pipeline.data.sources.files import AsGivenUnits, expand_inputs, not_text
 
 log = logging.getLogger(__name__)
 
