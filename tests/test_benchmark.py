@@ -24,12 +24,8 @@ from pipeline.config.settings import RunConfig
 from pipeline.reports.benchmark import (
     PAIRED_COLUMNS,
     collect,
-    default_threshold,
     final_budget_table,
     label_efficiency,
-    label_savings,
-    labels_to_reach,
-    mean_curve,
     paired_differences,
     read_run_methods,
     write_csv,
@@ -37,6 +33,7 @@ from pipeline.reports.benchmark import (
     write_markdown,
 )
 from pipeline.reports.runs import LEARNING_CURVE_COLUMNS
+from pipeline.reports.stats import default_threshold, label_savings, labels_to_reach, mean_curve
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LABELS = [100, 200, 300, 400, 500]
