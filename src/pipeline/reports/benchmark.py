@@ -1,28 +1,25 @@
-"""Benchmark of methods over seeds: the final-budget table, label efficiency, and the comparison figure.
+"""Benchmark of methods over seeds: read the runs' learning curves and write the comparison.
 
 A benchmark config declares many runs, each one (method, seed) pair, which its ``run.json`` names
-(:class:`pipeline.config.settings.RunConfig`, :func:`read_run_methods`). This module reads their learning
-curves (:func:`pipeline.reports.runs.learning_curve`'s long table, one
+(:class:`pipeline.config.settings.RunConfig`, :func:`read_run_methods`). This module reads their
+learning curves (:func:`pipeline.reports.runs.learning_curve`'s long table, one
 ``results/runs/{run}/learning_curve.csv`` per run) and compares the methods as the paper does:
 
 - :func:`collect`: method and seed of every row; a *derived* method (the ASGN-T ablation: ASGN's
   teacher evaluated as is) is read off another method's runs, from the teacher MAEs they record;
-- :func:`~pipeline.reports.stats.final_budget_table`: Table 1 of Hao et al. (KDD 2020): test MAE, mean ± std over seeds, per
-  method (rows) and target (columns) at the final label budget, with the validation MAE beside it
-  (choose settings on validation, never on test);
-- :func:`~pipeline.reports.stats.paired_differences`: each method against a baseline seed by seed (runs of the same seed
-  share the split and the initial labels): mean difference and ratio with Student-t intervals;
-- :func:`~pipeline.reports.stats.labels_to_reach` and :func:`~pipeline.reports.stats.label_savings`: how many labels a method needs to reach a test
-  MAE, and the fraction of labels it saves against a baseline; :func:`~pipeline.reports.stats.label_efficiency` tabulates
-  both at the default threshold, the baseline's mean test MAE at the final budget ("how many labels
-  does ASGN need to match random at the full budget?");
-- :func:`~pipeline.reports.figures.write_figure`: Figure 3: test MAE against labels, mean line and ±std band per method.
+- :mod:`pipeline.reports.stats`: Table 1 of Hao et al. (KDD 2020) (``final_budget_table``: test
+  MAE, mean ± std over seeds, per method and target at the final label budget, with the validation
+  MAE beside it: choose settings on validation, never on test); each method against a baseline seed
+  by seed (``paired_differences``: runs of the same seed share the split and the initial labels;
+  mean difference and ratio with Student-t intervals); how many labels a method needs to reach a test
+  MAE and the fraction it saves against a baseline (``labels_to_reach``, ``label_savings``,
+  ``label_efficiency`` at the baseline's mean test MAE at the final budget);
+- :mod:`pipeline.reports.markdown` and :mod:`pipeline.reports.figures`: the report and Figure 3
+  (test MAE against labels, mean line and ±std band per method).
 
-This module reads and collects; the statistics are :mod:`pipeline.reports.stats`'s, the report
-:mod:`pipeline.reports.markdown`'s. The tables are built by pure functions; the ``write_*`` functions
-write atomically
-(:func:`pipeline.data.store.atomic_path`). Standard deviations are sample standard deviations over seeds
-(ddof = 1): empty (NaN) for a method with a single seed.
+:func:`write_benchmark` writes them all, atomically (:func:`pipeline.data.store.atomic_path`).
+Standard deviations are sample standard deviations over seeds (ddof = 1): empty (NaN) for a method
+with a single seed.
 """
 
 from __future__ import annotations
