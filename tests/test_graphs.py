@@ -18,7 +18,7 @@ from pipeline.data.featurise import (
 )
 from pipeline.data.graphs import load_graphs
 from pipeline.data.split import dataset_ids
-from pipeline.label.oracle import read_geometries
+from pipeline.label.chunks import read_geometries
 
 
 @pytest.fixture

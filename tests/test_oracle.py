@@ -16,15 +16,11 @@ from ase.io import read
 from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.graphs import load_graphs
 from pipeline.data.store import file_sha256, write_table
-from pipeline.label import oracle
-from pipeline.label.oracle import (
-    LabelChunk,
-    LabelRequest,
-    LabelsNeeded,
-    chunk_of,
-    read_external_labels,
-    read_parts,
-)
+from pipeline.label import base as label_base
+from pipeline.label import chunks, external, lookup, oracle, provenance
+from pipeline.label.chunks import chunk_of
+from pipeline.label.external import LabelsNeeded, read_external_labels
+from pipeline.label.oracle import LabelChunk, LabelRequest, read_parts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +53,7 @@ def test_chunks_partition_the_request_in_order(n, chunks):
 def test_geometries_are_the_featurised_ones_in_request_order(data, ids):
     graphs = load_graphs(data)
     wanted = ids[[7, 2, 11]]
-    got = oracle.read_geometries(data, wanted)
+    got = chunks.read_geometries(data, wanted)
     assert [g.mol_id for g in got] == wanted.tolist()
     assert [(g.charge, g.multiplicity) for g in got] == [(0, 1)] * 3  # QM9: neutral singlets
     for mol_id, z, pos, _, _ in got:
@@ -65,7 +61,7 @@ def test_geometries_are_the_featurised_ones_in_request_order(data, ids):
         a, b = int(graphs.atom_ptr[k]), int(graphs.atom_ptr[k + 1])
         assert np.array_equal(z, graphs.z[a:b].numpy()) and np.allclose(pos, graphs.pos[a:b].numpy())
     with pytest.raises(ValueError, match=r"1 molecules are not in the dataset, e.g. \['nope'\]"):
-        oracle.read_geometries(data, [ids[0], "nope"])
+        chunks.read_geometries(data, [ids[0], "nope"])
 
 
 def test_xtb_chunks_label_and_join(data, ids, tmp_path):
@@ -74,7 +70,7 @@ def test_xtb_chunks_label_and_join(data, ids, tmp_path):
     parts = []
     for c in range(2):
         part = LabelChunk(tmp_path / f"chunk-{c:03d}.parquet", tmp_path / f"failed-{c}.parquet")
-        oracle.label_chunk("xtb", data, request, c, 2, part.labels, part.failures)
+        chunks.label_chunk("xtb", data, request, c, 2, part.labels, part.failures)
         parts.append(part)
     assert len(pq.read_table(parts[0].labels)) == 3 and len(pq.read_table(parts[1].labels)) == 2
     labels, failures = read_parts(parts, request)
@@ -85,10 +81,10 @@ def test_xtb_chunks_label_and_join(data, ids, tmp_path):
     with pytest.raises(ValueError, match="2 molecules for 5 requested .3 missing"):
         read_parts(parts[1:], request)
     with pytest.raises(ValueError, match="unknown settings \\['basis'\\]"):
-        oracle.label_chunk("xtb", data, request, 0, 1, tmp_path / "x.parquet", tmp_path / "y.parquet",
+        chunks.label_chunk("xtb", data, request, 0, 1, tmp_path / "x.parquet", tmp_path / "y.parquet",
                            {"basis": "sto-3g"})  # fmt: skip
     with pytest.raises(ValueError, match="does not compute labels"):
-        oracle.label_chunk("answer_key", data, request, 0, 1, tmp_path / "x.parquet", tmp_path / "y.parquet")
+        chunks.label_chunk("answer_key", data, request, 0, 1, tmp_path / "x.parquet", tmp_path / "y.parquet")
 
 
 def test_pyscf_chunk_labels_and_records_scf_failures_through_the_cli(data, ids, tmp_path):
@@ -134,7 +130,7 @@ def _chunk(path: Path, labels: pd.DataFrame, failures: pd.DataFrame) -> LabelChu
     """A label chunk's two files (the failures under a name unrelated to the labels': the stages are
     given both, nothing is derived)."""
     chunk = LabelChunk(path, path.parent / f"failed-in-{path.stem}.parquet")
-    write_table(oracle.failures_table(failures), chunk.failures)
+    write_table(label_base.failures_table(failures), chunk.failures)
     write_table(pa.Table.from_pandas(labels, preserve_index=False), chunk.labels)
     return chunk
 
@@ -196,9 +192,9 @@ def test_external_oracle_writes_a_request_stops_and_reads_the_filled_form(data, 
     with pytest.raises(
         LabelsNeeded, match=r"3 molecules need labels.*to_label\.xyz.*homo \[eV\].*labels\.csv"
     ):
-        oracle.external_labels(data, request, labels_file, _request(tmp_path), ["homo"])
+        external.external_labels(data, request, labels_file, _request(tmp_path), ["homo"])
     atoms = read(tmp_path / "to_label.xyz", index=":")
-    geometries = oracle.read_geometries(data, request)
+    geometries = chunks.read_geometries(data, request)
     assert [a.info["mol_id"] for a in atoms] == request.tolist()
     for a, g in zip(atoms, geometries, strict=True):
         assert np.array_equal(a.numbers, g.z) and np.allclose(a.positions, g.pos, atol=1e-6)
@@ -211,7 +207,7 @@ def test_external_oracle_writes_a_request_stops_and_reads_the_filled_form(data, 
 
     _fill(tmp_path / "to_label.csv", tmp_path / "labels.csv", {request[0]: -7.5, request[2]: -6.25},
           failures={request[1]: "sample decomposed"})  # fmt: skip
-    labels, failures = oracle.external_labels(data, request, labels_file, _request(tmp_path), ["homo"])
+    labels, failures = external.external_labels(data, request, labels_file, _request(tmp_path), ["homo"])
     assert labels.mol_id.tolist() == [request[0], request[2]] and labels.homo.tolist() == [-7.5, -6.25]
     assert failures.mol_id.tolist() == [request[1]] and failures.reason.tolist() == ["sample decomposed"]
 
@@ -247,7 +243,7 @@ def test_external_oracle_writes_and_reads_exactly_the_files_it_is_given(data, id
     (out.parent / "labels.csv").write_text("mol_id,homo [eV],failure\nnot-requested,1,\n")
     oracle.label_round(tmp_path / "picks.parquet", 0, out, tmp_path / "stage" / "f.parquet", source)
     assert pq.read_table(out).to_pandas().homo.tolist() == [-7.5, -6.25]
-    (record,) = oracle.read_labelling(out)
+    (record,) = provenance.read_labelling(out)
     assert record["files"] == [{"path": str(labels_file), "sha256": file_sha256(labels_file)}]
 
 
@@ -328,7 +324,7 @@ def test_a_pick_without_the_target_in_the_answer_key_is_a_failure_not_a_nan_labe
     assert labelled.mol_id.tolist() == ["a", "c"] and labelled.homo.notna().all()
     assert failures.mol_id.tolist() == ["b"] and failures["round"].tolist() == [0]
     assert failures.reason.tolist() == ["no value for target 'homo' in the answer key"]
-    (record,) = oracle.read_labelling(tmp_path / "l0.parquet")
+    (record,) = provenance.read_labelling(tmp_path / "l0.parquet")
     assert (record["requested"], record["labelled"], record["failed"]) == (3, 2, 1)
     assert record["files"] == [{"path": str(key), "sha256": file_sha256(key)}]
     # a failed molecule is never offered again
@@ -340,7 +336,7 @@ def test_a_pick_without_the_target_in_the_answer_key_is_a_failure_not_a_nan_labe
         )  # fmt: skip
     # a target no molecule has is a setup error naming the file, not a round of failures
     with pytest.raises(ValueError, match=r"answer_key.parquet: no molecule of the dataset has .*\['gap'\]"):
-        oracle.answer_key(key, ["a"], ["homo", "gap"])
+        lookup.answer_key(key, ["a"], ["homo", "gap"])
 
 
 def test_a_round_whose_every_pick_failed_stops_instead_of_training_on_nothing(tmp_path):
@@ -380,7 +376,7 @@ def test_val_and_test_molecules_without_the_target_are_left_out_and_listed(tmp_p
     assert holdout[["mol_id", "split"]].values.tolist() == [["r", "val"], ["s", "test"]]
     assert failures.mol_id.tolist() == ["q", "t", "u"]
     assert (failures.reason == "no value for target 'homo' in the answer key").all()
-    (record,) = oracle.read_labelling(tmp_path / "h.parquet")
+    (record,) = provenance.read_labelling(tmp_path / "h.parquet")
     assert record["failed"] == {"val": 1, "test": 2} and record["labelled"] == {"val": 1, "test": 1}
 
 
@@ -454,7 +450,7 @@ def test_labels_record_the_labels_file_and_its_checksum_and_a_changed_file_is_re
     oracle.label_round(
         tmp_path / "initial.parquet", 0, tmp_path / "l.parquet", tmp_path / "f.parquet", source
     )
-    (record,) = oracle.read_labelling(tmp_path / "l.parquet")
+    (record,) = provenance.read_labelling(tmp_path / "l.parquet")
     assert record["oracle"] == "external" and record["files"] == [{"path": str(path), "sha256": planned}]
     # corrected after the workflow planned the job with the old checksum: refused, never the old labels
     path.write_text("mol_id,homo [eV],failure\na,-7.25,\nb,-6.5,\n")
@@ -478,7 +474,7 @@ def ions(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_geometries_carry_each_molecules_charge_and_multiplicity(ions):
-    got = oracle.read_geometries(ions, ["methyl", "mea_hcl", "naoac", "ethanol"])
+    got = chunks.read_geometries(ions, ["methyl", "mea_hcl", "naoac", "ethanol"])
     assert [(g.mol_id, g.charge, g.multiplicity) for g in got] == [
         ("methyl", 0, 2), ("mea_hcl", 1, 1), ("naoac", -1, 1), ("ethanol", 0, 1)
     ]  # fmt: skip
@@ -490,7 +486,7 @@ def test_xtb_chunk_computes_ions_as_ions(ions, tmp_path):
     as odd-electron neutrals; the methyl radical is a doublet, computed when odd counts are allowed."""
     pytest.importorskip("tblite")
     out = tmp_path / "chunk-000.parquet"
-    labels, failures = oracle.label_chunk(
+    labels, failures = chunks.label_chunk(
         "xtb",
         ions,
         np.array(["mea_hcl", "naoac", "ethanol"]),
@@ -502,11 +498,11 @@ def test_xtb_chunk_computes_ions_as_ions(ions, tmp_path):
     assert failures.num_rows == 0 and labels["mol_id"].to_pylist() == ["mea_hcl", "naoac", "ethanol"]
     homo = dict(zip(labels["mol_id"].to_pylist(), labels["homo"].to_pylist(), strict=True))
     assert homo["mea_hcl"] < homo["ethanol"] < homo["naoac"]  # a cation holds its electrons tighter
-    labels, failures = oracle.label_chunk(
+    labels, failures = chunks.label_chunk(
         "xtb", ions, np.array(["methyl"]), 0, 1, out, out.with_suffix(".failures.parquet")
     )
     assert labels.num_rows == 0 and "odd" in failures["reason"][0].as_py()
-    labels, failures = oracle.label_chunk(
+    labels, failures = chunks.label_chunk(
         "xtb",
         ions,
         np.array(["methyl"]),
@@ -521,7 +517,7 @@ def test_xtb_chunk_computes_ions_as_ions(ions, tmp_path):
 
 def test_external_request_states_the_charge(ions, tmp_path):
     with pytest.raises(LabelsNeeded):
-        oracle.external_labels(
+        external.external_labels(
             ions, np.array(["naoac", "mea_hcl"]), tmp_path / "labels.csv", _request(tmp_path), ["homo"]
         )
     atoms = read(tmp_path / "to_label.xyz", index=":")
@@ -551,7 +547,7 @@ def test_helping_properties_of_every_pool_molecule_from_xtb_chunks_or_the_answer
     failed = first.mol_id.iloc[0]
     write_table(pa.Table.from_pandas(first.iloc[1:], preserve_index=False), parts[0].labels)
     failure = pd.DataFrame({"mol_id": [failed], "reason": ["SCC"], "seconds": [0.1]})
-    write_table(oracle.failures_table(failure), parts[0].failures)
+    write_table(label_base.failures_table(failure), parts[0].failures)
     xtb = {"source": "xtb", "properties": ["homo", "gap"]}
     table = oracle.helper_labels(split, xtb, ["homo"], tmp_path / "helpers.parquet", parts=parts).to_pandas()
     assert table.columns.tolist() == ["mol_id", "xtb_homo", "xtb_gap"]

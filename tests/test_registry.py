@@ -14,7 +14,7 @@ from pipeline.config import registry
 from pipeline.config.registry import SOURCES
 from pipeline.config.units import TARGETS
 from pipeline.data.sources import get_source
-from pipeline.label import oracle
+from pipeline.label import base as label_base
 from pipeline.selection import strategies as select
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def test_implementations_are_keyed_by_the_registry():
         assert select.get_strategy(name).needs == info.needs
     for name, info in registry.TEACHERS.items():  # and each teacher kind its training loop
         assert callable(info.train_function()), name
-    assert oracle.ORACLES is registry.ORACLES
+    assert label_base.ORACLES is registry.ORACLES
     for info in registry.ORACLES.values():
         assert (info.single_point is not None) == (info.kind == "compute")
         assert info.targets is None or set(info.targets) <= set(TARGETS)
@@ -58,7 +58,11 @@ def test_implementations_are_keyed_by_the_registry():
             "bald",
             "unknown strategy 'bald'; choose one of kcenter, random, qbc, mc_dropout, lcmd, bait, kmeanspp",
         ),
-        (oracle.get_oracle, "orca", "unknown oracle 'orca'; choose one of answer_key, pyscf, xtb, external"),
+        (
+            label_base.get_oracle,
+            "orca",
+            "unknown oracle 'orca'; choose one of answer_key, pyscf, xtb, external",
+        ),
         (registry.teacher_info, "vat", "unknown train.semi 'vat'; choose one of asgn, mean_teacher"),
         (registry.initial_info, "gmm", "unknown initial_strategy 'gmm'; choose one of random, kcenter"),
     ],

@@ -371,7 +371,7 @@ def _label_chunk(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
 
     from pipeline.data.split import holdout_ids
-    from pipeline.label.oracle import label_chunk
+    from pipeline.label.chunks import label_chunk
 
     if args.request is None:  # every molecule of the dataset (the helping properties' chunks)
         from pipeline.data.split import dataset_ids
