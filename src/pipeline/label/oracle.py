@@ -15,9 +15,10 @@ Chosen per dataset by ``oracle.name`` in the config (:data:`~pipeline.label.base
 ``external``
     A person or a lab labels them: :func:`~pipeline.label.external.external_labels` writes the request it is
     given (a :class:`~pipeline.label.external.LabelRequest`: the geometries as extended XYZ and a CSV form;
-    the workflow's are ``to_label.xyz`` and ``to_label.csv``) and stops with :class:`~pipeline.label.external.LabelsNeeded`,
-    which says where to put the labels file (also given: ``labels.csv``); on the next run that file is read
-    and validated (ids, columns, units, no NaN, values within the targets' plausible ranges).
+    the workflow's are ``to_label.xyz`` and ``to_label.csv``) and stops with
+    :class:`~pipeline.label.external.LabelsNeeded`, which says where to put the labels file (also given:
+    ``labels.csv``); on the next run that file is read and validated (ids, columns, units, no NaN, values
+    within the targets' plausible ranges).
 
 Every oracle returns two tables: ``labels`` (mol_id + one float64 column per target it labels, in the
 units of :data:`pipeline.config.units.TARGET_UNITS`) and ``failures`` (mol_id, reason, seconds). A molecule
