@@ -72,7 +72,7 @@ def test_distance_bins_resolve_qm9_pair_distances(tmp_path):
     [0, cutoff] (today's paper default) two thirds of the bins would stay empty."""
     from pipeline.data.featurise import FeaturiseSettings, featurise
     from pipeline.data.graphs import load_graphs
-    from pipeline.stages.rounds import dist_range
+    from pipeline.stages.context import dist_range
 
     featurise(FeaturiseSettings(source="qm9", limit=400, seed=0), tmp_path)
     graphs = load_graphs(tmp_path)

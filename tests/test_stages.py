@@ -12,9 +12,11 @@ import torch
 
 from pipeline.config.settings import RunConfig
 from pipeline.data.featurise import FeaturiseSettings, featurise
-from pipeline.data.split import split_dataset
+from pipeline.data.split import read_split, split_dataset
 from pipeline.data.store import write_json, write_table
 from pipeline.label import oracle
+from pipeline.learn.checkpoint import load_checkpoint
+from pipeline.stages import context
 from pipeline.stages import rounds as stages
 
 SETTINGS = {
@@ -105,7 +107,7 @@ def two_rounds(run):
 
 def test_every_round_writes_its_files_and_labels_grow_by_batch(two_rounds):
     root = two_rounds
-    split = stages.read_split(root / "split.parquet")
+    split = read_split(root / "split.parquet")
     pool, held = set(split.mol_id[split.split == "pool"]), set(split.mol_id[split.split != "pool"])
     sizes = []
     for r in (0, 1):
@@ -222,7 +224,7 @@ def test_kcenter_initial_picks_on_an_untrained_teacher(run, tmp_path):
     b = stages.initial(tmp_path / "run.json", run / "data", run / "split.parquet", tmp_path / "b.parquet")
     picks = a.to_pandas()
     assert picks.equals(b.to_pandas()) and len(picks) == 10 and picks.mol_id.is_unique
-    split = stages.read_split(run / "split.parquet")
+    split = read_split(run / "split.parquet")
     assert set(picks.mol_id) <= set(split.mol_id[split.split == "pool"])
     # farthest-first from nothing: the first pick is infinitely far, the rest ever closer
     assert np.isinf(picks.distance[0]) and (np.diff(picks.distance[1:]) <= 1e-9).all()
@@ -293,7 +295,7 @@ def test_summaries_report_the_teachers_own_error_and_distance_bins(two_rounds):
     student = json.loads((two_rounds / "round_00" / "student.json").read_text())
     assert set(student["teacher_test_mae"]) == {"homo", "u0"}
     assert student["teacher_test_mae"] != student["test_mae"]  # fine-tuning changed the model
-    model, _ = stages.load_checkpoint(two_rounds / "round_00" / "teacher.pt")
+    model, _ = load_checkpoint(two_rounds / "round_00" / "teacher.pt")
     assert 0.8 <= model.config.dist_min <= 1.0 and 5.0 <= model.config.dist_max <= 12.0
 
 
@@ -326,8 +328,8 @@ def test_pretraining_epochs_and_reinitialised_teachers(two_rounds, tmp_path):
     kwargs["previous"] = tmp_path / "w0.pt"
     warm = stages.teacher(**warm_common, **kwargs, out=tmp_path / "w1.pt", summary=tmp_path / "w1.json")
     assert warm["warm_start"] is True
-    cold_weights = stages.load_checkpoint(tmp_path / "t1.pt")[0].representation.embedding.weight
-    warm_weights = stages.load_checkpoint(tmp_path / "w1.pt")[0].representation.embedding.weight
+    cold_weights = load_checkpoint(tmp_path / "t1.pt")[0].representation.embedding.weight
+    warm_weights = load_checkpoint(tmp_path / "w1.pt")[0].representation.embedding.weight
     assert not np.allclose(cold_weights.detach().numpy(), warm_weights.detach().numpy())
 
 
@@ -357,7 +359,7 @@ def test_a_round_reports_the_molecules_the_oracle_could_not_label(two_rounds, tm
     round's summaries say how many: the labelled set and the test set never shrink silently."""
     root = two_rounds
     key = pq.read_table(root / "data" / "answer_key.parquet").to_pandas()
-    split = stages.read_split(root / "split.parquet")
+    split = read_split(root / "split.parquet")
     val, test = (split.mol_id[split.split == part].tolist() for part in ("val", "test"))
     picks = pq.read_table(root / "initial.parquet")["mol_id"].to_pylist()
     key.loc[key.mol_id.isin([val[0], test[0], test[1], picks[0]]), "u0"] = np.nan
@@ -390,22 +392,22 @@ def _word(entropy):
 def test_derive_seed_keeps_the_seeds_runs_were_made_with(seed, round):
     """The formulas the stages used before derive_seed, inline: a run's picks and weights stay put."""
     teacher = _word([seed, round])
-    assert stages.derive_seed(seed, round, "teacher") == teacher
-    assert stages.train_config(RunConfig(run="t", targets=["homo"], seed=seed), round).seed == teacher
-    assert stages.derive_seed(seed, round, "student") == teacher + 1
-    assert stages.derive_seed(seed, round, "select") == _word([seed, round, 1])
-    assert stages.derive_seed(seed, 0, "initial") == seed
+    assert context.derive_seed(seed, round, "teacher") == teacher
+    assert context.train_config(RunConfig(run="t", targets=["homo"], seed=seed), round).seed == teacher
+    assert context.derive_seed(seed, round, "student") == teacher + 1
+    assert context.derive_seed(seed, round, "select") == _word([seed, round, 1])
+    assert context.derive_seed(seed, 0, "initial") == seed
 
 
 def test_derive_seed_differs_by_purpose_and_round():
-    seeds = [stages.derive_seed(3, r, p) for r in range(4) for p in ("teacher", "student", "select")]
-    seeds.append(stages.derive_seed(3, 0, "initial"))
+    seeds = [context.derive_seed(3, r, p) for r in range(4) for p in ("teacher", "student", "select")]
+    seeds.append(context.derive_seed(3, 0, "initial"))
     assert len(set(seeds)) == len(seeds) and all(0 <= s <= 2**31 for s in seeds)
-    assert stages.derive_seed(3, 1, "select") != stages.derive_seed(4, 1, "select")
+    assert context.derive_seed(3, 1, "select") != context.derive_seed(4, 1, "select")
     with pytest.raises(ValueError, match="unknown seed purpose 'pool'"):
-        stages.derive_seed(3, 0, "pool")
+        context.derive_seed(3, 0, "pool")
     with pytest.raises(ValueError, match="round 0's"):
-        stages.derive_seed(3, 1, "initial")
+        context.derive_seed(3, 1, "initial")
 
 
 def test_a_run_copies_round_0_only_from_a_run_that_did_the_same(two_rounds, tmp_path):

@@ -101,7 +101,7 @@ def _write_run_config(args: argparse.Namespace) -> None:
 
     from pipeline.config.settings import RunConfig
     from pipeline.data.store import write_json
-    from pipeline.stages.rounds import model_config, train_config
+    from pipeline.stages.context import model_config, train_config
 
     values = json.loads(args.json)
     config = RunConfig(**values)  # unknown or missing keys fail here, naming them

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-#: CODATA 2018 hartree energy in eV (DESIGN.md: QM9's hartree values times this).
+#: CODATA 2018 hartree energy in eV: QM9's hartree values are converted with it.
 HARTREE_TO_EV = 27.211386245988
 
 #: Canonical targets, in QM9's order, with the unit every file of this project stores them in.

@@ -100,7 +100,7 @@ class FeaturiseSettings:
 # --------------------------------------------------------------------------------------------------
 # Files. The stages are given every file they read or write (the workflow passes its rules' input
 # and output); only the one-process :func:`featurise` lays a dataset folder out itself, in the layout
-# the workflow's rules use (shared/DESIGN.md).
+# the workflow's rules use (pipeline.plan.paths).
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ Two engines, both optional (``pip install 'asgn-pipeline[qc]'``) and imported on
 - :func:`xtb_single_point`: GFN2-xTB (semi-empirical tight binding) with tblite: about a thousand
   times cheaper than DFT and much less accurate (its orbital energies are not on DFT's scale).
 
-Both return energies in eV and the dipole moment in Debye (DESIGN.md units). ``energy`` is the total
+Both return energies in eV and the dipole moment in Debye (config.units.TARGET_UNITS). ``energy`` is the total
 energy of the molecule at the given nuclear positions (electrons plus nuclear repulsion, what an SCF
 program prints): it is **not** QM9's U0, which is that energy at the optimised geometry *plus the
 zero-point vibrational energy* (U0 - energy ~ ZPVE, 0.045 Ha = 1.2 eV for CH4). No canonical target

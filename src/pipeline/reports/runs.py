@@ -1,6 +1,7 @@
 """Reports of active-learning runs: learning curves, embedding maps and per-round tables.
 
-Everything here reads the per-round files of :mod:`pipeline.stages.rounds` (DESIGN.md's layout)::
+Everything here reads the per-round files of :mod:`pipeline.stages.rounds` (laid out as
+:mod:`pipeline.plan.paths` says)::
 
     results/runs/{run}/round_{r:02d}/student.json      -> learning_curve, round_table
     results/runs/{run}/round_{r:02d}/teacher.json      -> round_table
