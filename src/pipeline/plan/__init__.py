@@ -1,8 +1,8 @@
 """What the workflow plans: the path grammar (:mod:`pipeline.plan.paths`) and every job's inputs,
 options and resources (:class:`~pipeline.plan.jobs.Plan`), as plain functions of the resolved config.
 
-Imported by ``workflow/rules/common.smk`` on every Snakemake invocation, ``-n`` included: it may
-import only :mod:`pipeline.config` and the standard library (no torch, NumPy, pandas or pyarrow).
+May import: :mod:`pipeline.config` and the standard library only (no torch, NumPy, pandas or
+pyarrow): ``workflow/rules/common.smk`` imports it on every Snakemake invocation, ``-n`` included.
 """
 
 from pipeline.plan.jobs import Plan
