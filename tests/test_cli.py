@@ -225,3 +225,22 @@ def test_the_external_oracle_is_told_its_request_and_labels_file(tmp_path):
     r = run(*base, "--labels-file", tmp_path / "labels.csv", "--request-xyz", tmp_path / "to_label.xyz")
     assert r.returncode == 2 and "--request-xyz and --request-csv go together" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["picks.parquet", "run.json"]
+
+
+def test_run_config_writes_typed_settings_and_refuses_unknown_keys(tmp_path):
+    """`pipeline run-config` checks the run's settings without torch: a valid object is written as
+    run.json and reads back equal; a key the typed model or train settings lack is refused by name."""
+    from pipeline.config.settings import RunConfig
+
+    cfg = RunConfig(run="r", targets=["homo"])
+    values = json.loads(cfg.to_json())
+    values["model"]["hidden"], values["train"]["weights"]["pseudo"] = 32, 0.5
+    assert run("run-config", "--json", json.dumps(values), "--out", tmp_path / "run.json").returncode == 0
+    back = RunConfig.read(tmp_path / "run.json")
+    assert back.model.hidden == 32 and back.train.weights.pseudo == 0.5 and back.as_dict() == values
+    for section, key in (("model", "hiden"), ("train", "epochs")):
+        bad = json.loads(cfg.to_json())
+        bad[section][key] = 1
+        out = run("run-config", "--json", json.dumps(bad), "--out", tmp_path / "bad.json")
+        assert out.returncode == 2 and f"unknown {section} settings ['{key}']" in out.stderr
+        assert not (tmp_path / "bad.json").exists()

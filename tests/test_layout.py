@@ -99,7 +99,10 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
             ["pipeline.config.registry", "pipeline.config.settings", "pipeline.plan"],
             ("torch", "numpy", "pandas"),
         ),
-        (["pipeline.label.oracle", "pipeline.label.qc", "pipeline.reports.benchmark"], ("torch",)),
+        (
+            ["pipeline.label.oracle", "pipeline.label.qc", "pipeline.reports.benchmark", "pipeline.cli"],
+            ("torch",),
+        ),
     ],
 )
 def test_light_packages_do_not_load_heavy_libraries(modules, heavy):

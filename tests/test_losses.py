@@ -7,14 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from pipeline.learn.losses import (
-    LossWeights,
-    consistency_loss,
-    distance_bins,
-    property_loss,
-    sample_pairs,
-    teacher_loss,
-)
+from pipeline.config.training import LossWeights
+from pipeline.learn.losses import consistency_loss, distance_bins, property_loss, sample_pairs, teacher_loss
 
 
 def test_property_loss_ignores_missing_labels():
@@ -86,7 +80,8 @@ def test_distance_bins_resolve_qm9_pair_distances(tmp_path):
 
 
 def _model(**kw):
-    from pipeline.model.asgn import ASGNModel, ModelConfig
+    from pipeline.config.network import ModelConfig
+    from pipeline.model.asgn import ASGNModel
 
     torch.manual_seed(0)
     return ASGNModel(

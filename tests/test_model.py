@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn.models import SchNet
 
+from pipeline.config.network import ModelConfig
 from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.graphs import GraphBatch, load_graphs
 from pipeline.learn.scaling import fit_scaler, fit_target_scaler
-from pipeline.model.asgn import ASGNModel, ModelConfig, ModelOutput
+from pipeline.model.asgn import ASGNModel, ModelOutput
 
 
 @pytest.fixture(scope="module")

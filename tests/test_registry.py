@@ -98,24 +98,25 @@ def test_the_workflow_side_imports_no_torch_and_no_numpy():
 
 def test_schema_defaults_are_the_dataclass_defaults():
     """A default lives in the dataclass and the schema both; they must not drift (the workflow fills
-    the schema's, Python users get the dataclass')."""
-    from pipeline.learn.losses import LossWeights
-    from pipeline.learn.train import TrainConfig
-    from pipeline.model.asgn import ModelConfig
+    the schema's, Python users get the dataclass'). ``model.dist_min``/``dist_max`` are null in both:
+    resolved from the data at run time (the distance bins' range)."""
+    from pipeline.config.network import ModelSettings
+    from pipeline.config.training import LossWeights, TrainConfig
 
     run = SCHEMA["$defs"]["run"]["properties"]
-    # null in the schema: resolved from the data at run time (the distance bins' range)
-    resolved_later = {"dist_min", "dist_max"}
-    for section, instance in (("train", TrainConfig()), ("model", ModelConfig()), ("losses", LossWeights())):
+    for section, instance in (
+        ("train", TrainConfig()),
+        ("model", ModelSettings()),
+        ("losses", LossWeights()),
+    ):
         for key, spec in run[section]["properties"].items():
-            if key in resolved_later:
-                assert spec["default"] is None
-                continue
             assert spec["default"] == getattr(instance, key), f"{section}.{key}"
+    assert run["model"]["properties"]["dist_min"]["default"] is None
 
 
 def test_run_settings_defaults_are_the_schemas():
-    """run.json's defaults in Python (RunConfig) are the ones the workflow fills in from the schema."""
+    """run.json's defaults in Python (RunConfig, its typed model and train sections included) are the
+    ones the workflow fills in from the schema."""
     from snakemake.utils import validate
 
     from pipeline.config.settings import RunConfig
@@ -125,25 +126,23 @@ def test_run_settings_defaults_are_the_schemas():
     validate(config, schema=str(REPO / "workflow/schemas/config.schema.yaml"))
     filled, defaults = RunConfig.from_config("r", config["runs"]["r"]), RunConfig(run="r", targets=["homo"])
     for f in dataclasses.fields(RunConfig):
-        if f.name not in ("model", "train"):  # compared key by key by the test above
-            assert getattr(filled, f.name) == getattr(defaults, f.name), f.name
+        assert getattr(filled, f.name) == getattr(defaults, f.name), f.name
+    assert filled.as_dict() == defaults.as_dict()
 
 
 def test_every_dataclass_setting_is_in_the_schema_or_derived():
-    """A new TrainConfig/ModelConfig/LossWeights field must be settable from the config (a schema
-    key, whose default the test above compares) or be one the run derives; otherwise the schema's
-    additionalProperties: false would refuse it and users could never set it."""
-    from pipeline.learn.losses import LossWeights
-    from pipeline.learn.train import TrainConfig
-    from pipeline.model.asgn import ModelConfig
+    """A setting is declared once in Python: the config's sections are exactly the typed settings'
+    fields (a new field must be a schema key, whose default the test above compares); the network's
+    full architecture adds only what the run and the dataset decide."""
+    from pipeline.config.network import ModelConfig, ModelSettings
+    from pipeline.config.training import LossWeights, TrainConfig
 
     run = SCHEMA["$defs"]["run"]["properties"]
-    derived = {
-        "train": {"seed", "weights"},  # the run's seed (per round); the run's `losses`
-        # the dataset's cutoff and RBF, the run's targets, the elements the data holds, per target
-        "model": {"cutoff", "rbf_start", "rbf_stop", "targets", "max_z", "n_atom_types", "readout"},
-        "losses": set(),
-    }
-    for section, cls in (("train", TrainConfig), ("model", ModelConfig), ("losses", LossWeights)):
+    derived = {"train": {"weights"}, "model": set(), "losses": set()}  # weights: the run's `losses`
+    for section, cls in (("train", TrainConfig), ("model", ModelSettings), ("losses", LossWeights)):
         fields = {f.name for f in dataclasses.fields(cls)}
         assert fields - set(run[section]["properties"]) == derived[section], section
+        assert set(run[section]["properties"]) <= fields, section
+    # the dataset's cutoff and RBF, the run's targets, the elements the data holds, per target
+    architecture = {"cutoff", "rbf_start", "rbf_stop", "targets", "max_z", "n_atom_types", "readout"}
+    assert {f.name for f in dataclasses.fields(ModelConfig)} - set(run["model"]["properties"]) == architecture

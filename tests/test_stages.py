@@ -393,7 +393,8 @@ def test_derive_seed_keeps_the_seeds_runs_were_made_with(seed, round):
     """The formulas the stages used before derive_seed, inline: a run's picks and weights stay put."""
     teacher = _word([seed, round])
     assert context.derive_seed(seed, round, "teacher") == teacher
-    assert context.train_config(RunConfig(run="t", targets=["homo"], seed=seed), round).seed == teacher
+    ctx = context.RoundContext(RunConfig(run="t", targets=["homo"], seed=seed), round)
+    assert ctx.seed("teacher") == teacher
     assert context.derive_seed(seed, round, "student") == teacher + 1
     assert context.derive_seed(seed, round, "select") == _word([seed, round, 1])
     assert context.derive_seed(seed, 0, "initial") == seed

@@ -9,13 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pipeline.config.network import ModelConfig
+from pipeline.config.training import LossWeights, TrainConfig
 from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.graphs import load_graphs
 from pipeline.learn.checkpoint import load_checkpoint, save_checkpoint
-from pipeline.learn.losses import LossWeights
 from pipeline.learn.train import (
     TeacherData,
-    TrainConfig,
     _pool_targets,
     infer,
     mae,
@@ -23,7 +23,7 @@ from pipeline.learn.train import (
     train_teacher,
     transfer,
 )
-from pipeline.model.asgn import ASGNModel, ModelConfig
+from pipeline.model.asgn import ASGNModel
 
 TARGETS = ("homo", "u0")
 

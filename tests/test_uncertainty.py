@@ -8,11 +8,13 @@ import pytest
 import torch
 from torch import nn
 
+from pipeline.config.network import ModelConfig
+from pipeline.config.training import TrainConfig
 from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.graphs import load_graphs
-from pipeline.learn.train import TrainConfig, batches, infer
+from pipeline.learn.train import batches, infer
 from pipeline.learn.uncertainty import committee_predictions, mc_dropout_predictions, train_committee
-from pipeline.model.asgn import ASGNModel, ModelConfig
+from pipeline.model.asgn import ASGNModel
 from pipeline.selection.uncertainty import prediction_variance, top_b
 
 TARGETS = ("homo", "u0")

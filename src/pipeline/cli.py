@@ -101,12 +101,10 @@ def _write_run_config(args: argparse.Namespace) -> None:
 
     from pipeline.config.settings import RunConfig
     from pipeline.data.store import write_json
-    from pipeline.stages.context import model_config, train_config
 
     values = json.loads(args.json)
     config = RunConfig(**values)  # unknown or missing keys fail here, naming them
-    model_config(config, cutoff=30.0)  # model and train sections are checked too
-    train_config(config, round=0)
+    config.architecture(cutoff=30.0)  # the model settings' checks
     write_json(config.as_dict(), args.out)
 
 

@@ -15,11 +15,16 @@ This module imports no torch, so the workflow can import it when it parses the c
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from pipeline.config.network import ModelConfig, ModelSettings
+from pipeline.config.training import LossWeights, TrainConfig
+from pipeline.config.units import EXTENSIVE_TARGETS
 
 __all__ = [
     "MIN_ATOM_DISTANCE",
@@ -79,6 +84,14 @@ def duplicate_keys(text: str) -> list[str]:
     return found
 
 
+def _typed(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    """``cls(**values)``, refusing a key ``cls`` does not have with an error naming it and ``where``."""
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {where} settings {unknown}")
+    return cls(**values)
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``override`` laid over it: mappings merge key by key, anything else replaces."""
     out = copy.deepcopy(dict(base))
@@ -95,9 +108,10 @@ class RunConfig:
     """One run's resolved settings (``run.json``): what every stage of the run reads.
 
     The defaults are the schema's (``workflow/schemas/config.schema.yaml``; a test compares them).
-    ``model`` and ``train`` hold :class:`pipeline.model.asgn.ModelConfig` and
-    :class:`pipeline.learn.train.TrainConfig` fields (``train["weights"]``: the loss weights), which
-    :func:`pipeline.stages.rounds.model_config` and :func:`pipeline.stages.rounds.train_config` build.
+    ``model`` and ``train`` are typed (:class:`~pipeline.config.network.ModelSettings`,
+    :class:`~pipeline.config.training.TrainConfig` with the loss weights as ``train.weights``); given
+    as dicts (a run.json, a JSON object), they are converted and an unknown key is an error naming
+    it. :meth:`architecture` is the network they describe for a dataset.
     """
 
     run: str
@@ -118,8 +132,8 @@ class RunConfig:
     selection_features: str = "embeddings"
     # helping properties the teacher learns on every pool molecule: {"source", "properties"}
     helpers: dict[str, Any] = field(default_factory=lambda: {"source": "xtb", "properties": []})
-    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (targets are added)
-    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields; "weights" = loss weights
+    model: ModelSettings = field(default_factory=ModelSettings)  # the config's model section
+    train: TrainConfig = field(default_factory=TrainConfig)  # train section; weights: the losses section
     benchmark: str | None = None  # the benchmark this run is a (method, seed) of, if any
     method: str | None = None  # its method in that benchmark
 
@@ -142,8 +156,8 @@ class RunConfig:
             mc_samples=run["mc_samples"],
             selection_features=run["selection_features"],
             helpers=dict(run["helpers"]),
-            model=dict(run["model"]),
-            train={**run["train"], "weights": dict(run["losses"])},
+            model=ModelSettings(**run["model"]),
+            train=TrainConfig(**run["train"], weights=LossWeights(**run["losses"])),
             benchmark=member.benchmark if member else None,
             method=member.method if member else None,
         )
@@ -157,8 +171,40 @@ class RunConfig:
             raise ValueError(f"{path}: unknown run config keys {sorted(unknown)}")
         return cls(**values)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.model, Mapping):
+            self.model = _typed(ModelSettings, self.model, "model")
+        if isinstance(self.train, Mapping):
+            values = dict(self.train)
+            weights = values.pop("weights", {})
+            self.train = _typed(TrainConfig, values, "train")
+            self.train.weights = (
+                weights if isinstance(weights, LossWeights) else _typed(LossWeights, weights, "train.weights")
+            )
+
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """Plain JSON-able values: what run.json holds."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["model"], out["train"] = dataclasses.asdict(self.model), dataclasses.asdict(self.train)
+        return out
+
+    def architecture(self, cutoff: float, dist_range: tuple[float, float] = (0.0, 30.0)) -> ModelConfig:
+        """The run's (teacher's) network for a dataset: RBF and filters up to the dataset's ``cutoff``
+        and, unless the run sets ``model.dist_min``/``dist_max``, distance bins over ``dist_range``
+        (the dataset's pair distances: :func:`pipeline.stages.context.dist_range`). Its outputs are the
+        targets, then the helping properties (:attr:`helper_columns`, read out like the property they
+        are: a sum for an extensive one); the student keeps only the targets
+        (:func:`pipeline.learn.train.transfer`)."""
+        values = {k: v for k, v in dataclasses.asdict(self.model).items() if v is not None}
+        values.setdefault("dist_min", dist_range[0])
+        values.setdefault("dist_max", max(dist_range[1], values["dist_min"] + 0.1))
+        helpers = dict(zip(self.helper_columns, self.helpers.get("properties") or (), strict=True))
+        readout = {col: "sum" if prop in EXTENSIVE_TARGETS else "mean" for col, prop in helpers.items()}
+        return ModelConfig(
+            **{"cutoff": cutoff, "rbf_stop": cutoff, **values},
+            targets=(*self.targets, *helpers),
+            readout=readout,
+        )
 
     @property
     def helper_columns(self) -> list[str]:

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from pipeline.model.asgn import ASGNModel, ModelConfig
+from pipeline.config.network import ModelConfig
+from pipeline.model.asgn import ASGNModel
 
 # 2: the atom embedding has a mask-token row; ModelConfig has the distance-bin range
 # 3: the representation and the property head (with its scaling buffers) are submodules

@@ -18,10 +18,10 @@ The Mean Teacher baseline (:func:`pipeline.learn.train.train_mean_teacher`) trai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
+
+from pipeline.config.training import LossWeights
 
 
 def property_loss(
@@ -88,19 +88,6 @@ def distance_bins(dist: torch.Tensor, start: float, stop: float, n_bins: int) ->
     fall in bin 0, at or above ``stop`` in the last bin."""
     width = (stop - start) / n_bins
     return torch.clamp(((dist - start) / width).floor().long(), min=0, max=n_bins - 1)
-
-
-@dataclass
-class LossWeights:
-    """Weights of the teacher's terms; 0 switches a term off (ASGN-S = reconstruction and clustering off)."""
-
-    property: float = 1.0  # w_p
-    reconstruction: float = 1.0  # w_r
-    clustering: float = 1.0  # w_c
-    # weight of a pseudo-label in L_p relative to a true label: 1 is the paper's equal weighting, 0
-    # keeps pseudo-labels out (with ~10x more pseudo- than true labels, 1 lets them dominate L_p)
-    pseudo: float = 1.0
-    helpers: float = 1.0  # weight of a helping property's label (run key helpers) relative to a true label
 
 
 def teacher_loss(

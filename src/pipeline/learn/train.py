@@ -26,83 +26,22 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from pipeline.config.training import TrainConfig
 from pipeline.data.graphs import GraphBatch, GraphSet
 from pipeline.learn.clustering import sinkhorn
 from pipeline.learn.inference import infer, mae
-from pipeline.learn.losses import LossWeights, consistency_loss, property_loss, teacher_loss
+from pipeline.learn.losses import consistency_loss, property_loss, teacher_loss
 from pipeline.learn.runtime import autocast, batches, evaluating
 from pipeline.learn.scaling import fit_scaler, targets_tensor
 from pipeline.model.asgn import ASGNModel
 
 log = logging.getLogger(__name__)
-
-
-#: Student learning-rate schedules (TrainConfig.lr_schedule).
-LR_SCHEDULES = ("constant", "plateau")
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings of the teacher and the student (paper defaults)."""
-
-    lr: float = 1e-3  # Adam learning rate, teacher and student
-    batch_size: int = 32  # molecules per training batch
-    eval_batch_size: int = 256  # molecules per inference batch
-    teacher_epochs: int = 20  # teacher epochs per round (over the whole pool)
-    # round 0's teacher epochs: Algorithm 1 pre-trains the teacher on the pool before the first
-    # selection; None = teacher_epochs
-    pretrain_epochs: int | None = None
-    # the teacher of round r > 0 starts from round r-1's weights (True) or from a fresh
-    # initialisation (False: the paper's Random baseline re-initialises when a batch is labelled)
-    warm_start: bool = True
-    student_max_epochs: int = 500  # upper bound; early stopping usually ends sooner
-    patience: int = 20  # student: epochs without a better validation MAE before stopping
-    # student learning rate: "constant", or "plateau" (multiply by lr_factor after lr_patience epochs
-    # without a better validation score, down to min_lr; schnetpack's ReduceLROnPlateau)
-    lr_schedule: str = "constant"
-    lr_factor: float = 0.5
-    lr_patience: int = 10
-    min_lr: float = 1e-5
-    weights: LossWeights = field(default_factory=LossWeights)  # w_p, w_r, w_c, pseudo; 0 switches off
-    alpha: float = 0.4  # reconstruction: sampled atom pairs per atom of a molecule (masked atoms i)
-    # L_p and L_c read the reconstruction's masked pass too (one pass, as the authors' code) instead
-    # of a clean pass of their own (pipeline.learn.losses.teacher_loss). One pass had the lower validation
-    # MAE on benchmark-cpu (HOMO and U0, 3 seeds) and is ~1.4x faster, so it is the default.
-    shared_pass: bool = True
-    cluster_every: int = 5  # teacher epochs between Sinkhorn re-assignments of cluster ids
-    sinkhorn_lam: float = 25.0  # lambda of the entropy-regularised transport
-    atomref: bool = True  # fit per-element references for sum-readout targets
-    amp: bool = True  # bfloat16 autocast on CUDA (ignored on the CPU)
-    seed: int = 0
-    # How the teacher uses unlabelled molecules: "asgn" (reconstruction + clustering + pseudo-labels)
-    # or "mean_teacher" (consistency to an exponential moving average of the weights; baseline).
-    semi: str = "asgn"
-    ema_decay: float = 0.99  # mean_teacher: EMA decay of the weights per step
-    consistency: float = 1.0  # mean_teacher: weight of the consistency loss
-    noise: float = 0.05  # mean_teacher: std (Å) of the Gaussian noise on distances, per forward
-
-    def __post_init__(self) -> None:
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-
-    def epochs(self, round: int) -> int:
-        """Teacher epochs of round ``round`` (round 0 pre-trains for ``pretrain_epochs``)."""
-        if round == 0 and self.pretrain_epochs is not None:
-            return self.pretrain_epochs
-        return self.teacher_epochs
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        values = dict(values)
-        if isinstance(values.get("weights"), dict):
-            values["weights"] = LossWeights(**values["weights"])
-        return cls(**values)
 
 
 def _row_lookup(n: int, index: torch.Tensor) -> torch.Tensor:
@@ -231,7 +170,7 @@ def train_teacher(
 ) -> list[dict[str, float]]:
     """Train the teacher in place on labelled and unlabelled molecules; returns per-epoch loss terms.
 
-    ``generator`` (default: seeded from ``cfg.seed``) drives shuffling and pair sampling; its state
+    ``generator`` (default: seeded with 0) drives shuffling and pair sampling; its state
     afterwards belongs in the checkpoint. ``epochs`` defaults to ``cfg.teacher_epochs``. A teacher
     with nothing to learn from the unlabelled molecules (no reconstruction, no clustering, no
     pseudo-labels: the supervised baselines) visits only the labelled ones.
@@ -252,7 +191,7 @@ def train_teacher(
     )
     has_target = bool((~torch.isnan(target)).any())
 
-    gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     cluster_ids = None
 
@@ -318,7 +257,7 @@ def train_mean_teacher(
     index, target, weight, row_of = _pool_targets(
         data, n_outputs, len(graphs), device, pseudo_weight=0.0, helper_weight=cfg.weights.helpers
     )
-    gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
     def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -392,7 +331,7 @@ def train_student(
     y_val = np.asarray(y_val, dtype=np.float32)
     std_np = std.cpu().numpy()
 
-    gen = generator if generator is not None else torch.Generator().manual_seed(cfg.seed + 1)
+    gen = generator if generator is not None else torch.Generator().manual_seed(1)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = None
     if cfg.lr_schedule == "plateau" and len(val):

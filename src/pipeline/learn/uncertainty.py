@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.config.training import TrainConfig
 from pipeline.data.graphs import GraphSet
 from pipeline.learn.inference import infer
 from pipeline.learn.runtime import autocast, batches, seeded_global_rng
-from pipeline.learn.train import TrainConfig, train_student, transfer
+from pipeline.learn.train import train_student, transfer
 from pipeline.model.asgn import ASGNModel
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,7 @@
 split and graphs, loaded on first use (:class:`RoundContext`).
 
 :func:`derive_seed` is the one place a round's seeds come from (``initial``, ``teacher``,
-``student``, ``select``); :func:`model_config` and :func:`train_config` turn a run's settings into
-the network's architecture and the round's training settings."""
+``student``, ``select``)."""
 
 from __future__ import annotations
 
@@ -17,41 +16,12 @@ import pandas as pd
 import torch
 
 from pipeline.config.settings import RunConfig
+from pipeline.config.training import TrainConfig
 from pipeline.data.graphs import GraphSet, load_graphs
 from pipeline.data.split import read_split
 from pipeline.learn.checkpoint import load_checkpoint
-from pipeline.learn.losses import LossWeights
 from pipeline.learn.runtime import resolve_device
-from pipeline.learn.train import TrainConfig
-from pipeline.model.asgn import ASGNModel, ModelConfig
-
-
-def model_config(cfg: RunConfig, cutoff: float, dist_range: tuple[float, float] = (0.0, 30.0)) -> ModelConfig:
-    """The run's (teacher's) architecture: RBF and filters up to the dataset's ``cutoff`` and, unless
-    the run sets ``model.dist_min``/``dist_max``, distance bins over ``dist_range`` (see
-    :func:`dist_range`). Its outputs are the targets, then the helping properties
-    (``cfg.helper_columns``, read out like the property they are: a sum for an extensive one); the
-    student keeps only the targets (:func:`pipeline.learn.train.transfer`)."""
-    from pipeline.config.units import EXTENSIVE_TARGETS
-
-    values = {k: v for k, v in cfg.model.items() if v is not None}
-    values.setdefault("dist_min", dist_range[0])
-    values.setdefault("dist_max", max(dist_range[1], values["dist_min"] + 0.1))
-    helpers = dict(zip(cfg.helper_columns, cfg.helpers.get("properties") or (), strict=True))
-    readout = {col: "sum" if prop in EXTENSIVE_TARGETS else "mean" for col, prop in helpers.items()}
-    return ModelConfig(
-        **{"cutoff": cutoff, "rbf_stop": cutoff, **values},
-        targets=(*cfg.targets, *helpers),
-        readout=readout,
-    )
-
-
-def train_config(cfg: RunConfig, round: int) -> TrainConfig:
-    """The run's training settings for round ``round`` (its own seed: :func:`derive_seed`)."""
-    values = dict(cfg.train)
-    values["weights"] = LossWeights(**values.get("weights", {}))
-    values["seed"] = derive_seed(cfg.seed, round, "teacher")
-    return TrainConfig(**values)
+from pipeline.model.asgn import ASGNModel
 
 
 def derive_seed(run_seed: int, round: int, purpose: str) -> int:
@@ -61,7 +31,7 @@ def derive_seed(run_seed: int, round: int, purpose: str) -> int:
 
     - ``initial``: round 0's random picks, or the untrained teacher k-center embeds with:
       ``run_seed`` itself (``round`` must be 0);
-    - ``teacher``: the teacher's initialisation and batch order (``TrainConfig.seed``):
+    - ``teacher``: the teacher's initialisation and batch order:
       ``word([run_seed, round])``;
     - ``student``: the student's batch order: the teacher's + 1;
     - ``select``: the strategy's draws (random picks, dropout masks, the committee's seed):
@@ -108,8 +78,8 @@ class RoundContext:
 
     @cached_property
     def train(self) -> TrainConfig:
-        """The round's training settings (:func:`train_config`)."""
-        return train_config(self.cfg, self.round)
+        """The run's training settings."""
+        return self.cfg.train
 
     @cached_property
     def split(self) -> pd.DataFrame:
@@ -156,7 +126,7 @@ class RoundContext:
         """A freshly initialised model; the initialisation is seeded without touching global RNG state."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = ASGNModel(model_config(self.cfg, self.graphs.cutoff, dist_range(self.graphs)))
+            model = ASGNModel(self.cfg.architecture(self.graphs.cutoff, dist_range(self.graphs)))
         return model.to(self.device)
 
 
