@@ -130,21 +130,25 @@ def test_select_inputs_and_options_are_what_the_strategy_needs():
         "qbc": {**RUN, "strategy": "qbc"},
     }
     plan = make_plan(runs)
-    embeddings_only = {"run_json", "embeddings", "labelled", "failures"}
+    embeddings_only = {"run_json", "embeddings", "labelled_path", "failures"}
     for run in ("kc", "rand"):
-        inputs = plan.select_input(run, "00")
+        inputs = plan.stage_input("select", run, "00")
         assert set(inputs) == embeddings_only
-        assert plan.select_args(run, inputs) == [
-            "--failures",
-            f"results/runs/{run}/round_00/label_failures.parquet",
-        ]
-    mcd = plan.select_input("mcd", "01")
+        assert plan.stage_options("select", run, "00", inputs, {"out": "picks.parquet"}) == [
+            "--run-json", f"results/runs/{run}/run.json",
+            "--embeddings", f"results/runs/{run}/round_00/embeddings.parquet",
+            "--labelled-path", f"results/runs/{run}/round_00/labelled.parquet",
+            "--round", "00",
+            "--failures", f"results/runs/{run}/round_00/label_failures.parquet",
+            "--out", "picks.parquet",
+        ]  # fmt: skip
+    mcd = plan.stage_input("select", "mcd", "01")
     assert mcd["checkpoint"] == "results/runs/mcd/round_01/student.pt" and "student_summary" not in mcd
-    assert mcd["split"] == "results/runs/mcd/split.parquet" and "graphs" in mcd
-    qbc = plan.select_input("qbc", "01")
+    assert mcd["split_path"] == "results/runs/mcd/split.parquet" and "graphs" in mcd
+    qbc = plan.stage_input("select", "qbc", "01")
     assert qbc["checkpoint"] == "results/runs/qbc/round_01/teacher.pt"
-    args = plan.select_args("qbc", qbc)
-    assert args[args.index("--data") :] == [
+    args = plan.stage_options("select", "qbc", "01", qbc, {"out": "picks.parquet"})
+    assert args[args.index("--data") : -2] == [
         "--data",
         "results/data/qm9",
         "--split-path",
@@ -165,13 +169,27 @@ def test_initial_gpu_and_teacher_inputs_follow_the_run_settings():
         }
     )
     assert plan.initial_gpus("asgn") == 1 and plan.initial_gpus("cold") == 0
-    assert "previous" not in plan.teacher_input("asgn", "00")
-    warm = plan.teacher_input("asgn", "01")
+    assert "previous" not in plan.stage_input("teacher", "asgn", "00")
+    warm = plan.stage_input("teacher", "asgn", "01")
     assert warm["previous"] == "results/runs/asgn/round_00/teacher.pt"
     assert warm["pseudo"] == "results/runs/asgn/round_00/pseudo_labels.parquet"
-    assert Plan.teacher_args(warm) == ["--previous", warm["previous"], "--pseudo", warm["pseudo"]]
-    cold = plan.teacher_input("cold", "01")
-    assert "previous" not in cold and "pseudo" not in cold and Plan.teacher_args(cold) == []
+    outputs = {"out": "t.pt", "summary": "t.json"}
+    assert plan.stage_options("teacher", "asgn", "01", warm, outputs) == [
+        "--run-json", "results/runs/asgn/run.json",
+        "--data", "results/data/qm9",
+        "--split-path", "results/runs/asgn/split.parquet",
+        "--labelled-path", "results/runs/asgn/round_01/labelled.parquet",
+        "--round", "01",
+        "--previous", warm["previous"],
+        "--pseudo", warm["pseudo"],
+        "--out", "t.pt",
+        "--summary", "t.json",
+    ]  # fmt: skip
+    cold = plan.stage_input("teacher", "cold", "01")
+    assert "previous" not in cold and "pseudo" not in cold
+    assert "--previous" not in plan.stage_options("teacher", "cold", "01", cold, outputs)
+    with pytest.raises(ValueError, match="the teacher rule gives no summary for --summary"):
+        plan.stage_options("teacher", "cold", "01", cold, {"out": "t.pt"})
 
 
 def test_targets_and_reports_cover_every_run_round_and_benchmark():
@@ -235,20 +253,23 @@ def test_benchmark_runs_that_differ_only_in_selection_share_round_0():
         "b-lcmd-s1": "b-kc-s1",
     }
     assert plan.round_0_source("b-kc-s0") is None and plan.round_0_source("b-sup-s0") is None
-    inputs = plan.share_input("b-lcmd-s1")
+    inputs = plan.stage_input("share-round-0", "b-lcmd-s1")
     assert inputs["copied"][0] == "results/runs/b-kc-s1/round_00/labelled.parquet"
     assert "results/runs/b-kc-s1/round_00/selected.parquet" not in inputs["copied"]
     assert (inputs["initial"], inputs["source_initial"]) == (
         "results/runs/b-lcmd-s1/initial.parquet",
         "results/runs/b-kc-s1/initial.parquet",
     )
-    assert plan.share_args("b-lcmd-s1") == [
+    assert plan.stage_options("share-round-0", "b-lcmd-s1", None, inputs, {})[-4:] == [
         "--source-round", "results/runs/b-kc-s1/round_00", "--out-round", "results/runs/b-lcmd-s1/round_00",
     ]  # fmt: skip
     # later rounds are the run's own and build on its copy
-    assert plan.teacher_input("b-lcmd-s1", "01")["previous"] == "results/runs/b-lcmd-s1/round_00/teacher.pt"
     assert (
-        plan.select_input("b-lcmd-s1", "00")["embeddings"]
+        plan.stage_input("teacher", "b-lcmd-s1", "01")["previous"]
+        == "results/runs/b-lcmd-s1/round_00/teacher.pt"
+    )
+    assert (
+        plan.stage_input("select", "b-lcmd-s1", "00")["embeddings"]
         == "results/runs/b-lcmd-s1/round_00/embeddings.parquet"
     )
     assert make_plan({}, benchmarks={"b": {**bench, "share_round_0": False}}).resolved.round_0_from == {}
@@ -273,10 +294,11 @@ def test_helping_properties_are_computed_once_per_dataset_and_given_to_every_tea
     assert plan.helper_args(plan.helper_input("k")) == ["--answer-key", "results/data/qm9/answer_key.parquet"]
     for run in ("x", "k"):
         for r in ("00", "01"):
-            teacher = plan.teacher_input(run, r)
+            teacher = plan.stage_input("teacher", run, r)
             assert teacher["helpers"] == f"results/runs/{run}/helpers.parquet"
-            assert plan.teacher_args(teacher)[-2:] == ["--helpers", teacher["helpers"]]
-    assert "helpers" not in plan.teacher_input("none", "01") and plan.helpers("none") is None
+            options = plan.stage_options("teacher", run, r, teacher, {"out": "t.pt", "summary": "t.json"})
+            assert options[-6:-4] == ["--helpers", teacher["helpers"]]
+    assert "helpers" not in plan.stage_input("teacher", "none", "01") and plan.helpers("none") is None
 
 
 def test_student_gradient_features_give_the_select_job_the_students_checkpoint():
@@ -289,9 +311,10 @@ def test_student_gradient_features_give_the_select_job_the_students_checkpoint()
             "e": {**RUN, "strategy": "lcmd"},
         }
     )
-    inputs = plan.select_input("g", "01")
+    inputs = plan.stage_input("select", "g", "01")
     assert inputs["checkpoint"] == "results/runs/g/round_01/student.pt" and "graphs" in inputs
-    assert plan.select_args("g", inputs)[-2:] == ["--checkpoint", "results/runs/g/round_01/student.pt"]
-    assert "checkpoint" not in plan.select_input("e", "01")
+    options = plan.stage_options("select", "g", "01", inputs, {"out": "s.parquet"})
+    assert options[-4:-2] == ["--checkpoint", "results/runs/g/round_01/student.pt"]
+    assert "checkpoint" not in plan.stage_input("select", "e", "01")
     with pytest.raises(ValueError, match="selection_features: strategy random picks on no feature map"):
         make_plan({"r": {**RUN, "strategy": "random", "selection_features": "student_gradients"}})

@@ -447,8 +447,8 @@ def test_end_to_end_tiny_qm9(tmp_path):
         "results/data/qm9/manifest.json",
         *(f"logs/featurise_shard/qm9/shard-{k:05d}.log" for k in range(2)),
         "logs/featurise_merge/qm9.log",
-        *(f"benchmarks/featurise_shard/qm9/shard-{k:05d}.tsv" for k in range(2)),
-        "benchmarks/featurise_merge/qm9.tsv",
+        *(f"logs/timings/featurise_shard/qm9/shard-{k:05d}.tsv" for k in range(2)),
+        "logs/timings/featurise_merge/qm9.tsv",
     ]
     for run in ("asgn", "random"):
         expected += [
@@ -459,7 +459,7 @@ def test_end_to_end_tiny_qm9(tmp_path):
             expected += [f"results/runs/{run}/round_{rnd}/{f}" for f in (*ROUND_FILES, "embedding_map.png")]
             expected += [f"logs/{rule}/{run}/round_{rnd}.log" for rule in ROUND_RULES]
             expected += [
-                f"benchmarks/{rule}/{run}/round_{rnd}.tsv" for rule in ("teacher", "student", "select")
+                f"logs/timings/{rule}/{run}/round_{rnd}.tsv" for rule in ("teacher", "student", "select")
             ]
     expected += ["results/learning_curve.csv", "results/learning_curve.png"]
     assert [p for p in expected if not (tmp_path / p).is_file()] == []

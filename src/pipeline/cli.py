@@ -12,10 +12,10 @@ pipeline label | label-holdout | label-chunk ...   (the oracles: pipeline.label.
 pipeline learning-curve | embedding-map | round-table | benchmark-table ...   (reports)
 
 Every option of every command has help text: ``pipeline COMMAND --help``. The per-round stages
-(initial, teacher, embed, student, pseudo-label, select) are declared in :data:`STAGES`: each names
-its function in :mod:`pipeline.stages.rounds` and its options (flag, type, whether required, help); the
-command passes each option to the function as the keyword argparse names it (``--split-path`` ->
-``split_path``).
+(initial, teacher, embed, student, pseudo-label, select, share-round-0) are declared once in
+:data:`pipeline.plan.commands.STAGES`, which the workflow's rules read too: each names its function in
+:mod:`pipeline.stages.rounds` and its options (flag, type, whether required, help); the command passes
+each option to the function as the keyword argparse names it (``--split-path`` -> ``split_path``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import KW_ONLY, dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline import __version__
 from pipeline.config import registry
+from pipeline.plan.commands import STAGES, Stage
 
 log = logging.getLogger("pipeline")
 
@@ -106,210 +106,6 @@ def _write_run_config(args: argparse.Namespace) -> None:
     config = RunConfig(**values)  # unknown or missing keys fail here, naming them
     config.architecture(cutoff=30.0)  # the model settings' checks
     write_json(config.as_dict(), args.out)
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option of a per-round stage command; the stage function gets its value as keyword ``dest``."""
-
-    flag: str
-    type: Callable[[str], object]
-    help: str
-    _: KW_ONLY
-    required: bool
-    metavar: str = "FILE"
-
-    @property
-    def dest(self) -> str:
-        return self.flag.removeprefix("--").replace("-", "_")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """A per-round stage command: its function in :mod:`pipeline.stages.rounds`, one-line help, options."""
-
-    function: str
-    help: str
-    options: tuple[Option, ...]
-
-
-RUN_JSON = Option(
-    "--run-json", Path, "the run's settings (run.json, from `pipeline run-config`)", required=True
-)
-DATA = Option(
-    "--data", Path, "featurised dataset folder (graph shards and manifest.json)", required=True, metavar="DIR"
-)
-SPLIT = Option("--split-path", Path, "the run's pool / val / test split (split.parquet)", required=True)
-LABELLED = Option(
-    "--labelled-path", Path, "L_r, the molecules labelled so far (round_XX/labelled.parquet)", required=True
-)
-ROUND = Option(
-    "--round", int, "the active-learning round r (an integer, 0 first)", required=True, metavar="R"
-)
-UNCERTAINTY = "uncertainty strategies (mc_dropout, qbc)"
-
-#: Per-round stages (pipeline.stages.rounds): command -> its function and options.
-STAGES: dict[str, Stage] = {
-    "initial": Stage(
-        "initial",
-        "round 0 picks: random or k-center on an untrained teacher",
-        (
-            RUN_JSON,
-            DATA,
-            SPLIT,
-            Option("--out", Path, "picks to write (initial.parquet: mol_id, pick, distance)", required=True),
-        ),
-    ),
-    "teacher": Stage(
-        "teacher",
-        "semi-supervised teacher of a round",
-        (
-            RUN_JSON,
-            DATA,
-            SPLIT,
-            LABELLED,
-            ROUND,
-            Option("--out", Path, "checkpoint to write (round_XX/teacher.pt)", required=True),
-            Option(
-                "--summary", Path, "summary to write (round_XX/teacher.json: losses, epochs)", required=True
-            ),
-            Option(
-                "--previous",
-                Path,
-                "teacher_{r-1}'s checkpoint to warm-start from (default: a fresh initialisation)",
-                required=False,
-            ),
-            Option(
-                "--pseudo",
-                Path,
-                "the previous round's pseudo_labels.parquet, learnt if the run's pseudo_labels is on",
-                required=False,
-            ),
-            Option(
-                "--helpers",
-                Path,
-                "helpers.parquet: every pool molecule's helping properties (runs with helpers only)",
-                required=False,
-            ),
-        ),
-    ),
-    "embed": Stage(
-        "embed",
-        "graph embeddings of the pool under a teacher",
-        (
-            RUN_JSON,
-            DATA,
-            SPLIT,
-            Option("--checkpoint", Path, "the round's teacher (round_XX/teacher.pt)", required=True),
-            Option(
-                "--out",
-                Path,
-                "embeddings to write (round_XX/embeddings.parquet: mol_id, embedding)",
-                required=True,
-            ),
-        ),
-    ),
-    "student": Stage(
-        "student",
-        "student fine-tuned from the teacher; val and test MAE",
-        (
-            RUN_JSON,
-            DATA,
-            SPLIT,
-            LABELLED,
-            Option(
-                "--holdout-path",
-                Path,
-                "labels of the val and test molecules (holdout_labels.parquet)",
-                required=True,
-            ),
-            Option(
-                "--teacher-path",
-                Path,
-                "the round's teacher, to fine-tune (round_XX/teacher.pt)",
-                required=True,
-            ),
-            ROUND,
-            Option("--out", Path, "checkpoint to write (round_XX/student.pt)", required=True),
-            Option(
-                "--summary", Path, "summary to write (round_XX/student.json: val and test MAE)", required=True
-            ),
-        ),
-    ),
-    "pseudo-label": Stage(
-        "pseudo_label",
-        "student predictions for the unlabelled pool",
-        (
-            RUN_JSON,
-            DATA,
-            SPLIT,
-            LABELLED,
-            Option("--checkpoint", Path, "the round's student (round_XX/student.pt)", required=True),
-            Option(
-                "--out",
-                Path,
-                "predictions to write (round_XX/pseudo_labels.parquet: mol_id, a column per target)",
-                required=True,
-            ),
-        ),
-    ),
-    "select": Stage(
-        "select",
-        "the next molecules to label",
-        (
-            RUN_JSON,
-            Option(
-                "--embeddings",
-                Path,
-                "the round's pool embeddings (round_XX/embeddings.parquet)",
-                required=True,
-            ),
-            LABELLED,
-            ROUND,
-            Option("--out", Path, "picks to write, in pick order (round_XX/selected.parquet)", required=True),
-            Option(
-                "--data", Path, f"{UNCERTAINTY}: featurised dataset folder", required=False, metavar="DIR"
-            ),
-            Option("--split-path", Path, f"{UNCERTAINTY}: the run's split.parquet", required=False),
-            Option(
-                "--checkpoint",
-                Path,
-                f"{UNCERTAINTY}: round_XX/student.pt (mc_dropout) or round_XX/teacher.pt (qbc)",
-                required=False,
-            ),
-            Option(
-                "--student-summary",
-                Path,
-                "qbc: round_XX/student.json (the committee trains for as many epochs as the student)",
-                required=False,
-            ),
-            Option(
-                "--failures",
-                Path,
-                "molecules the oracle could not label, left out of the pool (label_failures.parquet)",
-                required=False,
-            ),
-        ),
-    ),
-    "share-round-0": Stage(
-        "share_round_0",
-        "round 0 copied from a run that did the same (a benchmark's share_round_0), after checks",
-        (
-            RUN_JSON,
-            Option("--source-run-json", Path, "run.json of the run whose round 0 is copied", required=True),
-            SPLIT,
-            Option(
-                "--source-split", Path, "that run's split.parquet (must equal --split-path)", required=True
-            ),
-            Option("--initial", Path, "the run's initial.parquet", required=True),
-            Option(
-                "--source-initial", Path, "that run's initial.parquet (must equal --initial)", required=True
-            ),
-            Option("--source-round", Path, "that run's round_00 folder", required=True, metavar="DIR"),
-            Option("--out-round", Path, "the run's round_00 folder to write", required=True, metavar="DIR"),
-        ),
-    ),
-}
 
 
 def _stage(args: argparse.Namespace) -> None:

@@ -15,7 +15,7 @@ from snakemake.utils import validate
 # The workflow imports the package's light modules (names, config resolution, the plan; stdlib
 # only), from this checkout, whichever Python runs Snakemake.
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
-from pipeline.plan import ROUND_0_COPIED, Plan
+from pipeline.plan import PATHS, ROUND_0_SHARED, Plan
 from pipeline.config.settings import repeated_keys_error, resolve
 
 
@@ -68,162 +68,38 @@ wildcard_constraints:
     chunk=r"\d{3}",
 
 
-# Input and param functions: one per rule field, each delegating to PLAN (pipeline.plan.jobs.Plan, whose
-# methods say what they return). Options are shell-quoted here. A param function that takes `input`
-# or `threads` is one Snakemake does not record for its params rerun trigger; one of the wildcards
-# alone (get_labels_checksum) is.
+# Input and param functions of PLAN's methods, by the wildcards they take. A param function that
+# takes `input` or `threads` is one Snakemake does not record for its params rerun trigger; one of
+# the wildcards alone (the labels file's checksum) is.
 
 
-def get_final_output():
-    return PLAN.final_output()
+def plan(method, *wildcards):
+    """An input function: PLAN.<method> of the rule's ``wildcards`` (None where one is absent)."""
+    return lambda w: getattr(PLAN, method)(*(w.get(name) for name in wildcards))
 
 
-# featurise_shard, featurise_merge
-def get_molecule_files(wildcards):
-    return PLAN.molecule_files(wildcards.dataset)
+def plan_args(method, *wildcards):
+    """A param function: PLAN.<method>'s options for the rule's ``wildcards``, shell-quoted."""
+    return lambda w: shlex.join(getattr(PLAN, method)(*(w.get(name) for name in wildcards)))
 
 
-def get_featurise_args(wildcards):
-    return shlex.join(PLAN.featurise_args(wildcards.dataset))
+def plan_args_of_input(method, *wildcards):
+    """A param function: PLAN.<method>'s options for the ``wildcards`` and the rule's input, shell-quoted."""
+    return lambda w, input: shlex.join(getattr(PLAN, method)(*(w.get(name) for name in wildcards), input))
 
 
-def get_featurise_parts(wildcards):
-    return PLAN.featurise_parts(wildcards.dataset)
+def stage_input(command):
+    """A per-round stage rule's inputs (Plan.stage_input, from pipeline.plan.commands)."""
+    return lambda w: PLAN.stage_input(command, w.run, w.get("round"))
 
 
-# split, run_config, and the molecules of every stage that reads them
-def get_dataset_graphs(wildcards):
-    return PLAN.dataset_graphs(wildcards.run)
+def stage_options(command):
+    """A per-round stage rule's options, inputs and outputs as its command line (Plan.stage_options)."""
+    return lambda w, input, output: shlex.join(
+        PLAN.stage_options(command, w.run, w.get("round"), input, output)
+    )
 
 
-def get_run_dataset_dir(wildcards):
-    return PLAN.data_dir(wildcards.run)
-
-
-def get_split_args(wildcards):
-    return shlex.join(PLAN.split_args(wildcards.run))
-
-
-def get_run_config_json(wildcards):
-    return PLAN.run_config_json(wildcards.run)
-
-
-def get_initial_gpu(wildcards):
-    return PLAN.initial_gpus(wildcards.run)
-
-
-# label, label_holdout, label_chunk, holdout_chunk
-def get_label_request(wildcards):
-    return PLAN.label_request(wildcards.run, wildcards.round)
-
-
-def get_label_input(wildcards):
-    return PLAN.label_input(wildcards.run, wildcards.round)
-
-
-def get_label_args(wildcards, input):
-    return shlex.join(PLAN.label_args(wildcards.run, wildcards.round, input))
-
-
-def get_holdout_input(wildcards):
-    return PLAN.holdout_input(wildcards.run)
-
-
-def get_holdout_args(wildcards, input):
-    return shlex.join(PLAN.holdout_args(wildcards.run, input))
-
-
-def get_labels_checksum(wildcards):
-    return shlex.join(PLAN.labels_checksum(wildcards.run, wildcards.get("round")))
-
-
-def get_label_chunk_args(wildcards, threads):
-    return shlex.join(PLAN.label_chunk_args(wildcards.run, wildcards.chunk, threads))
-
-
-def get_oracle_threads(wildcards):
-    return PLAN.oracle_job(wildcards.run)["threads"]
-
-
-def get_oracle_mem_mb(wildcards):
-    return PLAN.oracle_job(wildcards.run)["mem_mb"]
-
-
-def get_oracle_runtime(wildcards):
-    return PLAN.oracle_job(wildcards.run)["runtime"]
-
-
-def get_oracle_gpu(wildcards):
-    return PLAN.oracle_job(wildcards.run)["gpu"]
-
-
-# helper_chunk, helpers
-def get_helper_chunk_dataset(wildcards):
-    return PLAN.dataset_files(wildcards.dataset)
-
-
-def get_helper_chunk_args(wildcards):
-    return shlex.join(PLAN.helper_chunk_args(wildcards.dataset, wildcards.source, wildcards.chunk))
-
-
-def get_helper_input(wildcards):
-    return PLAN.helper_input(wildcards.run)
-
-
-def get_helper_args(wildcards, input):
-    return shlex.join(PLAN.helper_args(input))
-
-
-# teacher, select
-def get_teacher_input(wildcards):
-    return PLAN.teacher_input(wildcards.run, wildcards.round)
-
-
-def get_teacher_args(wildcards, input):
-    return shlex.join(PLAN.teacher_args(input))
-
-
-def get_select_input(wildcards):
-    return PLAN.select_input(wildcards.run, wildcards.round)
-
-
-def get_select_args(wildcards, input):
-    return shlex.join(PLAN.select_args(wildcards.run, input))
-
-
-def get_select_gpu(wildcards):
-    return PLAN.select_gpus(wildcards.run)
-
-
-# share_round_0
-def get_share_input(wildcards):
-    return PLAN.share_input(wildcards.run)
-
-
-def get_share_args(wildcards):
-    return shlex.join(PLAN.share_args(wildcards.run))
-
-
-# learning_curve, learning_curve_all, round_table, benchmark_table
-def get_learning_curve_input(wildcards):
-    return PLAN.students(wildcards.run)
-
-
-def get_all_students(wildcards):
-    return PLAN.all_students()
-
-
-def get_learning_curve_args(wildcards, input):
-    return shlex.join(PLAN.learning_curve_args(wildcards.get("run")))
-
-
-def get_round_table_input(wildcards):
-    return PLAN.round_table_input(wildcards.run)
-
-
-def get_benchmark_input(wildcards):
-    return PLAN.benchmark_input(wildcards.benchmark)
-
-
-def get_benchmark_args(wildcards, input):
-    return shlex.join(PLAN.benchmark_args(wildcards.benchmark, input))
+def oracle_job(key):
+    """The oracle's job resource ``key`` (threads, mem_mb, runtime, gpu) of the rule's run."""
+    return lambda w: PLAN.oracle_job(w.run)[key]

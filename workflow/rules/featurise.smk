@@ -5,16 +5,16 @@
 
 rule featurise_shard:
     input:
-        get_molecule_files,
+        plan("molecule_files", "dataset"),
     output:
-        graphs="results/data/{dataset}/graphs/shard-{shard}.parquet",
-        answer_key="results/data/{dataset}/parts/shard-{shard}.answer_key.parquet",
-        rejects="results/data/{dataset}/parts/shard-{shard}.rejects.parquet",
-        summary="results/data/{dataset}/parts/shard-{shard}.json",
+        graphs=PATHS.graph_shard,
+        answer_key=PATHS.answer_key_part,
+        rejects=PATHS.rejects_part,
+        summary=PATHS.shard_summary,
     log:
         "logs/featurise_shard/{dataset}/shard-{shard}.log",
     benchmark:
-        "benchmarks/featurise_shard/{dataset}/shard-{shard}.tsv"
+        "logs/timings/featurise_shard/{dataset}/shard-{shard}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
@@ -22,7 +22,7 @@ rule featurise_shard:
         mem_mb=8000,
         runtime=60,
     params:
-        settings=get_featurise_args,
+        settings=plan_args("featurise_args", "dataset"),
     shell:
         "pipeline --threads {threads} featurise {params.settings} --shard {wildcards.shard}"
         " --graphs {output.graphs} --answer-key {output.answer_key} --rejects {output.rejects}"
@@ -31,15 +31,15 @@ rule featurise_shard:
 
 rule featurise_merge:
     input:
-        unpack(get_featurise_parts),
+        unpack(plan("featurise_parts", "dataset")),
     output:
-        answer_key="results/data/{dataset}/answer_key.parquet",
-        rejects="results/data/{dataset}/rejects.parquet",
-        manifest="results/data/{dataset}/manifest.json",
+        answer_key=PATHS.answer_key,
+        rejects=PATHS.rejects,
+        manifest=PATHS.manifest,
     log:
         "logs/featurise_merge/{dataset}.log",
     benchmark:
-        "benchmarks/featurise_merge/{dataset}.tsv"
+        "logs/timings/featurise_merge/{dataset}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1

@@ -4,11 +4,11 @@
 
 rule learning_curve:
     input:
-        get_learning_curve_input,
+        plan("students", "run"),
     output:
-        csv="results/runs/{run}/learning_curve.csv",
+        csv=PATHS.learning_curve_csv,
         png=report(
-            "results/runs/{run}/learning_curve.png",
+            PATHS.learning_curve_png,
             caption="../report/learning_curve.rst",
             category="Learning curves",
             subcategory="{run}",
@@ -22,7 +22,7 @@ rule learning_curve:
         mem_mb=2000,
         runtime=10,
     params:
-        students=get_learning_curve_args,
+        students=lambda w, input: shlex.join(PLAN.learning_curve_args(w.run)),
     shell:
         "pipeline learning-curve {params.students} --title {wildcards.run}"
         " --csv {output.csv} --png {output.png} > {log} 2>&1"
@@ -30,11 +30,11 @@ rule learning_curve:
 
 rule learning_curve_all:
     input:
-        get_all_students,
+        PLAN.all_students(),
     output:
-        csv="results/learning_curve.csv",
+        csv=PATHS.learning_curve_all_csv,
         png=report(
-            "results/learning_curve.png",
+            PATHS.learning_curve_all_png,
             caption="../report/learning_curve.rst",
             category="Learning curves",
             subcategory="all runs",
@@ -48,7 +48,7 @@ rule learning_curve_all:
         mem_mb=2000,
         runtime=10,
     params:
-        students=get_learning_curve_args,
+        students=lambda w, input: shlex.join(PLAN.learning_curve_args()),
     shell:
         "pipeline learning-curve {params.students} --title 'all runs' --csv {output.csv} --png {output.png}"
         " > {log} 2>&1"
@@ -56,10 +56,10 @@ rule learning_curve_all:
 
 rule round_table:
     input:
-        unpack(get_round_table_input),
+        unpack(plan("round_table_input", "run")),
     output:
         report(
-            "results/runs/{run}/rounds.csv",
+            PATHS.round_table,
             caption="../report/round_table.rst",
             category="Per-round tables",
             subcategory="{run}",
@@ -79,12 +79,12 @@ rule round_table:
 
 rule embedding_map:
     input:
-        embeddings="results/runs/{run}/round_{round}/embeddings.parquet",
-        labelled="results/runs/{run}/round_{round}/labelled.parquet",
-        selected="results/runs/{run}/round_{round}/selected.parquet",
+        embeddings=rules.embed.output.out,
+        labelled=rules.label.output.labels,
+        selected=rules.select.output.out,
     output:
         report(
-            "results/runs/{run}/round_{round}/embedding_map.png",
+            PATHS.embedding_map,
             caption="../report/embedding_map.rst",
             category="Embedding maps",
             subcategory="{run}",
@@ -105,14 +105,14 @@ rule embedding_map:
 
 rule benchmark_table:
     input:
-        unpack(get_benchmark_input),
+        unpack(plan("benchmark_input", "benchmark")),
     output:
-        csv="results/benchmark/{benchmark}/table.csv",
-        markdown="results/benchmark/{benchmark}/table.md",
-        paired="results/benchmark/{benchmark}/paired.csv",
-        efficiency="results/benchmark/{benchmark}/efficiency.csv",
+        csv=PATHS.benchmark_table,
+        markdown=PATHS.benchmark_markdown,
+        paired=PATHS.benchmark_paired,
+        efficiency=PATHS.benchmark_efficiency,
         png=report(
-            "results/benchmark/{benchmark}/figure.png",
+            PATHS.benchmark_figure,
             caption="../report/learning_curve.rst",
             category="Benchmark",
             subcategory="{benchmark}",
@@ -126,7 +126,7 @@ rule benchmark_table:
         mem_mb=2000,
         runtime=10,
     params:
-        args=get_benchmark_args,
+        curves_runs_baseline=lambda w, input: shlex.join(PLAN.benchmark_args(w.benchmark, input)),
     shell:
-        "pipeline benchmark-table {params.args} --csv {output.csv} --markdown {output.markdown}"
+        "pipeline benchmark-table {params.curves_runs_baseline} --csv {output.csv} --markdown {output.markdown}"
         " --paired-csv {output.paired} --efficiency-csv {output.efficiency} --png {output.png} > {log} 2>&1"

@@ -4,52 +4,52 @@
 # stopped. Only the label rules have the answer key among their inputs. With the external oracle,
 # a labels file a person filled in (round_{r}/labels.csv, holdout_labels.csv) is an input of its
 # label rule once it exists, and its checksum a param: correcting it relabels and redoes what follows.
+# The per-round stages (initial, teacher, embed, student, pseudo_label, select, share_round_0) take
+# their inputs and command line from their declarations (pipeline.plan.commands): stage_input and
+# stage_options.
 
 
 rule run_config:
     output:
-        "results/runs/{run}/run.json",
+        PATHS.run_json,
     log:
         "logs/run_config/{run}.log",
     conda:
         "../../envs/pipeline.yaml"
     params:
-        settings=get_run_config_json,
+        settings=plan("run_config_json", "run"),
     shell:
         "pipeline run-config --json {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule initial:
     input:
-        unpack(get_dataset_graphs),
-        run_json="results/runs/{run}/run.json",
-        split="results/runs/{run}/split.parquet",
+        unpack(stage_input("initial")),
     output:
-        "results/runs/{run}/initial.parquet",
+        out=PATHS.initial,
     log:
         "logs/initial/{run}.log",
     benchmark:
-        "benchmarks/initial/{run}.tsv"
+        "logs/timings/initial/{run}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 2
     resources:
-        gpu=get_initial_gpu,
+        gpu=plan("initial_gpus", "run"),
         mem_mb=8000,
         runtime=30,
     params:
-        data=get_run_dataset_dir,
+        options=stage_options("initial"),
     shell:
-        "pipeline --threads {threads} initial --run-json {input.run_json} --data {params.data}"
-        " --split-path {input.split} --out {output} > {log} 2>&1"
+        "pipeline --threads {threads} initial {params.options} > {log} 2>&1"
 
 
 rule label_holdout:
     input:
-        unpack(get_holdout_input),
+        unpack(plan("holdout_input", "run")),
     output:
-        labels="results/runs/{run}/holdout_labels.parquet",
-        failures="results/runs/{run}/holdout_failures.parquet",
+        labels=PATHS.holdout_labels,
+        failures=PATHS.holdout_failures,
     log:
         "logs/label_holdout/{run}.log",
     conda:
@@ -59,8 +59,8 @@ rule label_holdout:
         mem_mb=4000,
         runtime=10,
     params:
-        oracle=get_holdout_args,
-        checksum=get_labels_checksum,
+        oracle=plan_args_of_input("holdout_args", "run"),
+        checksum=plan_args("labels_checksum", "run", "round"),
     shell:
         "pipeline --threads {threads} label-holdout --split-path {input.split} {params.oracle}"
         " {params.checksum} --out {output.labels} --failures {output.failures} > {log} 2>&1"
@@ -68,10 +68,10 @@ rule label_holdout:
 
 rule label:
     input:
-        unpack(get_label_input),
+        unpack(plan("label_input", "run", "round")),
     output:
-        labels="results/runs/{run}/round_{round}/labelled.parquet",
-        failures="results/runs/{run}/round_{round}/label_failures.parquet",
+        labels=PATHS.labelled,
+        failures=PATHS.label_failures,
     log:
         "logs/label/{run}/round_{round}.log",
     conda:
@@ -81,8 +81,8 @@ rule label:
         mem_mb=4000,
         runtime=10,
     params:
-        oracle=get_label_args,
-        checksum=get_labels_checksum,
+        oracle=plan_args_of_input("label_args", "run", "round"),
+        checksum=plan_args("labels_checksum", "run", "round"),
     shell:
         "pipeline --threads {threads} label --selected {input.selected} --round {wildcards.round}"
         " {params.oracle} {params.checksum} --out {output.labels} --failures {output.failures} > {log} 2>&1"
@@ -92,59 +92,59 @@ rule label:
 # command is shared by the per-round and the val/test chunks.
 LABEL_CHUNK_SHELL = (
     "OMP_NUM_THREADS={threads} pipeline --threads {threads} label-chunk --data {params.data}"
-    " --request {input.request} {params.request} {params.oracle} --out {output.labels}"
+    " --request {input.request} {params.holdout_flag} {params.oracle} --out {output.labels}"
     " --failures {output.failures} > {log} 2>&1"
 )
 
 
 rule label_chunk:
     input:
-        unpack(get_dataset_graphs),
-        request=get_label_request,
+        unpack(plan("dataset_graphs", "run")),
+        request=plan("label_request", "run", "round"),
     output:
-        labels="results/runs/{run}/round_{round}/label_parts/chunk-{chunk}.parquet",
-        failures="results/runs/{run}/round_{round}/label_parts/chunk-{chunk}.failures.parquet",
+        labels=PATHS.label_chunk,
+        failures=PATHS.label_chunk_failures,
     log:
         "logs/label_chunk/{run}/round_{round}/chunk-{chunk}.log",
     benchmark:
-        "benchmarks/label_chunk/{run}/round_{round}/chunk-{chunk}.tsv"
+        "logs/timings/label_chunk/{run}/round_{round}/chunk-{chunk}.tsv"
     conda:
         "../../envs/pipeline.yaml"
-    threads: get_oracle_threads
+    threads: oracle_job("threads")
     resources:
-        mem_mb=get_oracle_mem_mb,
-        runtime=get_oracle_runtime,
-        gpu=get_oracle_gpu,
+        mem_mb=oracle_job("mem_mb"),
+        runtime=oracle_job("runtime"),
+        gpu=oracle_job("gpu"),
     params:
-        data=get_run_dataset_dir,
-        request="",
-        oracle=get_label_chunk_args,
+        data=plan("data_dir", "run"),
+        holdout_flag="",
+        oracle=lambda w, threads: shlex.join(PLAN.label_chunk_args(w.run, w.chunk, threads)),
     shell:
         LABEL_CHUNK_SHELL
 
 
 rule holdout_chunk:
     input:
-        unpack(get_dataset_graphs),
-        request="results/runs/{run}/split.parquet",
+        unpack(plan("dataset_graphs", "run")),
+        request=PATHS.split,
     output:
-        labels="results/runs/{run}/holdout_parts/chunk-{chunk}.parquet",
-        failures="results/runs/{run}/holdout_parts/chunk-{chunk}.failures.parquet",
+        labels=PATHS.holdout_chunk,
+        failures=PATHS.holdout_chunk_failures,
     log:
         "logs/holdout_chunk/{run}/chunk-{chunk}.log",
     benchmark:
-        "benchmarks/holdout_chunk/{run}/chunk-{chunk}.tsv"
+        "logs/timings/holdout_chunk/{run}/chunk-{chunk}.tsv"
     conda:
         "../../envs/pipeline.yaml"
-    threads: get_oracle_threads
+    threads: oracle_job("threads")
     resources:
-        mem_mb=get_oracle_mem_mb,
-        runtime=get_oracle_runtime,
-        gpu=get_oracle_gpu,
+        mem_mb=oracle_job("mem_mb"),
+        runtime=oracle_job("runtime"),
+        gpu=oracle_job("gpu"),
     params:
-        data=get_run_dataset_dir,
-        request="--holdout",
-        oracle=get_label_chunk_args,
+        data=plan("data_dir", "run"),
+        holdout_flag="--holdout",
+        oracle=lambda w, threads: shlex.join(PLAN.label_chunk_args(w.run, w.chunk, threads)),
     shell:
         LABEL_CHUNK_SHELL
 
@@ -154,14 +154,14 @@ rule holdout_chunk:
 # for helpers.source dataset: never the run's targets), and its teachers learn them.
 rule helper_chunk:
     input:
-        unpack(get_helper_chunk_dataset),
+        unpack(plan("dataset_files", "dataset")),
     output:
-        labels="results/data/{dataset}/helpers/{source}/chunk-{chunk}.parquet",
-        failures="results/data/{dataset}/helpers/{source}/chunk-{chunk}.failures.parquet",
+        labels=PATHS.helper_chunk,
+        failures=PATHS.helper_chunk_failures,
     log:
         "logs/helper_chunk/{dataset}/{source}/chunk-{chunk}.log",
     benchmark:
-        "benchmarks/helper_chunk/{dataset}/{source}/chunk-{chunk}.tsv"
+        "logs/timings/helper_chunk/{dataset}/{source}/chunk-{chunk}.tsv"
     wildcard_constraints:
         source="xtb",
     conda:
@@ -171,7 +171,7 @@ rule helper_chunk:
         mem_mb=4000,
         runtime=240,
     params:
-        oracle=get_helper_chunk_args,
+        oracle=plan_args("helper_chunk_args", "dataset", "source", "chunk"),
     shell:
         "OMP_NUM_THREADS={threads} pipeline --threads {threads} label-chunk {params.oracle}"
         " --out {output.labels} --failures {output.failures} > {log} 2>&1"
@@ -179,9 +179,9 @@ rule helper_chunk:
 
 rule helpers:
     input:
-        unpack(get_helper_input),
+        unpack(plan("helper_input", "run")),
     output:
-        "results/runs/{run}/helpers.parquet",
+        PATHS.helpers,
     log:
         "logs/helpers/{run}.log",
     conda:
@@ -191,22 +191,22 @@ rule helpers:
         mem_mb=4000,
         runtime=10,
     params:
-        sources=get_helper_args,
+        helper_files=lambda w, input: shlex.join(PLAN.helper_args(input)),
     shell:
         "pipeline --threads {threads} helpers --run-json {input.run_json} --split-path {input.split}"
-        " {params.sources} --out {output} > {log} 2>&1"
+        " {params.helper_files} --out {output} > {log} 2>&1"
 
 
 rule teacher:
     input:
-        unpack(get_teacher_input),
+        unpack(stage_input("teacher")),
     output:
-        checkpoint="results/runs/{run}/round_{round}/teacher.pt",
-        summary="results/runs/{run}/round_{round}/teacher.json",
+        out=PATHS.teacher,
+        summary=PATHS.teacher_json,
     log:
         "logs/teacher/{run}/round_{round}.log",
     benchmark:
-        "benchmarks/teacher/{run}/round_{round}.tsv"
+        "logs/timings/teacher/{run}/round_{round}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 2
@@ -215,26 +215,20 @@ rule teacher:
         mem_mb=16000,
         runtime=240,
     params:
-        data=get_run_dataset_dir,
-        warm_start=get_teacher_args,
+        options=stage_options("teacher"),
     shell:
-        "pipeline --threads {threads} teacher --run-json {input.run_json} --data {params.data}"
-        " --split-path {input.split} --labelled-path {input.labelled} --round {wildcards.round}"
-        " {params.warm_start} --out {output.checkpoint} --summary {output.summary} > {log} 2>&1"
+        "pipeline --threads {threads} teacher {params.options} > {log} 2>&1"
 
 
 rule embed:
     input:
-        unpack(get_dataset_graphs),
-        run_json="results/runs/{run}/run.json",
-        split="results/runs/{run}/split.parquet",
-        checkpoint="results/runs/{run}/round_{round}/teacher.pt",
+        unpack(stage_input("embed")),
     output:
-        "results/runs/{run}/round_{round}/embeddings.parquet",
+        out=PATHS.embeddings,
     log:
         "logs/embed/{run}/round_{round}.log",
     benchmark:
-        "benchmarks/embed/{run}/round_{round}.tsv"
+        "logs/timings/embed/{run}/round_{round}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 2
@@ -243,27 +237,21 @@ rule embed:
         mem_mb=16000,
         runtime=30,
     params:
-        data=get_run_dataset_dir,
+        options=stage_options("embed"),
     shell:
-        "pipeline --threads {threads} embed --run-json {input.run_json} --data {params.data}"
-        " --split-path {input.split} --checkpoint {input.checkpoint} --out {output} > {log} 2>&1"
+        "pipeline --threads {threads} embed {params.options} > {log} 2>&1"
 
 
 rule student:
     input:
-        unpack(get_dataset_graphs),
-        run_json="results/runs/{run}/run.json",
-        split="results/runs/{run}/split.parquet",
-        labelled="results/runs/{run}/round_{round}/labelled.parquet",
-        holdout="results/runs/{run}/holdout_labels.parquet",
-        teacher="results/runs/{run}/round_{round}/teacher.pt",
+        unpack(stage_input("student")),
     output:
-        checkpoint="results/runs/{run}/round_{round}/student.pt",
-        summary="results/runs/{run}/round_{round}/student.json",
+        out=PATHS.student,
+        summary=PATHS.student_json,
     log:
         "logs/student/{run}/round_{round}.log",
     benchmark:
-        "benchmarks/student/{run}/round_{round}.tsv"
+        "logs/timings/student/{run}/round_{round}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 2
@@ -272,23 +260,16 @@ rule student:
         mem_mb=16000,
         runtime=240,
     params:
-        data=get_run_dataset_dir,
+        options=stage_options("student"),
     shell:
-        "pipeline --threads {threads} student --run-json {input.run_json} --data {params.data}"
-        " --split-path {input.split} --labelled-path {input.labelled} --holdout-path {input.holdout}"
-        " --teacher-path {input.teacher} --round {wildcards.round} --out {output.checkpoint}"
-        " --summary {output.summary} > {log} 2>&1"
+        "pipeline --threads {threads} student {params.options} > {log} 2>&1"
 
 
 rule pseudo_label:
     input:
-        unpack(get_dataset_graphs),
-        run_json="results/runs/{run}/run.json",
-        split="results/runs/{run}/split.parquet",
-        labelled="results/runs/{run}/round_{round}/labelled.parquet",
-        checkpoint="results/runs/{run}/round_{round}/student.pt",
+        unpack(stage_input("pseudo-label")),
     output:
-        "results/runs/{run}/round_{round}/pseudo_labels.parquet",
+        out=PATHS.pseudo_labels,
     log:
         "logs/pseudo_label/{run}/round_{round}.log",
     conda:
@@ -299,46 +280,42 @@ rule pseudo_label:
         mem_mb=16000,
         runtime=30,
     params:
-        data=get_run_dataset_dir,
+        options=stage_options("pseudo-label"),
     shell:
-        "pipeline --threads {threads} pseudo-label --run-json {input.run_json} --data {params.data}"
-        " --split-path {input.split} --labelled-path {input.labelled} --checkpoint {input.checkpoint}"
-        " --out {output} > {log} 2>&1"
+        "pipeline --threads {threads} pseudo-label {params.options} > {log} 2>&1"
 
 
 rule select:
     input:
-        unpack(get_select_input),
+        unpack(stage_input("select")),
     output:
-        "results/runs/{run}/round_{round}/selected.parquet",
+        out=PATHS.selected,
     log:
         "logs/select/{run}/round_{round}.log",
     benchmark:
-        "benchmarks/select/{run}/round_{round}.tsv"
+        "logs/timings/select/{run}/round_{round}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 2
     resources:
-        gpu=get_select_gpu,
+        gpu=plan("select_gpus", "run"),
         mem_mb=8000,
         runtime=60,
     params:
-        uncertainty=get_select_args,
+        options=stage_options("select"),
     shell:
-        "pipeline --threads {threads} select --run-json {input.run_json} --embeddings {input.embeddings}"
-        " --labelled-path {input.labelled} --round {wildcards.round} {params.uncertainty} --out {output}"
-        " > {log} 2>&1"
+        "pipeline --threads {threads} select {params.options} > {log} 2>&1"
 
 
 # A benchmark's runs that differ from an earlier method's only in what round 0 does not read (the
-# strategy, batch, rounds: pipeline.config.settings.round_0_sources) copy its round 0 instead of training
-# it again; their select job of round 0 is their own. The rule order makes the copy win over the
-# rules that would compute those files; the run wildcard admits only the sharing runs.
+# strategy, batch, rounds: pipeline.config.settings.round_0_sources) copy its round 0 instead of
+# training it again; their select job of round 0 is their own. The rule order makes the copy win over
+# the rules that would compute those files; the run wildcard admits only the sharing runs.
 rule share_round_0:
     input:
-        unpack(get_share_input),
+        unpack(stage_input("share-round-0")),
     output:
-        [f"results/runs/{{run}}/round_00/{name}" for name in ROUND_0_COPIED],
+        [PATHS.of(name, run="{run}", round="00") for name in ROUND_0_SHARED],
     log:
         "logs/share_round_0/{run}.log",
     wildcard_constraints:
@@ -346,12 +323,9 @@ rule share_round_0:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        rounds=get_share_args,
+        options=stage_options("share-round-0"),
     shell:
-        "pipeline share-round-0 --run-json {input.run_json} --source-run-json {input.source_run_json}"
-        " --split-path {input.split} --source-split {input.source_split} --initial {input.initial}"
-        " --source-initial {input.source_initial} {params.rounds}"
-        " > {log} 2>&1"
+        "pipeline share-round-0 {params.options} > {log} 2>&1"
 
 
 ruleorder: share_round_0 > label

@@ -3,9 +3,9 @@
 
 rule split:
     input:
-        unpack(get_dataset_graphs),
+        unpack(plan("dataset_graphs", "run")),
     output:
-        "results/runs/{run}/split.parquet",
+        PATHS.split,
     log:
         "logs/split/{run}.log",
     conda:
@@ -15,7 +15,8 @@ rule split:
         mem_mb=2000,
         runtime=10,
     params:
-        data=get_run_dataset_dir,
-        sizes=get_split_args,
+        data=plan("data_dir", "run"),
+        split_options=plan_args("split_args", "run"),
     shell:
-        "pipeline --threads {threads} split --data {params.data} --out {output} {params.sizes} > {log} 2>&1"
+        "pipeline --threads {threads} split --data {params.data} --out {output} {params.split_options}"
+        " > {log} 2>&1"

@@ -1,11 +1,13 @@
 """What the workflow plans, as plain functions of the resolved config: every job's input files, the
 command-line options of its ``pipeline`` call and the resources of the oracle's jobs.
 
-``workflow/rules/common.smk`` wraps a :class:`Plan` of its ``RESOLVED`` config in one-line input
-and param functions (``def get_split_args(wildcards): return shlex.join(PLAN.split_args(...))``),
+The rules call a :class:`Plan` of the workflow's ``RESOLVED`` config (``PLAN``) with their wildcards,
 so what a job is given can be read, and tested, here without Snakemake: each method takes a run
-name, a round (``"00"``, ``"01"``, ...) and the like, and returns paths, dicts of named paths (a
-rule's ``unpack``-ed input) or the options as a list of strings (the workflow shell-quotes them).
+name, a round (``"00"``, ``"01"``, ...) and the like, and returns paths (filled in from the grammar
+of :mod:`pipeline.plan.paths`), dicts of named paths (a rule's ``unpack``-ed input) or the options as
+a list of strings (the workflow shell-quotes them). The per-round stages' inputs and command lines
+come from their declarations (:mod:`pipeline.plan.commands`): :meth:`Plan.stage_input` and
+:meth:`Plan.stage_options`.
 
 Oracles (the dataset's ``oracle``, by ``ORACLES[name].kind``): ``lookup`` reads the answer key in
 the label rules; ``compute`` (pyscf, xtb) runs label_chunk jobs (``round_{round}/label_parts/``,
@@ -16,7 +18,7 @@ changed content reruns it even when the mtime is older than the labels): editing
 round and redoes everything that follows from it.
 
 Imported by the workflow on every Snakemake invocation: it imports nothing heavy (stdlib and the
-package's light modules only; ``tests/test_registry.py`` checks it).
+package's light modules only; ``tests/test_layout.py`` checks it).
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ from typing import Any
 from pipeline.config.digest import file_sha256
 from pipeline.config.registry import INITIAL_STRATEGIES, ORACLES, STRATEGIES
 from pipeline.config.settings import Resolved, label_budget
-from pipeline.plan.paths import BENCHMARK_FILES, DATA_DIR, ROUND_0_COPIED, ROUND_DIR, ROUND_FILES, RUN_DIR
+from pipeline.plan.commands import STAGES
+from pipeline.plan.paths import (
+    BENCHMARK_OUTPUTS,
+    DATA_DIR,
+    PATHS,
+    ROUND_0_COPIED,
+    ROUND_DIR,
+    ROUND_OUTPUTS,
+    RUN_DIR,
+)
 
 __all__ = ["Plan"]
 
@@ -72,9 +83,14 @@ class Plan:
         """results/runs/{run}/round_{round}."""
         return ROUND_DIR.format(run=run, round=round)
 
+    @staticmethod
+    def dataset_dir(dataset: str) -> str:
+        """results/data/{dataset}."""
+        return DATA_DIR.format(dataset=dataset)
+
     def data_dir(self, run: str) -> str:
         """Folder of the dataset a run uses (the `--data` of every stage that reads molecules)."""
-        return DATA_DIR.format(dataset=self.resolved.runs[run]["dataset"])
+        return self.dataset_dir(self.resolved.runs[run]["dataset"])
 
     # ---------------------------------------------------------------------------------- targets
 
@@ -83,30 +99,34 @@ class Plan:
         learning curves, round table and embedding maps, the curve of all runs, the benchmarks."""
         runs = self.resolved.runs
         return (
-            [f"{DATA_DIR.format(dataset=dataset)}/manifest.json" for dataset in self.resolved.datasets]
+            [PATHS.of("manifest", dataset=dataset) for dataset in self.resolved.datasets]
             + self.round_outputs()
-            + [f"{self.run_dir(run)}/learning_curve.{ext}" for run in runs for ext in ("csv", "png")]
-            + [f"{self.run_dir(run)}/rounds.csv" for run in runs]
-            + ["results/learning_curve.csv", "results/learning_curve.png"]
-            + [f"{self.round_dir(run, r)}/embedding_map.png" for run in runs for r in self.rounds(run)]
+            + [
+                PATHS.of(name, run=run)
+                for run in runs
+                for name in ("learning_curve_csv", "learning_curve_png")
+            ]
+            + [PATHS.of("round_table", run=run) for run in runs]
+            + [PATHS.learning_curve_all_csv, PATHS.learning_curve_all_png]
+            + [PATHS.of("embedding_map", run=run, round=r) for run in runs for r in self.rounds(run)]
             + self.benchmark_outputs()
         )
 
     def round_outputs(self) -> list[str]:
-        """Every per-round artefact (:data:`ROUND_FILES`) of every run."""
+        """Every per-round artefact (:data:`~pipeline.plan.paths.ROUND_OUTPUTS`) of every run."""
         return [
-            f"{self.round_dir(run, r)}/{name}"
+            PATHS.of(name, run=run, round=r)
             for run in self.resolved.runs
             for r in self.rounds(run)
-            for name in ROUND_FILES
+            for name in ROUND_OUTPUTS
         ]
 
     def benchmark_outputs(self) -> list[str]:
         """results/benchmark/{benchmark}/...: the comparison tables and figure of each benchmark."""
         return [
-            f"results/benchmark/{benchmark}/{name}"
+            PATHS.of(name, benchmark=benchmark)
             for benchmark in self.resolved.benchmarks
-            for name in BENCHMARK_FILES
+            for name in BENCHMARK_OUTPUTS
         ]
 
     # -------------------------------------------------------------------------------- featurise
@@ -129,24 +149,27 @@ class Plan:
     def featurise_parts(self, dataset: str) -> dict[str, list[str]]:
         """Every shard's parts, which featurise_merge joins (the only rule that reads answer-key
         parts), and its graph shard, whose checksum the manifest records."""
-        folder = DATA_DIR.format(dataset=dataset)
         parts = {
-            "graphs": f"{folder}/graphs/shard-{{shard}}.parquet",
-            "summaries": f"{folder}/parts/shard-{{shard}}.json",
-            "answer_keys": f"{folder}/parts/shard-{{shard}}.answer_key.parquet",
-            "rejects": f"{folder}/parts/shard-{{shard}}.rejects.parquet",
+            "graphs": "graph_shard",
+            "summaries": "shard_summary",
+            "answer_keys": "answer_key_part",
+            "rejects": "rejects_part",
         }
         shards = self.shards(dataset)
-        return {name: [path.format(shard=shard) for shard in shards] for name, path in parts.items()}
+        return {
+            key: [PATHS.of(name, dataset=dataset, shard=shard) for shard in shards]
+            for key, name in parts.items()
+        }
 
     # ------------------------------------------------------------------------ split, run config
 
     def dataset_files(self, dataset: str) -> dict[str, Any]:
         """A dataset's graph shards and manifest (written once every shard is merged and checked)."""
-        folder = DATA_DIR.format(dataset=dataset)
         return {
-            "graphs": [f"{folder}/graphs/shard-{shard}.parquet" for shard in self.shards(dataset)],
-            "manifest": f"{folder}/manifest.json",
+            "graphs": [
+                PATHS.of("graph_shard", dataset=dataset, shard=shard) for shard in self.shards(dataset)
+            ],
+            "manifest": PATHS.of("manifest", dataset=dataset),
         }
 
     def dataset_graphs(self, run: str) -> dict[str, Any]:
@@ -217,22 +240,19 @@ class Plan:
     def label_request(self, run: str, round: str) -> str:
         """The molecules round {round} labels: the initial picks (round 0) or round r-1's selection."""
         if int(round) == 0:
-            return f"{self.run_dir(run)}/initial.parquet"
-        return f"{self.round_dir(run, _previous(round))}/selected.parquet"
+            return PATHS.of("initial", run=run)
+        return PATHS.of("selected", run=run, round=_previous(round))
 
     def external_files(self, run: str, round: str | None = None) -> dict[str, str]:
         """The external oracle's files of a label job: the labels file it reads ("labels") and the
         request ("xyz", "csv") it writes until that file exists. round_{round}/labels.csv,
         to_label.xyz, to_label.csv; for label_holdout (round None) holdout_labels.csv,
         holdout_to_label.xyz, holdout_to_label.csv."""
-        if round is not None:
-            folder, prefix = self.round_dir(run, round), ""
-        else:
-            folder, prefix = self.run_dir(run), "holdout_"
+        prefix, at = ("", {"run": run, "round": round}) if round is not None else ("holdout_", {"run": run})
         return {
-            "labels": f"{folder}/{prefix}labels.csv",
-            "xyz": f"{folder}/{prefix}to_label.xyz",
-            "csv": f"{folder}/{prefix}to_label.csv",
+            "labels": PATHS.of(f"{prefix}labels_file", **at),
+            "xyz": PATHS.of(f"{prefix}request_xyz", **at),
+            "csv": PATHS.of(f"{prefix}request_csv", **at),
         }
 
     def labels_file(self, run: str, round: str | None = None) -> str | None:
@@ -253,19 +273,19 @@ class Plan:
             return []
         return ["--labels-sha256", file_sha256(self.root / labels)]
 
-    def _oracle_inputs(self, run: str, round: str | None, parts: str) -> dict[str, Any]:
+    def _oracle_inputs(self, run: str, round: str | None, parts: tuple[str, str]) -> dict[str, Any]:
         """What the label rules read besides the request: run.json (the targets every label must
         have) and the answer key (lookup), the chunks' labels and failures (compute, ``parts`` the
         chunk's path without its suffix), or the graphs and, once a person has filled it in, the
         labels file (external)."""
-        inputs: dict[str, Any] = {"run_json": f"{self.run_dir(run)}/run.json"}
+        inputs: dict[str, Any] = {"run_json": PATHS.of("run_json", run=run)}
         kind = self.oracle_kind(run)
         if kind == "lookup":
-            inputs["answer_key"] = f"{self.data_dir(run)}/answer_key.parquet"
+            inputs["answer_key"] = self.answer_key(run)
         elif kind == "compute":
-            chunks = self.chunks(run)
-            inputs["parts"] = [f"{parts.format(chunk=c)}.parquet" for c in chunks]
-            inputs["part_failures"] = [f"{parts.format(chunk=c)}.failures.parquet" for c in chunks]
+            chunks, (labels, failures) = self.chunks(run), parts
+            inputs["parts"] = [PATHS.of(labels, run=run, round=round, chunk=c) for c in chunks]
+            inputs["part_failures"] = [PATHS.of(failures, run=run, round=round, chunk=c) for c in chunks]
         else:
             inputs.update(self.dataset_graphs(run))
             labels = self.labels_file(run, round)
@@ -296,12 +316,11 @@ class Plan:
         of round r-1)."""
         inputs = {
             "selected": self.label_request(run, round),
-            **self._oracle_inputs(run, round, f"{self.round_dir(run, round)}/label_parts/chunk-{{chunk}}"),
+            **self._oracle_inputs(run, round, ("label_chunk", "label_chunk_failures")),
         }
         if int(round) > 0:
-            previous = self.round_dir(run, _previous(round))
-            inputs["previous"] = f"{previous}/labelled.parquet"
-            inputs["previous_failures"] = f"{previous}/label_failures.parquet"
+            inputs["previous"] = PATHS.of("labelled", run=run, round=_previous(round))
+            inputs["previous_failures"] = PATHS.of("label_failures", run=run, round=_previous(round))
         return inputs
 
     def label_args(self, run: str, round: str, input: Input) -> list[str]:
@@ -315,8 +334,8 @@ class Plan:
         """The label_holdout rule's inputs: the split (whose val/test molecules it labels) and the
         oracle's inputs."""
         return {
-            "split": f"{self.run_dir(run)}/split.parquet",
-            **self._oracle_inputs(run, None, f"{self.run_dir(run)}/holdout_parts/chunk-{{chunk}}"),
+            "split": PATHS.of("split", run=run),
+            **self._oracle_inputs(run, None, ("holdout_chunk", "holdout_chunk_failures")),
         }
 
     def holdout_args(self, run: str, input: Input) -> list[str]:
@@ -333,18 +352,18 @@ class Plan:
     def helper_chunk_files(self, dataset: str, source: str) -> dict[str, list[str]]:
         """The helper chunks of a dataset: ``labels`` and ``failures`` of each of its
         ``helper_chunks`` jobs (results/data/{dataset}/helpers/{source}/chunk-{chunk}.parquet)."""
-        folder = f"{DATA_DIR.format(dataset=dataset)}/helpers/{source}"
-        chunks = range(self.resolved.datasets[dataset]["helper_chunks"])
+        chunks = [f"{c:03d}" for c in range(self.resolved.datasets[dataset]["helper_chunks"])]
+        where = {"dataset": dataset, "source": source}
         return {
-            "parts": [f"{folder}/chunk-{c:03d}.parquet" for c in chunks],
-            "part_failures": [f"{folder}/chunk-{c:03d}.failures.parquet" for c in chunks],
+            "parts": [PATHS.of("helper_chunk", **where, chunk=c) for c in chunks],
+            "part_failures": [PATHS.of("helper_chunk_failures", **where, chunk=c) for c in chunks],
         }
 
     def helper_chunk_args(self, dataset: str, source: str, chunk: str) -> list[str]:
         """`pipeline label-chunk` options of one helper chunk: the dataset, and the oracle's default
         single point on one thread over chunk ``chunk`` of every molecule of it (no --request)."""
         settings = ORACLES[source].job_settings({}, 1)
-        args = ["--data", DATA_DIR.format(dataset=dataset), "--oracle", source, "--chunk", int(chunk)]
+        args = ["--data", self.dataset_dir(dataset), "--oracle", source, "--chunk", int(chunk)]
         args += ["--chunks", self.resolved.datasets[dataset]["helper_chunks"]]
         args += ["--settings", json.dumps(settings, sort_keys=True)]
         return [str(arg) for arg in args]
@@ -356,11 +375,11 @@ class Plan:
         if helpers is None:
             raise ValueError(f"run {run!r} has no helping properties")
         inputs: dict[str, Any] = {
-            "run_json": f"{self.run_dir(run)}/run.json",
-            "split": f"{self.run_dir(run)}/split.parquet",
+            "run_json": PATHS.of("run_json", run=run),
+            "split": PATHS.of("split", run=run),
         }
         if helpers["source"] == "dataset":
-            inputs["answer_key"] = f"{self.data_dir(run)}/answer_key.parquet"
+            inputs["answer_key"] = self.answer_key(run)
         else:
             inputs.update(self.helper_chunk_files(self.resolved.runs[run]["dataset"], helpers["source"]))
         return inputs
@@ -374,70 +393,113 @@ class Plan:
 
     # ---------------------------------------------------------------------------- round stages
 
-    def teacher_input(self, run: str, round: str) -> dict[str, Any]:
+    def answer_key(self, run: str) -> str:
+        """The answer key of the run's dataset (read by the label rules only)."""
+        return PATHS.of("answer_key", dataset=self.resolved.runs[run]["dataset"])
+
+    def stage_input(self, command: str, run: str, round: str | None = None) -> dict[str, Any]:
+        """A per-round stage rule's inputs (:data:`~pipeline.plan.commands.STAGES`), each under the name
+        of the stage's option it is passed as (``labelled_path``, ``checkpoint``, ...), with the
+        dataset's graphs and manifest where the stage reads molecules."""
+        return getattr(self, f"_{command.replace('-', '_')}_input")(run, round)
+
+    def stage_options(
+        self, command: str, run: str, round: str | None, input: Input, output: Input
+    ) -> list[str]:
+        """A per-round stage's command line, from its declaration: each option in declared order with
+        the rule's input or output of its name, or the value its ``value`` method gives; optional ones
+        the rule does not have are left out."""
+        args: list[str] = []
+        for option in STAGES[command].options:
+            if option.value is not None:
+                value = getattr(self, option.value)(run, round, input)
+            elif option.dest in output.keys():
+                value = output[option.dest]
+            elif option.dest in input.keys():
+                value = input[option.dest]
+            else:
+                value = None
+            if value is None and option.required:
+                raise ValueError(f"the {command} rule gives no {option.dest} for {option.flag}")
+            if value is not None:
+                args += [option.flag, value]
+        return [str(arg) for arg in args]
+
+    def stage_data(self, run: str, round: str | None, input: Input) -> str | None:
+        """``--data``: the dataset folder, for a stage whose rule reads its graphs."""
+        return self.data_dir(run) if "manifest" in input.keys() else None
+
+    @staticmethod
+    def stage_round(run: str, round: str | None, input: Input) -> str | None:
+        """``--round``: the rule's round."""
+        return round
+
+    def _run_files(self, run: str) -> dict[str, Any]:
+        """What every stage that reads molecules reads: the graphs, run.json and the split."""
+        return {
+            **self.dataset_graphs(run),
+            "run_json": PATHS.of("run_json", run=run),
+            "split_path": PATHS.of("split", run=run),
+        }
+
+    def _initial_input(self, run: str, round: str | None) -> dict[str, Any]:
+        return self._run_files(run)
+
+    def _teacher_input(self, run: str, round: str) -> dict[str, Any]:
         """The graphs, run.json, split and L_r, and from round 1 on the previous teacher (when
         train.warm_start) and its student's pseudo-labels (when pseudo_labels)."""
         settings = self.resolved.runs[run]
-        inputs = {
-            **self.dataset_graphs(run),
-            "run_json": f"{self.run_dir(run)}/run.json",
-            "split": f"{self.run_dir(run)}/split.parquet",
-            "labelled": f"{self.round_dir(run, round)}/labelled.parquet",
-        }
+        inputs = {**self._run_files(run), "labelled_path": PATHS.of("labelled", run=run, round=round)}
         if int(round) > 0:
-            previous = self.round_dir(run, _previous(round))
+            previous = {"run": run, "round": _previous(round)}
             if settings["train"]["warm_start"]:
-                inputs["previous"] = f"{previous}/teacher.pt"
+                inputs["previous"] = PATHS.of("teacher", **previous)
             if settings["pseudo_labels"]:
-                inputs["pseudo"] = f"{previous}/pseudo_labels.parquet"
+                inputs["pseudo"] = PATHS.of("pseudo_labels", **previous)
         if self.helpers(run) is not None:
-            inputs["helpers"] = f"{self.run_dir(run)}/helpers.parquet"
+            inputs["helpers"] = PATHS.of("helpers", run=run)
         return inputs
 
-    @staticmethod
-    def teacher_args(input: Input) -> list[str]:
-        """`pipeline teacher` --previous, --pseudo and --helpers, where the rule's ``input`` has them."""
-        args = []
-        for name in ("previous", "pseudo", "helpers"):
-            if name in input.keys():
-                args += [f"--{name}", input[name]]
-        return [str(arg) for arg in args]
+    def _embed_input(self, run: str, round: str) -> dict[str, Any]:
+        return {**self._run_files(run), "checkpoint": PATHS.of("teacher", run=run, round=round)}
 
-    def select_input(self, run: str, round: str) -> dict[str, Any]:
+    def _student_input(self, run: str, round: str) -> dict[str, Any]:
+        return {
+            **self._run_files(run),
+            "labelled_path": PATHS.of("labelled", run=run, round=round),
+            "holdout_path": PATHS.of("holdout_labels", run=run),
+            "teacher_path": PATHS.of("teacher", run=run, round=round),
+        }
+
+    def _pseudo_label_input(self, run: str, round: str) -> dict[str, Any]:
+        return {
+            **self._run_files(run),
+            "labelled_path": PATHS.of("labelled", run=run, round=round),
+            "checkpoint": PATHS.of("student", run=run, round=round),
+        }
+
+    def _select_input(self, run: str, round: str) -> dict[str, Any]:
         """Embeddings, L_r and the molecules the oracle failed on (they leave the pool: a QC
         failure, a reason in a labels file, no value in the answer key); strategies that need more
         than embeddings (registry ``StrategyInfo.needs``) also read the graphs, the split and a
         checkpoint: the student (mc_dropout, and a feature strategy with ``selection_features:
         student_gradients``), or the teacher and student.json (qbc)."""
-        round_dir = self.round_dir(run, round)
+        at = {"run": run, "round": round}
         inputs = {
-            "run_json": f"{self.run_dir(run)}/run.json",
-            "embeddings": f"{round_dir}/embeddings.parquet",
-            "labelled": f"{round_dir}/labelled.parquet",
-            "failures": f"{round_dir}/label_failures.parquet",
+            "run_json": PATHS.of("run_json", run=run),
+            "embeddings": PATHS.of("embeddings", **at),
+            "labelled_path": PATHS.of("labelled", **at),
+            "failures": PATHS.of("label_failures", **at),
         }
         settings = self.resolved.runs[run]
         strategy = STRATEGIES[settings["strategy"]]
         needs = "student" if strategy.on_student_gradients(settings["selection_features"]) else strategy.needs
         if needs != "embeddings":
-            inputs.update(self.dataset_graphs(run), split=f"{self.run_dir(run)}/split.parquet")
-            inputs["checkpoint"] = (
-                f"{round_dir}/student.pt" if needs == "student" else f"{round_dir}/teacher.pt"
-            )
+            inputs.update(self._run_files(run))
+            inputs["checkpoint"] = PATHS.of("student" if needs == "student" else "teacher", **at)
         if needs == "committee":
-            inputs["student_summary"] = f"{round_dir}/student.json"
+            inputs["student_summary"] = PATHS.of("student_json", **at)
         return inputs
-
-    def select_args(self, run: str, input: Input) -> list[str]:
-        """`pipeline select` --failures, and for uncertainty strategies --data, --split-path,
-        --checkpoint (and --student-summary for qbc), from the rule's ``input``."""
-        args = ["--failures", input["failures"]] if "failures" in input.keys() else []
-        if "checkpoint" in input.keys():
-            args += ["--data", self.data_dir(run), "--split-path", input["split"]]
-            args += ["--checkpoint", input["checkpoint"]]
-            if "student_summary" in input.keys():
-                args += ["--student-summary", input["student_summary"]]
-        return [str(arg) for arg in args]
 
     def round_0_source(self, run: str) -> str | None:
         """The run whose round 0 this run copies (a benchmark's ``share_round_0``), or None."""
@@ -447,31 +509,29 @@ class Plan:
         """A regex of the runs that copy their round 0 (the share_round_0 rule's run wildcard)."""
         return "|".join(map(re.escape, self.resolved.round_0_from)) or "(?!)"
 
-    def share_input(self, run: str) -> dict[str, Any]:
+    def _share_round_0_input(self, run: str, round: str | None = None) -> dict[str, Any]:
         """What share_round_0 reads: the source run's round-0 artefacts (:data:`ROUND_0_COPIED`),
         and both runs' run.json, split and initial picks, which it compares."""
         source = self.round_0_source(run)
         if source is None:
             raise ValueError(f"run {run!r} does not share another run's round 0")
-        mine, theirs = self.run_dir(run), self.run_dir(source)
         return {
             "copied": [f"{self.round_dir(source, '00')}/{name}" for name in ROUND_0_COPIED],
-            "run_json": f"{mine}/run.json",
-            "source_run_json": f"{theirs}/run.json",
-            "split": f"{mine}/split.parquet",
-            "source_split": f"{theirs}/split.parquet",
-            "initial": f"{mine}/initial.parquet",
-            "source_initial": f"{theirs}/initial.parquet",
+            "run_json": PATHS.of("run_json", run=run),
+            "source_run_json": PATHS.of("run_json", run=source),
+            "split_path": PATHS.of("split", run=run),
+            "source_split": PATHS.of("split", run=source),
+            "initial": PATHS.of("initial", run=run),
+            "source_initial": PATHS.of("initial", run=source),
         }
 
-    def share_args(self, run: str) -> list[str]:
-        """`pipeline share-round-0` --source-round and --out-round: the two runs' round_00 folders."""
-        return [
-            "--source-round",
-            self.round_dir(self.round_0_source(run), "00"),
-            "--out-round",
-            self.round_dir(run, "00"),
-        ]
+    def source_round_0(self, run: str, round: str | None = None, input: Input | None = None) -> str:
+        """``--source-round`` of share-round-0: the round_00 folder of the run it copies."""
+        return self.round_dir(self.round_0_source(run), "00")
+
+    def own_round_0(self, run: str, round: str | None = None, input: Input | None = None) -> str:
+        """``--out-round`` of share-round-0: the run's own round_00 folder."""
+        return self.round_dir(run, "00")
 
     def select_gpus(self, run: str) -> int:
         """GPUs a select job holds: one where the strategy runs the network or k-center, none for
@@ -482,7 +542,7 @@ class Plan:
 
     def students(self, run: str) -> list[str]:
         """Every round's student.json of a run: the points of its learning curve."""
-        return [f"{self.round_dir(run, r)}/student.json" for r in self.rounds(run)]
+        return [PATHS.of("student_json", run=run, round=r) for r in self.rounds(run)]
 
     def all_students(self) -> list[str]:
         """Every round's student.json of every run."""
@@ -499,16 +559,16 @@ class Plan:
         """Every round's teacher.json and student.json of a run."""
         rounds = self.rounds(run)
         return {
-            "teachers": [f"{self.round_dir(run, r)}/teacher.json" for r in rounds],
-            "students": [f"{self.round_dir(run, r)}/student.json" for r in rounds],
+            "teachers": [PATHS.of("teacher_json", run=run, round=r) for r in rounds],
+            "students": [PATHS.of("student_json", run=run, round=r) for r in rounds],
         }
 
     def benchmark_input(self, benchmark: str) -> dict[str, list[str]]:
         """Each member run's learning curve and run.json (which says its method and seed)."""
         runs = self.resolved.members_of(benchmark)
         return {
-            "curves": [f"{self.run_dir(run)}/learning_curve.csv" for run in runs],
-            "run_jsons": [f"{self.run_dir(run)}/run.json" for run in runs],
+            "curves": [PATHS.of("learning_curve_csv", run=run) for run in runs],
+            "run_jsons": [PATHS.of("run_json", run=run) for run in runs],
         }
 
     def benchmark_args(self, benchmark: str, input: Input) -> list[str]:
