@@ -23,7 +23,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import __version__
@@ -198,44 +199,6 @@ def _helpers(args: argparse.Namespace) -> None:
     )
 
 
-def _add_oracle_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--oracle", default="answer_key", choices=list(registry.ORACLES), help="who labels (%(default)s)"
-    )
-    p.add_argument("--failures", required=True, type=Path, help="molecules the oracle could not label")
-    p.add_argument("--answer-key", type=Path, help="answer_key: the dataset's answer_key.parquet")
-    p.add_argument("--parts", nargs="+", type=Path, help="pyscf, xtb: the label chunks' labels files")
-    p.add_argument(
-        "--part-failures", nargs="+", type=Path, help="pyscf, xtb: their failures files, in the same order"
-    )
-    p.add_argument("--data", type=Path, help="external: dataset folder (geometries of the request)")
-    p.add_argument(
-        "--labels-file",
-        type=Path,
-        help="external: the labels file to read, the request's form filled in (e.g. round_XX/labels.csv)",
-    )
-    p.add_argument(
-        "--request-xyz",
-        type=Path,
-        help="external: while --labels-file is missing, write the molecules to label here (extended XYZ)",
-    )
-    p.add_argument(
-        "--request-csv",
-        type=Path,
-        help="external: ... and the form to fill in and save as --labels-file here (CSV)",
-    )
-    p.add_argument(
-        "--run-json", type=Path, help="run.json: the targets every label must have (external: to ask for)"
-    )
-    p.add_argument(
-        "--ranges",
-        default="{}",
-        help="JSON object: target -> [low, high] plausible range, over config.units.PLAUSIBLE_RANGES",
-    )
-    p.add_argument("--labels-sha256", help="external: the SHA-256 the labels file must have")
-    p.set_defaults(func=_label)
-
-
 def _named_file(text: str) -> tuple[str, Path]:
     """``RUN=FILE`` (of ``--student``) -> (run, file)."""
     name, sep, path = text.partition("=")
@@ -307,7 +270,407 @@ def _benchmark_table(args: argparse.Namespace) -> None:
     )
 
 
+class Arg:
+    """One argument of a command: ``argparse``'s ``add_argument(flag, **kwargs)``, as data."""
+
+    def __init__(self, flag: str, **kwargs: object) -> None:
+        self.flag, self.kwargs = flag, kwargs
+
+
+@dataclass(frozen=True)
+class Command:
+    """A ``pipeline`` command: its one-line help, the function that runs it, its arguments."""
+
+    help: str
+    run: Callable[[argparse.Namespace], None]
+    args: tuple[Arg, ...]
+    defaults: dict[str, object] = field(default_factory=dict)
+
+
+def _stage_command(stage: Stage) -> Command:
+    """A per-round stage's command, from its declaration (pipeline.plan.commands)."""
+    args = tuple(
+        Arg(o.flag, dest=o.dest, type=o.type, required=o.required, metavar=o.metavar, help=o.help)
+        for o in stage.options
+    )
+    return Command(stage.help, _stage, args, {"stage": stage})
+
+
+ORACLE_ARGS = (
+    Arg("--oracle", default="answer_key", choices=list(registry.ORACLES), help="who labels (%(default)s)"),
+    Arg("--failures", required=True, type=Path, help="molecules the oracle could not label"),
+    Arg("--answer-key", type=Path, help="answer_key: the dataset's answer_key.parquet"),
+    Arg("--parts", nargs="+", type=Path, help="pyscf, xtb: the label chunks' labels files"),
+    Arg("--part-failures", nargs="+", type=Path, help="pyscf, xtb: their failures files, in the same order"),
+    Arg("--data", type=Path, help="external: dataset folder (geometries of the request)"),
+    Arg(
+        "--labels-file",
+        type=Path,
+        help="external: the labels file to read, the request's form filled in (e.g. round_XX/labels.csv)",
+    ),
+    Arg(
+        "--request-xyz",
+        type=Path,
+        help="external: while --labels-file is missing, write the molecules to label here (extended XYZ)",
+    ),
+    Arg(
+        "--request-csv",
+        type=Path,
+        help="external: ... and the form to fill in and save as --labels-file here (CSV)",
+    ),
+    Arg("--run-json", type=Path, help="run.json: the targets every label must have (external: to ask for)"),
+    Arg(
+        "--ranges",
+        default="{}",
+        help="JSON object: target -> [low, high] plausible range, over config.units.PLAUSIBLE_RANGES",
+    ),
+    Arg("--labels-sha256", help="external: the SHA-256 the labels file must have"),
+)
+
+#: Every command but the per-round stages (those come from pipeline.plan.commands.STAGES): name ->
+#: its help, handler and arguments.
+COMMANDS: dict[str, Command] = {
+    "featurise": Command(
+        "molecules -> Parquet graph shards, answer key, rejects, manifest",
+        _featurise,
+        (
+            Arg("--source", required=True, choices=list(registry.SOURCES), help="molecule source"),
+            Arg("--input", nargs="*", type=Path, default=[], help="input files or folders (files, smiles)"),
+            Arg(
+                "--out",
+                type=Path,
+                help="one-process mode: the dataset folder to write, e.g. results/data/qm9",
+            ),
+            Arg("--cutoff", type=float, default=30.0, help="edge cutoff in Å (default: 30, a full graph)"),
+            Arg("--limit", type=int, help="featurise a seeded random subset of this many molecules"),
+            Arg("--seed", type=int, default=0, help="seed for --limit and conformer generation"),
+            Arg("--shard-size", type=int, default=20_000, help="molecules per shard (one-process mode)"),
+            Arg("--num-shards", type=int, help="fixed number of shards (with --shard: one shard job)"),
+            Arg("--shard", type=int, help="featurise only this shard (0-based) into the four files below"),
+            Arg("--graphs", type=Path, help="shard job: the graph shard to write (Parquet)"),
+            Arg("--answer-key", type=Path, help="shard job: its answer-key part to write (Parquet)"),
+            Arg("--rejects", type=Path, help="shard job: its rejects part to write (Parquet)"),
+            Arg("--summary", type=Path, help="shard job: its summary to write (JSON; the merge reads it)"),
+            Arg("--rbf-count", type=int, default=300, help="Gaussian RBF centres recorded in the metadata"),
+            Arg(
+                "--fragments",
+                help="a SMILES or SDF record of several fragments (salt, hydrate): 'largest' (default) "
+                "keeps the largest fragment, 'reject' rejects it "
+                "(pipeline.data.sources.base.FRAGMENT_POLICIES)",
+            ),
+        ),
+    ),
+    "featurise-merge": Command(
+        "join shard parts into answer key, rejects and manifest",
+        _merge,
+        (
+            Arg(
+                "--shard-graphs",
+                required=True,
+                nargs="+",
+                type=Path,
+                help="the shard jobs' graph shards, in shard order",
+            ),
+            Arg(
+                "--shard-answer-keys",
+                required=True,
+                nargs="+",
+                type=Path,
+                help="the shard jobs' answer-key parts, in shard order",
+            ),
+            Arg(
+                "--shard-rejects",
+                required=True,
+                nargs="+",
+                type=Path,
+                help="the shard jobs' reject parts, in shard order",
+            ),
+            Arg(
+                "--shard-summaries",
+                required=True,
+                nargs="+",
+                type=Path,
+                help="the shard jobs' summaries, in shard order",
+            ),
+            Arg("--answer-key", required=True, type=Path, help="the dataset's answer key to write"),
+            Arg("--rejects", required=True, type=Path, help="the dataset's rejects to write"),
+            Arg(
+                "--manifest",
+                required=True,
+                type=Path,
+                help="the manifest to write; its folder is the dataset's, and it names the shards "
+                "relative to it",
+            ),
+        ),
+    ),
+    "split": Command(
+        "seeded pool / val / test split of a featurised dataset",
+        _split,
+        (
+            Arg("--data", required=True, type=Path, metavar="DIR", help="featurised dataset folder"),
+            Arg(
+                "--out",
+                required=True,
+                type=Path,
+                metavar="FILE",
+                help="split to write (Parquet: mol_id, split)",
+            ),
+            Arg("--val", required=True, type=int, metavar="N", help="molecules in the validation set"),
+            Arg("--test", required=True, type=int, metavar="N", help="molecules in the test set"),
+            Arg("--pool", type=int, metavar="N", help="cap the pool at N molecules (default: all the rest)"),
+            Arg("--seed", type=int, default=0, help="seed of the random assignment (default: %(default)s)"),
+            Arg(
+                "--targets",
+                nargs="+",
+                metavar="TARGET",
+                help="targets the run learns, e.g. homo gap: each must be in the dataset's answer key",
+            ),
+            Arg(
+                "--budget",
+                type=int,
+                metavar="N",
+                help="pool molecules the run labels: the pool must hold them",
+            ),
+        ),
+    ),
+    "run-config": Command(
+        "validate a run's settings (JSON) and write run.json",
+        _write_run_config,
+        (
+            Arg(
+                "--json",
+                required=True,
+                metavar="OBJECT",
+                help="the run's resolved settings as a JSON object; an unknown or missing key is refused",
+            ),
+            Arg("--out", required=True, type=Path, metavar="FILE", help="run.json to write"),
+        ),
+    ),
+    **{name: _stage_command(stage) for name, stage in STAGES.items()},
+    "label": Command(
+        "oracle: L_r = L_{r-1} + labels of the selected molecules",
+        _label,
+        (
+            Arg(
+                "--selected",
+                required=True,
+                type=Path,
+                help="initial.parquet or the previous selected.parquet",
+            ),
+            Arg("--round", required=True, type=int, help="the round r the labels are for (0-based integer)"),
+            Arg("--out", required=True, type=Path, help="round_XX/labelled.parquet"),
+            Arg("--previous", type=Path, help="the previous round's labelled.parquet"),
+            Arg("--previous-failures", type=Path, help="the previous round's label_failures.parquet"),
+            *ORACLE_ARGS,
+        ),
+    ),
+    "label-holdout": Command(
+        "oracle: labels of the val and test molecules",
+        _label,
+        (
+            Arg("--split-path", required=True, type=Path, help="the run's split.parquet"),
+            Arg("--out", required=True, type=Path, help="holdout_labels.parquet"),
+            *ORACLE_ARGS,
+        ),
+    ),
+    "label-chunk": Command(
+        "QC oracle (pyscf, xtb): label one chunk of the requested molecules",
+        _label_chunk,
+        (
+            Arg(
+                "--oracle",
+                required=True,
+                choices=[name for name, info in registry.ORACLES.items() if info.kind == "compute"],
+                help="the quantum-chemistry oracle",
+            ),
+            Arg("--data", required=True, type=Path, help="dataset folder (the geometries)"),
+            Arg(
+                "--request",
+                type=Path,
+                help="Parquet with a mol_id column, or split.parquet (default: every molecule of --data)",
+            ),
+            Arg("--holdout", action="store_true", help="--request is split.parquet: label its val and test"),
+            Arg("--chunk", required=True, type=int, help="0-based chunk number"),
+            Arg("--chunks", required=True, type=int, help="number of chunks the request is split into"),
+            Arg("--settings", default="{}", help="JSON object of single-point settings (pipeline.label.qc)"),
+            Arg("--out", required=True, type=Path, help="labels of the chunk (Parquet)"),
+            Arg("--failures", required=True, type=Path, help="failures of the chunk (Parquet)"),
+        ),
+    ),
+    "helpers": Command(
+        "every pool molecule's helping properties (run key helpers)",
+        _helpers,
+        (
+            Arg("--run-json", required=True, type=Path, help="the run's settings (run.json)"),
+            Arg("--split-path", required=True, type=Path, help="the run's split.parquet (its pool)"),
+            Arg("--answer-key", type=Path, help="helpers.source dataset: the dataset's answer_key.parquet"),
+            Arg("--parts", nargs="+", type=Path, help="helpers.source xtb: the helper chunks' labels"),
+            Arg("--part-failures", nargs="+", type=Path, help="their failures files, in the same order"),
+            Arg("--out", required=True, type=Path, help="helpers.parquet to write"),
+        ),
+    ),
+    "learning-curve": Command(
+        "test MAE against labels, per run and target: CSV + PNG",
+        _learning_curve,
+        (
+            Arg(
+                "--student",
+                required=True,
+                action="append",
+                type=_named_file,
+                metavar="RUN=FILE",
+                help="a run's name and one round's student.json; repeat for each round and each run "
+                "to compare",
+            ),
+            Arg(
+                "--csv",
+                required=True,
+                type=Path,
+                metavar="FILE",
+                help="long table to write (CSV: run, round, labelled, target, MAEs)",
+            ),
+            Arg("--png", required=True, type=Path, metavar="FILE", help="figure to write (PNG)"),
+            Arg("--title", default="Learning curve", help="figure title (default: %(default)s)"),
+        ),
+    ),
+    "embedding-map": Command(
+        "2D PCA of a round's pool embeddings: labelled and selected",
+        _embedding_map,
+        (
+            Arg(
+                "--embeddings",
+                required=True,
+                type=Path,
+                metavar="FILE",
+                help="the round's round_XX/embeddings.parquet",
+            ),
+            Arg(
+                "--labelled",
+                required=True,
+                type=Path,
+                metavar="FILE",
+                help="the round's round_XX/labelled.parquet",
+            ),
+            Arg(
+                "--selected",
+                required=True,
+                type=Path,
+                metavar="FILE",
+                help="the round's round_XX/selected.parquet",
+            ),
+            Arg("--png", required=True, type=Path, metavar="FILE", help="figure to write (PNG)"),
+            Arg("--title", help="figure title (default: the run and round, from the embeddings path)"),
+        ),
+    ),
+    "round-table": Command(
+        "per-round summary of a run (labels, losses, epochs, times, MAE)",
+        _round_table,
+        (
+            Arg(
+                "--teacher",
+                nargs="*",
+                default=[],
+                type=Path,
+                metavar="FILE",
+                help="the rounds' teacher.json files",
+            ),
+            Arg(
+                "--student",
+                nargs="*",
+                default=[],
+                type=Path,
+                metavar="FILE",
+                help="the rounds' student.json files",
+            ),
+            Arg(
+                "--csv",
+                required=True,
+                type=Path,
+                metavar="FILE",
+                help="table to write (CSV: a row per round)",
+            ),
+        ),
+    ),
+    "benchmark-table": Command(
+        "test MAE at the final budget (mean ± std over seeds), label savings, figure",
+        _benchmark_table,
+        (
+            Arg(
+                "--curve",
+                required=True,
+                action="append",
+                type=Path,
+                metavar="CSV",
+                help="a run's learning_curve.csv; repeat for each",
+            ),
+            Arg(
+                "--run-json",
+                required=True,
+                action="append",
+                type=Path,
+                metavar="JSON",
+                help="a run's run.json, which says its method and seed in the benchmark; repeat for each",
+            ),
+            Arg(
+                "--derived",
+                action="append",
+                default=[],
+                type=_derived_method,
+                metavar="NEW=SOURCE",
+                help="a method read off SOURCE's runs from their teacher MAEs (e.g. asgn-t=asgn); repeatable",
+            ),
+            Arg(
+                "--csv",
+                required=True,
+                type=Path,
+                metavar="FILE",
+                help="final-budget table to write (CSV: a row per method)",
+            ),
+            Arg(
+                "--markdown",
+                required=True,
+                type=Path,
+                metavar="FILE",
+                help="report to write (Markdown: Table 1 (test, val), paired differences, efficiency)",
+            ),
+            Arg(
+                "--png",
+                required=True,
+                type=Path,
+                metavar="FILE",
+                help="figure to write (PNG: test MAE against labels, mean ± std per method)",
+            ),
+            Arg(
+                "--budget",
+                type=int,
+                metavar="N",
+                help="labels to compare at (default: the largest number all runs reached)",
+            ),
+            Arg(
+                "--baseline",
+                default="random",
+                metavar="METHOD",
+                help="method the label savings are measured against (default: %(default)s)",
+            ),
+            Arg(
+                "--efficiency-csv",
+                type=Path,
+                metavar="FILE",
+                help="also write the label-efficiency table here (CSV)",
+            ),
+            Arg(
+                "--paired-csv",
+                type=Path,
+                metavar="FILE",
+                help="also write the paired differences to the baseline, per seed, here (CSV)",
+            ),
+        ),
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``pipeline`` command's parser: the global options, then one subcommand per :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}", help="print the version and exit"
@@ -325,266 +688,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COMMAND",
         help="a stage or report; `pipeline COMMAND --help` lists its options",
     )
-
-    p = sub.add_parser("featurise", help="molecules -> Parquet graph shards, answer key, rejects, manifest")
-    p.add_argument("--source", required=True, choices=list(registry.SOURCES), help="molecule source")
-    p.add_argument("--input", nargs="*", type=Path, default=[], help="input files or folders (files, smiles)")
-    p.add_argument(
-        "--out", type=Path, help="one-process mode: the dataset folder to write, e.g. results/data/qm9"
-    )
-    p.add_argument("--cutoff", type=float, default=30.0, help="edge cutoff in Å (default: 30, a full graph)")
-    p.add_argument("--limit", type=int, help="featurise a seeded random subset of this many molecules")
-    p.add_argument("--seed", type=int, default=0, help="seed for --limit and conformer generation")
-    p.add_argument("--shard-size", type=int, default=20_000, help="molecules per shard (one-process mode)")
-    p.add_argument("--num-shards", type=int, help="fixed number of shards (with --shard: one shard job)")
-    p.add_argument("--shard", type=int, help="featurise only this shard (0-based) into the four files below")
-    p.add_argument("--graphs", type=Path, help="shard job: the graph shard to write (Parquet)")
-    p.add_argument("--answer-key", type=Path, help="shard job: its answer-key part to write (Parquet)")
-    p.add_argument("--rejects", type=Path, help="shard job: its rejects part to write (Parquet)")
-    p.add_argument("--summary", type=Path, help="shard job: its summary to write (JSON; the merge reads it)")
-    p.add_argument("--rbf-count", type=int, default=300, help="Gaussian RBF centres recorded in the metadata")
-    p.add_argument(
-        "--fragments",
-        help="a SMILES or SDF record of several fragments (salt, hydrate): 'largest' (default) keeps the "
-        "largest fragment, 'reject' rejects it (pipeline.data.sources.base.FRAGMENT_POLICIES)",
-    )
-    p.set_defaults(func=_featurise)
-
-    p = sub.add_parser("featurise-merge", help="join shard parts into answer key, rejects and manifest")
-    for option, what in (
-        ("--shard-graphs", "graph shards"),
-        ("--shard-answer-keys", "answer-key parts"),
-        ("--shard-rejects", "reject parts"),
-        ("--shard-summaries", "summaries"),
-    ):
-        p.add_argument(
-            option, required=True, nargs="+", type=Path, help=f"the shard jobs' {what}, in shard order"
-        )
-    p.add_argument("--answer-key", required=True, type=Path, help="the dataset's answer key to write")
-    p.add_argument("--rejects", required=True, type=Path, help="the dataset's rejects to write")
-    p.add_argument(
-        "--manifest",
-        required=True,
-        type=Path,
-        help="the manifest to write; its folder is the dataset's, and it names the shards relative to it",
-    )
-    p.set_defaults(func=_merge)
-
-    p = sub.add_parser("split", help="seeded pool / val / test split of a featurised dataset")
-    p.add_argument("--data", required=True, type=Path, metavar="DIR", help="featurised dataset folder")
-    p.add_argument(
-        "--out", required=True, type=Path, metavar="FILE", help="split to write (Parquet: mol_id, split)"
-    )
-    p.add_argument("--val", required=True, type=int, metavar="N", help="molecules in the validation set")
-    p.add_argument("--test", required=True, type=int, metavar="N", help="molecules in the test set")
-    p.add_argument(
-        "--pool", type=int, metavar="N", help="cap the pool at N molecules (default: all the rest)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the random assignment (default: %(default)s)")
-    p.add_argument(
-        "--targets",
-        nargs="+",
-        metavar="TARGET",
-        help="targets the run learns, e.g. homo gap: each must be in the dataset's answer key",
-    )
-    p.add_argument(
-        "--budget", type=int, metavar="N", help="pool molecules the run labels: the pool must hold them"
-    )
-    p.set_defaults(func=_split)
-
-    p = sub.add_parser("run-config", help="validate a run's settings (JSON) and write run.json")
-    p.add_argument(
-        "--json",
-        required=True,
-        metavar="OBJECT",
-        help="the run's resolved settings as a JSON object; an unknown or missing key is refused",
-    )
-    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="run.json to write")
-    p.set_defaults(func=_write_run_config)
-
-    for command, stage in STAGES.items():
-        p = sub.add_parser(command, help=stage.help)
-        for o in stage.options:
-            p.add_argument(
-                o.flag, dest=o.dest, type=o.type, required=o.required, metavar=o.metavar, help=o.help
-            )
-        p.set_defaults(func=_stage, stage=stage)
-
-    # oracles (pipeline.label.oracle)
-    p = sub.add_parser("label", help="oracle: L_r = L_{r-1} + labels of the selected molecules")
-    p.add_argument(
-        "--selected", required=True, type=Path, help="initial.parquet or the previous selected.parquet"
-    )
-    p.add_argument(
-        "--round", required=True, type=int, help="the round r the labels are for (0-based integer)"
-    )
-    p.add_argument("--out", required=True, type=Path, help="round_XX/labelled.parquet")
-    p.add_argument("--previous", type=Path, help="the previous round's labelled.parquet")
-    p.add_argument("--previous-failures", type=Path, help="the previous round's label_failures.parquet")
-    _add_oracle_options(p)
-
-    p = sub.add_parser("label-holdout", help="oracle: labels of the val and test molecules")
-    p.add_argument("--split-path", required=True, type=Path, help="the run's split.parquet")
-    p.add_argument("--out", required=True, type=Path, help="holdout_labels.parquet")
-    _add_oracle_options(p)
-
-    p = sub.add_parser(
-        "label-chunk", help="QC oracle (pyscf, xtb): label one chunk of the requested molecules"
-    )
-    p.add_argument(
-        "--oracle",
-        required=True,
-        choices=[name for name, info in registry.ORACLES.items() if info.kind == "compute"],
-        help="the quantum-chemistry oracle",
-    )
-    p.add_argument("--data", required=True, type=Path, help="dataset folder (the geometries)")
-    p.add_argument(
-        "--request",
-        type=Path,
-        help="Parquet with a mol_id column, or split.parquet (default: every molecule of --data)",
-    )
-    p.add_argument(
-        "--holdout", action="store_true", help="--request is split.parquet: label its val and test"
-    )
-    p.add_argument("--chunk", required=True, type=int, help="0-based chunk number")
-    p.add_argument("--chunks", required=True, type=int, help="number of chunks the request is split into")
-    p.add_argument(
-        "--settings", default="{}", help="JSON object of single-point settings (pipeline.label.qc)"
-    )
-    p.add_argument("--out", required=True, type=Path, help="labels of the chunk (Parquet)")
-    p.add_argument("--failures", required=True, type=Path, help="failures of the chunk (Parquet)")
-    p.set_defaults(func=_label_chunk)
-
-    p = sub.add_parser("helpers", help="every pool molecule's helping properties (run key helpers)")
-    p.add_argument("--run-json", required=True, type=Path, help="the run's settings (run.json)")
-    p.add_argument("--split-path", required=True, type=Path, help="the run's split.parquet (its pool)")
-    p.add_argument("--answer-key", type=Path, help="helpers.source dataset: the dataset's answer_key.parquet")
-    p.add_argument("--parts", nargs="+", type=Path, help="helpers.source xtb: the helper chunks' labels")
-    p.add_argument("--part-failures", nargs="+", type=Path, help="their failures files, in the same order")
-    p.add_argument("--out", required=True, type=Path, help="helpers.parquet to write")
-    p.set_defaults(func=_helpers)
-    # reports (pipeline.reports.runs): read a run's per-round files, write CSV and PNG
-    p = sub.add_parser("learning-curve", help="test MAE against labels, per run and target: CSV + PNG")
-    p.add_argument(
-        "--student",
-        required=True,
-        action="append",
-        type=_named_file,
-        metavar="RUN=FILE",
-        help="a run's name and one round's student.json; repeat for each round and each run to compare",
-    )
-    p.add_argument(
-        "--csv",
-        required=True,
-        type=Path,
-        metavar="FILE",
-        help="long table to write (CSV: run, round, labelled, target, MAEs)",
-    )
-    p.add_argument("--png", required=True, type=Path, metavar="FILE", help="figure to write (PNG)")
-    p.add_argument("--title", default="Learning curve", help="figure title (default: %(default)s)")
-    p.set_defaults(func=_learning_curve)
-
-    p = sub.add_parser("embedding-map", help="2D PCA of a round's pool embeddings: labelled and selected")
-    p.add_argument(
-        "--embeddings",
-        required=True,
-        type=Path,
-        metavar="FILE",
-        help="the round's round_XX/embeddings.parquet",
-    )
-    p.add_argument(
-        "--labelled", required=True, type=Path, metavar="FILE", help="the round's round_XX/labelled.parquet"
-    )
-    p.add_argument(
-        "--selected", required=True, type=Path, metavar="FILE", help="the round's round_XX/selected.parquet"
-    )
-    p.add_argument("--png", required=True, type=Path, metavar="FILE", help="figure to write (PNG)")
-    p.add_argument("--title", help="figure title (default: the run and round, from the embeddings path)")
-    p.set_defaults(func=_embedding_map)
-
-    p = sub.add_parser("round-table", help="per-round summary of a run (labels, losses, epochs, times, MAE)")
-    p.add_argument(
-        "--teacher", nargs="*", default=[], type=Path, metavar="FILE", help="the rounds' teacher.json files"
-    )
-    p.add_argument(
-        "--student", nargs="*", default=[], type=Path, metavar="FILE", help="the rounds' student.json files"
-    )
-    p.add_argument(
-        "--csv", required=True, type=Path, metavar="FILE", help="table to write (CSV: a row per round)"
-    )
-    p.set_defaults(func=_round_table)
-
-    # benchmark (pipeline.reports.benchmark): methods x seeds, each run's method and seed from its run.json
-    p = sub.add_parser(
-        "benchmark-table", help="test MAE at the final budget (mean ± std over seeds), label savings, figure"
-    )
-    p.add_argument(
-        "--curve",
-        required=True,
-        action="append",
-        type=Path,
-        metavar="CSV",
-        help="a run's learning_curve.csv; repeat for each",
-    )
-    p.add_argument(
-        "--run-json",
-        required=True,
-        action="append",
-        type=Path,
-        metavar="JSON",
-        help="a run's run.json, which says its method and seed in the benchmark; repeat for each",
-    )
-    p.add_argument(
-        "--derived",
-        action="append",
-        default=[],
-        type=_derived_method,
-        metavar="NEW=SOURCE",
-        help="a method read off SOURCE's runs from their teacher MAEs (e.g. asgn-t=asgn); repeatable",
-    )
-    p.add_argument(
-        "--csv",
-        required=True,
-        type=Path,
-        metavar="FILE",
-        help="final-budget table to write (CSV: a row per method)",
-    )
-    p.add_argument(
-        "--markdown",
-        required=True,
-        type=Path,
-        metavar="FILE",
-        help="report to write (Markdown: Table 1 (test, val), paired differences, efficiency)",
-    )
-    p.add_argument(
-        "--png",
-        required=True,
-        type=Path,
-        metavar="FILE",
-        help="figure to write (PNG: test MAE against labels, mean ± std per method)",
-    )
-    p.add_argument(
-        "--budget",
-        type=int,
-        metavar="N",
-        help="labels to compare at (default: the largest number all runs reached)",
-    )
-    p.add_argument(
-        "--baseline",
-        default="random",
-        metavar="METHOD",
-        help="method the label savings are measured against (default: %(default)s)",
-    )
-    p.add_argument(
-        "--efficiency-csv", type=Path, metavar="FILE", help="also write the label-efficiency table here (CSV)"
-    )
-    p.add_argument(
-        "--paired-csv",
-        type=Path,
-        metavar="FILE",
-        help="also write the paired differences to the baseline, per seed, here (CSV)",
-    )
-    p.set_defaults(func=_benchmark_table)
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(name, help=command.help)
+        for arg in command.args:
+            p.add_argument(arg.flag, **arg.kwargs)
+        p.set_defaults(func=command.run, **command.defaults)
     return parser
 
 
