@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn.models import SchNet
 
+from pipeline.config.network import ModelConfig
 from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.graphs import GraphBatch, GraphSet, load_graphs
 from pipeline.model.asgn import ASGNModel
-from pipeline.config.network import ModelConfig
 
 EPOCH_TARGET_S = 10.0  # one teacher epoch over all of QM9 on an H100
 

@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import STAGES, build_parser, main
+from pipeline.cli import build_parser, main
+from pipeline.plan.commands import STAGES
 
 
 def run(*args, cwd=None):

@@ -701,8 +701,8 @@ def test_an_edited_labels_file_relabels_its_round_and_an_implausible_value_is_re
     """The external oracle's labels.csv is an input of its label job, checksum included: a correction
     relabels the round even when the file's mtime is older than the labels (restored from a backup,
     copied with `cp -p`); a HOMO of 1e30 eV is refused naming the file, the molecule and the range."""
-    from pipeline.data.store import file_sha256
-    from pipeline.label.oracle import read_labelling
+    from pipeline.config.digest import file_sha256
+    from pipeline.label.provenance import read_labelling
 
     lab = {**TINY_RUN, "split": {"val": 4, "test": 4}, "initial": {"size": 5}, "batch": 2, "rounds": 1}
     config = write_yaml(

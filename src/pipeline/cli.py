@@ -119,7 +119,9 @@ def _stage(args: argparse.Namespace) -> None:
 def _label(args: argparse.Namespace) -> None:
     import json
 
-    from pipeline.label.oracle import LabelChunk, LabelRequest, OracleInput, label_holdout, label_round
+    from pipeline.label.chunks import LabelChunk
+    from pipeline.label.external import LabelRequest
+    from pipeline.label.oracle import OracleInput, label_holdout, label_round
 
     try:
         ranges = json.loads(args.ranges)
@@ -187,7 +189,8 @@ def _label_chunk(args: argparse.Namespace) -> None:
 
 def _helpers(args: argparse.Namespace) -> None:
     from pipeline.config.settings import RunConfig
-    from pipeline.label.oracle import LabelChunk, helper_labels
+    from pipeline.label.chunks import LabelChunk
+    from pipeline.label.oracle import helper_labels
 
     labels, failures = args.parts or [], args.part_failures or []
     if len(labels) != len(failures):

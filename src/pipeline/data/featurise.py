@@ -37,14 +37,21 @@ import pyarrow.parquet as pq
 import torch
 
 from pipeline import __version__
+from pipeline.config.digest import file_sha256
 from pipeline.config.settings import MIN_ATOM_DISTANCE
-from pipeline.data.sources import Catalogue, Molecules, Reject, Source, get_source
-from pipeline.data.sources.base import DEFAULT_FRAGMENTS, FRAGMENT_POLICIES
+from pipeline.data.sources import get_source
+from pipeline.data.sources.base import (
+    DEFAULT_FRAGMENTS,
+    FRAGMENT_POLICIES,
+    Catalogue,
+    Molecules,
+    Reject,
+    Source,
+)
 from pipeline.data.store import (
     FORMAT_VERSION,
     GRAPH_SCHEMA,
     REJECT_SCHEMA,
-    file_sha256,
     graph_metadata,
     write_json,
     write_table,

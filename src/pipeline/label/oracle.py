@@ -50,9 +50,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.config.digest import file_sha256
 from pipeline.config.units import plausible_ranges
 from pipeline.data.split import holdout_ids
-from pipeline.data.store import file_sha256, write_table
+from pipeline.data.store import write_table
 from pipeline.label.base import failures_table, get_oracle, screen
 from pipeline.label.chunks import LabelChunk, read_parts
 from pipeline.label.external import LabelRequest, external_labels
@@ -60,15 +61,6 @@ from pipeline.label.lookup import answer_key
 from pipeline.label.provenance import file_record, read_labelling, with_labelling
 
 log = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------------------------------ answer key
-
-
-# ------------------------------------------------------------------------------ quantum chemistry
-
-
-# -------------------------------------------------------------------------------------- external
 
 
 # ------------------------------------------------------------------------------- the label stages

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.data.store import file_sha256
+from pipeline.config.digest import file_sha256
 
 #: Schema-metadata key of labelled.parquet and holdout_labels.parquet: where their labels came from.
 LABELLING_KEY = b"pipeline.labelling"

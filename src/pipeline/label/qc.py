@@ -21,7 +21,7 @@ zero-point vibrational energy* (U0 - energy ~ ZPVE, 0.045 Ha = 1.2 eV for CH4). 
 is named ``energy``; an oracle that labels it labels a new target.
 
 Both compute the species the dataset stores: its net charge and spin multiplicity (graph columns
-``charge`` and ``multiplicity``, passed by :func:`pipeline.label.oracle.label_chunk`), so ``C[NH3+]`` is
+``charge`` and ``multiplicity``, passed by :func:`pipeline.label.chunks.label_chunk`), so ``C[NH3+]`` is
 the cation, not a neutral radical. An odd electron count is still refused unless the oracle setting
 ``allow_odd`` is on: in most datasets it means a broken input (a missing hydrogen), not a radical.
 

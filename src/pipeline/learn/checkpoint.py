@@ -1,4 +1,7 @@
-"""TODO docstring."""
+"""Checkpoints: the state dict, the architecture, the run's settings, the round and RNG states, written
+atomically and loadable with ``torch.load(weights_only=True)`` (:func:`save_checkpoint`);
+:func:`load_checkpoint` refuses one of another pipeline version or made under other run settings,
+naming the settings that differ."""
 
 from __future__ import annotations
 

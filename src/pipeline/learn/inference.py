@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""Using a trained network: predictions and graph embeddings z_G in eval mode, in one pass
+(:func:`infer`), the last-layer gradient features some selections pick on (:func:`infer_gradients`),
+and the MAE over the labels present (:func:`mae`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""TODO docstring."""
+"""What every training and inference loop runs under: the device (:func:`resolve_device`), a global
+RNG seeded for a block and restored after it (:func:`seeded_global_rng`: dropout masks and libraries
+that take no generator), bfloat16 autocast on CUDA (:func:`autocast`), batches of positions
+(:func:`batches`) and eval mode for a block (:func:`evaluating`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Training and inference: the ASGN teacher, the student, embeddings and pseudo-labels, checkpoints.
+"""Training: the ASGN teacher, the Mean Teacher baseline and the student (inference, checkpoints and
+the device utilities are :mod:`pipeline.learn.inference`, :mod:`~pipeline.learn.checkpoint` and
+:mod:`~pipeline.learn.runtime`).
 
 * Teacher (semi-supervised): every pool molecule, labelled or not, is in its epochs. Loss
   L_t = w_p·L_p + w_r·L_r + w_c·L_c (:func:`pipeline.learn.losses.teacher_loss`); L_p sees the true labels
@@ -10,7 +12,6 @@
   ``warm_start`` is off); round 0's pre-trains for ``pretrain_epochs``.
 * Student: a copy of the teacher's weights, fine-tuned on the labelled molecules only (L_p), early
   stopped on validation MAE, best epoch restored.
-* Inference: predictions and graph embeddings z_G in eval mode, in one pass.
 
 Batches are gathered from a packed :class:`~pipeline.data.graphs.GraphSet` on the training device; the
 loops hold no per-molecule Python. The three loops differ in their per-batch loss only: one epoch
@@ -398,7 +399,3 @@ def transfer(teacher: ASGNModel, targets: Sequence[str] | None = None) -> ASGNMo
 
 def _fmt(record: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
-
-
-# --------------------------------------------------------------------------------------------------
-# Checkpoints

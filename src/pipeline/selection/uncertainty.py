@@ -113,11 +113,3 @@ def top_b(scores: np.ndarray, candidates_mask: np.ndarray, b: int) -> np.ndarray
     # stable sort of the negated scores: descending, equal scores keep ascending index order
     order = np.argsort(-cand_scores, kind="stable")[:b]
     return candidates[order].astype(np.int64)
-
-
-# --------------------------------------------------------------------------------------------------
-# Predictions
-
-
-# --------------------------------------------------------------------------------------------------
-# Committee

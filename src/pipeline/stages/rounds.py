@@ -33,7 +33,7 @@ import torch
 from pipeline.config import registry
 from pipeline.config.settings import RunConfig
 from pipeline.data.store import write_json, write_table
-from pipeline.label.oracle import read_labelling
+from pipeline.label.provenance import read_labelling
 from pipeline.learn.checkpoint import save_checkpoint
 from pipeline.learn.inference import infer, infer_gradients, mae
 from pipeline.learn.train import TeacherData, train_student, transfer
@@ -361,7 +361,7 @@ def share_round_0(
     """Round 0 of a run, copied from another run's that did the same work (``share_round_0`` of a
     benchmark: :func:`pipeline.config.settings.round_0_sources` pairs them).
 
-    Copies every round-0 artefact but the selection (:data:`pipeline.plan.jobs.ROUND_0_COPIED`) from
+    Copies every round-0 artefact but the selection (:data:`pipeline.plan.paths.ROUND_0_COPIED`) from
     ``source_round`` into ``out_round``, each written atomically (the checkpoints with this run's
     settings in place of the source's, which later rounds check), after checking what makes the
     copy the run's own: the two run.json agree on every setting round 0 reads (all but
@@ -372,7 +372,7 @@ def share_round_0(
 
     from pipeline.config.settings import NOT_READ_IN_ROUND_0
     from pipeline.data.store import atomic_path
-    from pipeline.plan import ROUND_0_COPIED
+    from pipeline.plan.paths import ROUND_0_COPIED
 
     names = {"run", "benchmark", "method", *NOT_READ_IN_ROUND_0}
     own, other = RunConfig.read(run_json).as_dict(), RunConfig.read(source_run_json).as_dict()

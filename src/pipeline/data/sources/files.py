@@ -79,14 +79,6 @@ TEXT_SUFFIXES = XYZ_SUFFIXES | SDF_SUFFIXES | frozenset({".cif", ".pdb", ".gro",
 
 
 # ----------------------------------------------------------------------------------------------------
-# xyz / extxyz: frames split here, each parsed by ASE, so that one bad frame loses only itself
-
-
-# ----------------------------------------------------------------------------------------------------
-# sdf / mol (RDKit, unsanitised: the geometry is what matters, not valence rules)
-
-
-# ----------------------------------------------------------------------------------------------------
 # ASE databases and every other format ASE reads
 
 

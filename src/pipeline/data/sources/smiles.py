@@ -41,13 +41,15 @@ import pandas as pd
 from pipeline.data.sources.base import (
     DEFAULT_FRAGMENTS,
     FRAGMENT_POLICIES,
+    AsGivenUnits,
     CaptureRDKit,
     Catalogue,
     Molecules,
     Reject,
+    expand_inputs,
+    not_text,
     rdkit_messages,
 )
-from pipeline.data.sources.files import AsGivenUnits, expand_inputs, not_text
 
 log = logging.getLogger(__name__)
 

@@ -5,27 +5,22 @@ from __future__ import annotations
 import json
 import math
 
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny import tiny_model
 from torch_geometric.nn.models import SchNet
 
 from pipeline.config.network import ModelConfig
-from pipeline.data.featurise import FeaturiseSettings, featurise
-from pipeline.data.graphs import GraphBatch, load_graphs
+from pipeline.data.graphs import GraphBatch
 from pipeline.learn.scaling import fit_scaler, fit_target_scaler
 from pipeline.model.asgn import ASGNModel, ModelOutput
 
 
 @pytest.fixture(scope="module")
-def qm9(tmp_path_factory):
+def qm9(qm9_graphs):
     """20 real QM9 molecules (full graphs, 30 Å cutoff) and their answer key."""
-    out = tmp_path_factory.mktemp("qm9-20")
-    featurise(FeaturiseSettings(source="qm9", limit=20), out)
-    graphs = load_graphs(out)
-    labels = pd.read_parquet(out / "answer_key.parquet").set_index("mol_id").loc[list(graphs.mol_id)]
-    return graphs, labels
+    return qm9_graphs(20)
 
 
 def small_config(**kw) -> ModelConfig:
@@ -34,8 +29,7 @@ def small_config(**kw) -> ModelConfig:
 
 
 def model_of(seed: int = 0, **kw) -> ASGNModel:
-    torch.manual_seed(seed)
-    model = ASGNModel(small_config(**kw))
+    model = tiny_model(seed, **(dict(targets=("u0", "homo"), n_clusters=7, rbf_count=300) | kw))
     # random (not zero) biases and scaling, so that every term of the computation is exercised
     with torch.no_grad():
         for name, param in model.named_parameters():

@@ -23,7 +23,7 @@ from pipeline.reports.runs import (
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-REPORT_DIR = Path(__file__).resolve().parents[1] / "workflow" / "report"
+REPORT_DIR = Path(__file__).resolve().parents[2] / "workflow" / "report"
 TARGETS = ["u0", "mu"]
 POOL, INITIAL, BATCH, ROUNDS, WIDTH = 60, 10, 5, 3, 8
 

@@ -14,7 +14,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from pipeline.data.sources import get_source
 from pipeline.data.sources.files import FilesSource
 
-DATA = Path(__file__).parent / "data" / "sources"
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
 
 WATER_Z = [8, 1, 1]
 WATER_POS = [[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]]

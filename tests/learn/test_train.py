@@ -5,42 +5,25 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
+from tiny import tiny_model
 
-from pipeline.config.network import ModelConfig
 from pipeline.config.training import LossWeights, TrainConfig
-from pipeline.data.featurise import FeaturiseSettings, featurise
-from pipeline.data.graphs import load_graphs
 from pipeline.learn.checkpoint import load_checkpoint, save_checkpoint
-from pipeline.learn.train import (
-    TeacherData,
-    _pool_targets,
-    infer,
-    mae,
-    train_student,
-    train_teacher,
-    transfer,
-)
-from pipeline.model.asgn import ASGNModel
+from pipeline.learn.inference import infer, mae
+from pipeline.learn.train import TeacherData, _pool_targets, train_student, train_teacher, transfer
 
 TARGETS = ("homo", "u0")
 
 
 @pytest.fixture(scope="module")
-def qm9(tmp_path_factory):
-    out = tmp_path_factory.mktemp("qm9")
-    featurise(FeaturiseSettings(source="qm9", limit=120, seed=0), out)
-    graphs = load_graphs(out)
-    answers = pq.read_table(out / "answer_key.parquet").to_pandas().set_index("mol_id").loc[graphs.mol_id]
+def qm9(qm9_graphs):
+    graphs, answers = qm9_graphs(120)
     return graphs, answers[list(TARGETS)].to_numpy()
 
 
-def _model(seed=0, **kw):
-    torch.manual_seed(seed)
-    kw.setdefault("targets", TARGETS)
-    return ASGNModel(ModelConfig(hidden=16, n_interactions=2, rbf_count=60, n_clusters=4, **kw))
+_model = tiny_model
 
 
 def _split(n):

@@ -21,19 +21,20 @@ import pandas as pd
 import pytest
 
 from pipeline.config.settings import RunConfig
-from pipeline.reports.benchmark import (
+from pipeline.reports.benchmark import collect, read_run_methods, write_csv
+from pipeline.reports.figures import write_figure
+from pipeline.reports.markdown import write_markdown
+from pipeline.reports.runs import LEARNING_CURVE_COLUMNS
+from pipeline.reports.stats import (
     PAIRED_COLUMNS,
-    collect,
+    default_threshold,
     final_budget_table,
     label_efficiency,
+    label_savings,
+    labels_to_reach,
+    mean_curve,
     paired_differences,
-    read_run_methods,
-    write_csv,
-    write_figure,
-    write_markdown,
 )
-from pipeline.reports.runs import LEARNING_CURVE_COLUMNS
-from pipeline.reports.stats import default_threshold, label_savings, labels_to_reach, mean_curve
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LABELS = [100, 200, 300, 400, 500]

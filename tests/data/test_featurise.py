@@ -233,7 +233,7 @@ def test_unknown_source_lists_valid_ones(tmp_path):
         featurise(FeaturiseSettings(source="pdbbind"), tmp_path)
 
 
-DATA = Path(__file__).parent / "data" / "sources"
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
 
 
 def test_files_source_mixed_input_keeps_good_molecules(tmp_path):

@@ -14,7 +14,7 @@ from pipeline.config.digest import file_sha256
 from pipeline.config.settings import repeated_keys_error, resolve
 from pipeline.plan import ROUND_FILES, Plan
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
 
 RUN = {

@@ -17,7 +17,7 @@ from pipeline.data.sources import get_source
 from pipeline.label import base as label_base
 from pipeline.selection import strategies as select
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 
 

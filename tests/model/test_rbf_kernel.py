@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.model.asgn import GaussianRBF
-from pipeline.model.rbf import RADIUS, banded_rbf_linear, gaussian_expansion
+from pipeline.model.rbf import RADIUS, GaussianRBF, banded_rbf_linear, gaussian_expansion
 
 
 def test_rbf_band_is_exact_and_zero_far_from_the_distance():

@@ -13,16 +13,16 @@ import pyarrow.parquet as pq
 import pytest
 from ase.io import read
 
+from pipeline.config.digest import file_sha256
 from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.graphs import load_graphs
-from pipeline.data.store import file_sha256, write_table
+from pipeline.data.store import write_table
 from pipeline.label import base as label_base
 from pipeline.label import chunks, external, lookup, oracle, provenance
-from pipeline.label.chunks import chunk_of
-from pipeline.label.external import LabelsNeeded, read_external_labels
-from pipeline.label.oracle import LabelChunk, LabelRequest, read_parts
+from pipeline.label.chunks import LabelChunk, chunk_of, read_parts
+from pipeline.label.external import LabelRequest, LabelsNeeded, read_external_labels
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from pipeline.data.sources import get_source
 from pipeline.data.sources.smiles import SmilesSource
 
-CSV = Path(__file__).parent / "data" / "sources" / "molecules.csv"
+CSV = Path(__file__).resolve().parents[1] / "fixtures" / "sources" / "molecules.csv"
 
 
 @pytest.fixture

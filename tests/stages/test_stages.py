@@ -414,7 +414,7 @@ def test_derive_seed_differs_by_purpose_and_round():
 def test_a_run_copies_round_0_only_from_a_run_that_did_the_same(two_rounds, tmp_path):
     """share_round_0: every round-0 file but the selection, byte for byte, once the settings round 0
     reads, the split and the initial picks agree; a difference in any of them is refused by name."""
-    from pipeline.plan import ROUND_0_COPIED
+    from pipeline.plan.paths import ROUND_0_COPIED
 
     def share(settings, initial=two_rounds / "initial.parquet"):
         write_json(settings, tmp_path / "run.json")
