@@ -403,7 +403,11 @@ def test_derive_seed_keeps_the_seeds_runs_were_made_with(seed, round):
 def test_derive_seed_differs_by_purpose_and_round():
     seeds = [context.derive_seed(3, r, p) for r in range(4) for p in ("teacher", "student", "select")]
     seeds.append(context.derive_seed(3, 0, "initial"))
-    assert len(set(seeds)) == len(seeds) and all(0 <= s <= 2**31 for s in seeds)
+    assert len(set(seeds)) == len(seeds)
+    # pinned: every run's initialisation, batch order and picks come from these (runs resumed or
+    # compared across versions of the pipeline need the same numbers)
+    pinned = [context.derive_seed(3, r, p) for r in range(2) for p in ("teacher", "student", "select")]
+    assert pinned == [1576890651, 1576890652, 1431450334, 457190280, 457190281, 1273357869]
     assert context.derive_seed(3, 1, "select") != context.derive_seed(4, 1, "select")
     with pytest.raises(ValueError, match="unknown seed purpose 'pool'"):
         context.derive_seed(3, 0, "pool")

@@ -8,7 +8,7 @@ the package's implementations are keyed by these same names (:mod:`pipeline.data
 :mod:`pipeline.stages.rounds`).
 ``workflow/rules/common.smk`` imports it, so it imports nothing heavy: no torch, so that label
 jobs stay fast. The config schema's ``enum`` lists are checked against these
-(``tests/test_registry.py``).
+(``tests/config/test_registry.py``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the config's ``train`` section) and the weights of the teacher's loss terms (:class:`LossWeights`,
 its ``losses`` section). Plain dataclasses, no torch: :class:`~pipeline.config.settings.RunConfig`
 holds them, and the schema (``workflow/schemas/config.schema.yaml``) declares the same keys with the
-same defaults (``tests/test_registry.py`` compares them).
+same defaults (``tests/config/test_registry.py`` compares them).
 """
 
 from __future__ import annotations
