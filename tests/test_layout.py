@@ -95,9 +95,14 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
 @pytest.mark.parametrize(
     ("modules", "heavy"),
     [
-        (
-            ["pipeline.config.registry", "pipeline.config.settings", "pipeline.plan"],
-            ("torch", "numpy", "pandas"),
+        (  # what common.smk imports when Snakemake parses the config
+            [
+                "pipeline.config.registry",
+                "pipeline.config.settings",
+                "pipeline.config.digest",
+                "pipeline.plan",
+            ],
+            ("torch", "numpy", "pandas", "pyarrow"),
         ),
         (
             ["pipeline.label.oracle", "pipeline.label.qc", "pipeline.reports.benchmark", "pipeline.cli"],
@@ -106,7 +111,8 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
     ],
 )
 def test_light_packages_do_not_load_heavy_libraries(modules, heavy):
-    """The workflow imports config and plan on every Snakemake call; label jobs and reports run without
+    """The workflow imports config and plan on every Snakemake call (the Snakemake process must not pay
+    for torch, or need it, or pyarrow, at all); label jobs, reports and the command itself run without
     torch: importing them loads none of ``heavy``."""
     code = (
         f"import sys; sys.path.insert(0, {str(SRC)!r}); import {', '.join(modules)}; "

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -80,20 +78,6 @@ def test_oracle_jobs_get_their_threads_and_gpus_from_the_oracle():
     assert pyscf.gpus({"device": "gpu"}) == 1 and pyscf.gpus({}) == 0 and xtb.gpus({"device": "gpu"}) == 0
     with pytest.raises(ValueError, match="computes nothing"):
         registry.ORACLES["answer_key"].single_point_function()
-
-
-def test_the_workflow_side_imports_no_torch_and_no_numpy():
-    """common.smk imports pipeline.plan.jobs, .registry, .settings (whose checks use .units) and .digest
-    when it parses the config; label jobs and the Snakemake process must not pay for torch (or need
-    it, or pyarrow, at all)."""
-    code = (
-        "import sys; sys.path.insert(0, 'src'); "
-        "import pipeline.config.registry, pipeline.config.settings, pipeline.config.digest, "
-        "pipeline.config.units, pipeline.plan.jobs; "
-        "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'pyarrow') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_schema_defaults_are_the_dataclass_defaults():
