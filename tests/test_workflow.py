@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
+from tiny import TINY_RUN
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "config.yaml"
@@ -392,17 +393,6 @@ def test_gpu_only_where_the_strategy_needs_one(tmp_path):
     assert gpus("teacher", "random") == {"1"}
 
 
-TINY_RUN = {
-    "dataset": "qm9",
-    "split": {"val": 20, "test": 20},
-    "targets": ["homo"],
-    "initial": {"size": 12},
-    "batch": 10,
-    "rounds": 2,
-    "device": "cpu",
-    "model": {"hidden": 16, "n_interactions": 1, "rbf_count": 50, "n_clusters": 4},
-    "train": {"teacher_epochs": 1, "student_max_epochs": 2, "patience": 1},
-}
 #: Network jobs on one thread each, two side by side (what `make benchmark-mini` does on 2 cores):
 #: at these model sizes job start-up dominates, so this halves the end-to-end tests' time.
 ONE_THREAD = (

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from snakemake.utils import validate
+from tiny import TINY_RUN
 
 from pipeline.config.digest import file_sha256
 from pipeline.config.settings import repeated_keys_error, resolve
@@ -17,14 +18,8 @@ from pipeline.plan import ROUND_FILES, Plan
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
 
-RUN = {
-    "dataset": "qm9",
-    "split": {"val": 20, "test": 20},
-    "targets": ["homo"],
-    "initial": {"size": 12},
-    "batch": 10,
-    "rounds": 2,
-}
+#: The tiny run without its network settings: the plan reads only these.
+RUN = {k: TINY_RUN[k] for k in ("dataset", "split", "targets", "initial", "batch", "rounds")}
 
 
 def make_plan(runs: dict, oracle: dict | None = None, root: Path = Path("."), **config) -> Plan:
