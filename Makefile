@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test slurm-packages lint bench benchmark-mini benchmark-cpu benchmark-cpu-ssl benchmark-cpu-pseudo benchmark-cpu-al smiles-pool clean
+.PHONY: demo test slurm-packages lint bench benchmark-mini benchmark-cpu benchmark-cpu-ssl benchmark-cpu-pseudo benchmark-cpu-al benchmark-cpu-pretrain smiles-pool clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,9 @@ benchmark-cpu-pseudo: $(STAMP)
 	$(BENCH_CPU) results/benchmark/pseudo/table.md
 benchmark-cpu-al: $(STAMP)
 	$(BENCH_CPU) results/benchmark/al/table.md
+# Issue #25's screen of the teacher's pre-training length (one seed, validation): not part of benchmark-cpu.
+benchmark-cpu-pretrain: $(STAMP)
+	$(BENCH_CPU) results/benchmark/pretrain/table.md
 benchmark-cpu: benchmark-cpu-ssl benchmark-cpu-pseudo benchmark-cpu-al
 
 # A SMILES pool without labels, labelled each round by GFN2-xTB (config/smiles-pool.yaml).
