@@ -1,6 +1,7 @@
-# Config validation, the environment jobs run in, and the input functions of every rule. What each
-# job is given (inputs, options, oracle resources) and the path grammar are pipeline.plan.jobs's: these
-# functions only pass it the job's wildcards (and `input`/`threads` where Snakemake gives them).
+# Config validation, the environment jobs run in, and the few helpers through which rules ask
+# pipeline.plan for what each job is given (inputs, options, oracle resources). The path grammar
+# (PATHS) and the per-round stage commands are pipeline.plan's too: rules call PLAN with their
+# wildcards (and `input`/`threads`/`output` where Snakemake gives them).
 
 import os
 import re
