@@ -86,7 +86,7 @@ def trainers(graphs: GraphSet, y: torch.Tensor, device: torch.device, amp: bool)
     torch.manual_seed(0)
     ours = ASGNModel(ModelConfig(targets=("u0",))).to(device)
     # standardised targets for both models, so that neither trains on 10^4 eV outputs
-    ours.scale.fill_(1.0)
+    ours.property_head.scale.fill_(1.0)
     current: dict[str, GraphBatch] = {}
 
     def stored_graph(pos: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
