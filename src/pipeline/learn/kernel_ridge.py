@@ -89,17 +89,25 @@ def local_kernels(a: AtomSet, b: AtomSet, sigmas: Sequence[float], block: int = 
     for element in np.intersect1d(np.unique(a.z), np.unique(b.z)):
         xb, ob = b.x[b.z == element], b.owner[b.z == element]
         nb = (xb**2).sum(1)
-        to_b = np.zeros((len(xb), b.n_molecules))  # atom of b -> its molecule
-        to_b[np.arange(len(xb)), ob] = 1.0
+        to_b = _molecule_sums(ob, b.n_molecules)  # [atoms of b, n_b]: atom -> its molecule
         rows = np.flatnonzero(a.z == element)
         for start in range(0, len(rows), block):
             part = rows[start : start + block]
             xa = a.x[part]
             d2 = np.maximum((xa**2).sum(1)[:, None] + nb[None, :] - 2.0 * (xa @ xb.T), 0.0)
+            to_a = _molecule_sums(a.owner[part], a.n_molecules).T  # [n_a, atoms of the block]
             for k, sigma in enumerate(sigmas):
-                per_b = np.exp(d2 * (-0.5 / sigma**2)) @ to_b  # [atoms of the block, n_b]
-                np.add.at(out[k], a.owner[part], per_b)
+                out[k] += to_a @ (np.exp(d2 * (-0.5 / sigma**2)) @ to_b)
     return out
+
+
+def _molecule_sums(owner: np.ndarray, n_molecules: int):
+    """[atoms, n] sparse 0/1 matrix, atom i -> its molecule ``owner[i]``: a product with it sums the
+    atoms of each molecule (no dense one-hot, no unbuffered ``np.add.at``)."""
+    from scipy.sparse import csr_matrix
+
+    ones = np.ones(len(owner))
+    return csr_matrix((ones, (np.arange(len(owner)), owner)), shape=(len(owner), n_molecules))
 
 
 @dataclass
@@ -168,17 +176,12 @@ def select(
     k_train, k_val = local_kernels(train, train, sigmas), local_kernels(val, train, sigmas)
     y_val = np.asarray(y_val, dtype=np.float64)
     scores: dict[tuple[float, float], float] = {}
-    best: tuple[float, float] | None = None
+    best: KernelRidge | None = None
     for s, sigma in enumerate(sigmas):
         for lam in lambdas:
             model = KernelRidge(float(sigma), float(lam), extensive).fit(train, y_train, k_train[s])
-            scores[(float(sigma), float(lam))] = mae = float(
-                np.mean(np.abs(model.predict(val, k_val[s]) - y_val))
-            )
-            if best is None or mae < scores[best]:
-                best = (float(sigma), float(lam))
-    sigma, lam = best
-    model = KernelRidge(sigma, lam, extensive).fit(
-        train, y_train, k_train[list(map(float, sigmas)).index(sigma)]
-    )
-    return model, scores
+            mae = float(np.mean(np.abs(model.predict(val, k_val[s]) - y_val)))
+            scores[(model.sigma, model.lam)] = mae
+            if best is None or mae < scores[(best.sigma, best.lam)]:
+                best = model  # the fitted model itself: no refit
+    return best, scores

@@ -331,7 +331,8 @@ def select(
     X = emb_table["embedding"].combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
     model_parts = {}
     if registry.STRATEGIES[cfg.strategy].on_student_gradients(cfg.selection_features):
-        model, index = _pool_model(ctx, ids, checkpoint)
+        model, position = _pool_model(ctx, checkpoint)
+        index = np.array([position[m] for m in ids], dtype=np.int64)
         X = infer_gradients(model, ctx.graphs, index, ctx.train.eval_batch_size)
     elif strategy.needs != "embeddings":
         model_parts = _model_parts(ctx, strategy.needs, ids, labelled_frame, checkpoint, student_summary)
@@ -396,14 +397,13 @@ def share_round_0(
     log.info("round 0 of %s copied from %s (%d files)", own["run"], source_round, len(ROUND_0_COPIED))
 
 
-def _pool_model(ctx: RoundContext, ids: np.ndarray, checkpoint: Path | None) -> tuple[Any, np.ndarray]:
-    """The checkpoint's model (on the device) and the positions in ``ctx.graphs`` of the pool
-    molecules ``ids``: what a strategy that reads a network is computed from."""
+def _pool_model(ctx: RoundContext, checkpoint: Path | None) -> tuple[Any, dict[str, int]]:
+    """The checkpoint's model (on the device) and each pool molecule's position in ``ctx.graphs``:
+    what a strategy that reads a network is computed from."""
     if ctx.data is None or ctx.split_path is None or checkpoint is None:
         raise ValueError(f"strategy {ctx.cfg.strategy!r} needs --data, --split-path and --checkpoint")
     pool = ctx.where["pool"]
-    position = dict(zip(ctx.graphs.mol_id[pool], pool, strict=True))
-    return ctx.load(checkpoint), np.array([position[m] for m in ids], dtype=np.int64)
+    return ctx.load(checkpoint), dict(zip(ctx.graphs.mol_id[pool], pool, strict=True))
 
 
 def _model_parts(
@@ -420,11 +420,11 @@ def _model_parts(
     of the labelled molecules), and ``y_labelled``, the labels (in ``labelled_frame``'s order) whose
     spread scales each target."""
     cfg = ctx.cfg
-    model, index = _pool_model(ctx, ids, checkpoint)
+    model, position = _pool_model(ctx, checkpoint)
     if needs == "committee" and summary is None:
         raise ValueError("strategy 'qbc' needs --student-summary (the round's student.json: its epochs)")
-    graphs, pool = ctx.graphs, ctx.where["pool"]
-    position = dict(zip(graphs.mol_id[pool], pool, strict=True))
+    graphs = ctx.graphs
+    index = np.array([position[m] for m in ids], dtype=np.int64)
     labelled_index = np.array([position[m] for m in labelled_frame.mol_id], dtype=np.int64)
     y_labelled = _labels(labelled_frame, labelled_frame.mol_id.to_numpy(), cfg.targets)
     seed, train_cfg = ctx.seed("select"), ctx.train
