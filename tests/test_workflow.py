@@ -268,6 +268,15 @@ def test_typo_in_config_fails_before_any_job_naming_the_key(tmp_path, where, key
             lambda c: c["runs"]["asgn"].update(helpers={"source": "xtb", "properties": ["u0"]}),
             "at runs.asgn.helpers.properties: the xtb oracle does not compute ['u0']",
         ),
+        (
+            lambda c: c["runs"]["asgn"].update(student_kind="krr", selection_features="student_gradients"),
+            "at runs.asgn.student_kind: selection_features reads the network student's dropout or "
+            "gradients, which the krr student does not have",
+        ),
+        (
+            lambda c: c["runs"]["asgn"].update(student_kind="krr", student=False),
+            "at runs.asgn.student: false evaluates the teacher itself, so student_kind krr would never",
+        ),
     ],
 )
 def test_settings_that_cannot_work_together_fail_before_any_job(tmp_path, edit, message):

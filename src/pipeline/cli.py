@@ -708,8 +708,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.threads:
         import torch
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)  # NumPy's BLAS too (the krr student's kernels and solves)
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:

@@ -30,6 +30,7 @@ def test_the_schema_offers_exactly_the_registered_names():
     assert _enum("run", "strategy") == list(registry.STRATEGIES)
     assert _enum("dataset", "oracle", "name") == list(registry.ORACLES)
     assert _enum("run", "train", "semi") == list(registry.TEACHERS)
+    assert _enum("run", "student_kind") == list(registry.STUDENTS)
     assert _enum("run", "initial", "strategy") == list(registry.INITIAL_STRATEGIES)
     assert _enum("dataset", "source") == list(SOURCES)
 
@@ -85,13 +86,14 @@ def test_schema_defaults_are_the_dataclass_defaults():
     the schema's, Python users get the dataclass'). ``model.dist_min``/``dist_max`` are null in both:
     resolved from the data at run time (the distance bins' range)."""
     from pipeline.config.network import ModelSettings
-    from pipeline.config.training import LossWeights, TrainConfig
+    from pipeline.config.training import KernelSettings, LossWeights, TrainConfig
 
     run = SCHEMA["$defs"]["run"]["properties"]
     for section, instance in (
         ("train", TrainConfig()),
         ("model", ModelSettings()),
         ("losses", LossWeights()),
+        ("krr", KernelSettings()),
     ):
         for key, spec in run[section]["properties"].items():
             assert spec["default"] == getattr(instance, key), f"{section}.{key}"
@@ -119,11 +121,17 @@ def test_every_dataclass_setting_is_in_the_schema_or_derived():
     fields (a new field must be a schema key, whose default the test above compares); the network's
     full architecture adds only what the run and the dataset decide."""
     from pipeline.config.network import ModelConfig, ModelSettings
-    from pipeline.config.training import LossWeights, TrainConfig
+    from pipeline.config.training import KernelSettings, LossWeights, TrainConfig
 
     run = SCHEMA["$defs"]["run"]["properties"]
-    derived = {"train": {"weights"}, "model": set(), "losses": set()}  # weights: the run's `losses`
-    for section, cls in (("train", TrainConfig), ("model", ModelSettings), ("losses", LossWeights)):
+    derived = {"train": {"weights"}, "model": set(), "losses": set(), "krr": set()}  # weights: `losses`
+    sections = (
+        ("train", TrainConfig),
+        ("model", ModelSettings),
+        ("losses", LossWeights),
+        ("krr", KernelSettings),
+    )
+    for section, cls in sections:
         fields = {f.name for f in dataclasses.fields(cls)}
         assert fields - set(run[section]["properties"]) == derived[section], section
         assert set(run[section]["properties"]) <= fields, section

@@ -187,6 +187,16 @@ def test_initial_gpu_and_teacher_inputs_follow_the_run_settings():
         plan.stage_options("teacher", "cold", "01", cold, {"out": "t.pt"})
 
 
+def test_a_krr_student_reads_no_teacher_and_holds_no_gpu():
+    plan = make_plan({"net": RUN, "krr": {**RUN, "student_kind": "krr"}})
+    assert [plan.student_gpus(run) for run in ("net", "krr")] == [1, 0]
+    assert "teacher_path" in plan.stage_input("student", "net", "00")
+    krr = plan.stage_input("student", "krr", "00")
+    assert "teacher_path" not in krr
+    options = plan.stage_options("student", "krr", "00", krr, {"out": "s.pt", "summary": "s.json"})
+    assert "--teacher-path" not in options and options[-4:] == ["--out", "s.pt", "--summary", "s.json"]
+
+
 def test_targets_and_reports_cover_every_run_round_and_benchmark():
     benchmark = {"base": RUN, "methods": {"asgn": {}, "random": {"strategy": "random"}}, "seeds": [0, 1]}
     plan = make_plan({"r": RUN}, benchmarks={"b": benchmark})

@@ -289,6 +289,38 @@ def test_uncertainty_strategies_select_through_the_stages(run, tmp_path, strateg
     assert picks.equals(again)
 
 
+def test_a_krr_student_predicts_and_pseudo_labels_without_the_teacher(run, tmp_path):
+    """student_kind krr: student.json has the kernel's val/test MAE and its chosen grid point per
+    target, student.pt is the kernel student, the pseudo-labels are its predictions for exactly the
+    unlabelled pool, and no teacher is read."""
+    from pipeline.learn.kernel_student import load_kernel_student
+
+    settings = {
+        **SETTINGS, "strategy": "random", "student_kind": "krr",
+        "krr": {"sigmas": [4.0, 16.0], "lambdas": [1e-6, 1e-2]},
+        "train": {**SETTINGS["train"], "teacher_epochs": 0},
+    }  # fmt: skip
+    _round_0_of(run, tmp_path, settings)
+    d = tmp_path / "round_00"
+    record = json.loads((d / "student.json").read_text())
+    assert record["kind"] == "krr" and record["labelled"] == 10 and record["test_molecules"] == 15
+    assert set(record["chosen"]) == {"homo", "u0"} and len(record["grid_val_mae"]["u0"]) == 4
+    assert all(np.isfinite(v) for part in ("val_mae", "test_mae") for v in record[part].values())
+    pseudo = pq.read_table(d / "pseudo_labels.parquet").to_pandas()
+    pool = set(read_split(tmp_path / "split.parquet").query("split == 'pool'").mol_id)
+    assert set(pseudo.mol_id) == pool - _ids(d / "labelled.parquet")
+    student = load_kernel_student(d / "student.pt")
+    ctx = context.RoundContext.read(tmp_path / "run.json", 0, tmp_path / "data", tmp_path / "split.parquet")
+    index = ctx.graphs.index_of(list(pseudo.mol_id))
+    np.testing.assert_allclose(pseudo[["homo", "u0"]].to_numpy(), student.predict(ctx.graphs, index))
+    again = stages.student(
+        run_json=tmp_path / "run.json", data=tmp_path / "data", split_path=tmp_path / "split.parquet",
+        labelled_path=d / "labelled.parquet", holdout_path=tmp_path / "holdout.parquet", round=0,
+        out=tmp_path / "again.pt", summary=tmp_path / "again.json",
+    )  # fmt: skip
+    assert again["test_mae"] == record["test_mae"]  # no teacher given, the same result
+
+
 def test_summaries_report_the_teachers_own_error_and_distance_bins(two_rounds):
     """student.json carries the teacher's own val/test MAE (ASGN-T without a run of its own), and the
     model's distance bins span the distances in the data, not [0, cutoff]."""

@@ -256,7 +256,7 @@ rule student:
         "../../envs/pipeline.yaml"
     threads: 2
     resources:
-        gpu=1,
+        gpu=plan("student_gpus", "run"),
         mem_mb=16000,
         runtime=240,
     params:
@@ -276,7 +276,7 @@ rule pseudo_label:
         "../../envs/pipeline.yaml"
     threads: 2
     resources:
-        gpu=1,
+        gpu=plan("student_gpus", "run"),
         mem_mb=16000,
         runtime=30,
     params:

@@ -1,8 +1,9 @@
 """The names the package and the workflow share, each with what it needs: the one place they live.
 
-Molecule sources, selection strategies, oracles, teacher kinds and initial-selection strategies are
-chosen by name in the config. This module says, for each name, what the workflow must wire up (a
-strategy's inputs, an oracle's kind, targets, GPU and settings, a source's implementation), and
+Molecule sources, selection strategies, oracles, teacher and student kinds and initial-selection
+strategies are chosen by name in the config. This module says, for each name, what the workflow
+must wire up (a strategy's inputs, an oracle's kind, targets, GPU and settings, a source's
+implementation), and
 the package's implementations are keyed by these same names (:mod:`pipeline.data.sources`,
 :mod:`pipeline.selection.strategies`, :mod:`pipeline.label.oracle`, :mod:`pipeline.label.qc`,
 :mod:`pipeline.stages.rounds`).
@@ -23,10 +24,12 @@ __all__ = [
     "ORACLES",
     "SOURCES",
     "STRATEGIES",
+    "STUDENTS",
     "TEACHERS",
     "OracleInfo",
     "InitialInfo",
     "StrategyInfo",
+    "StudentInfo",
     "TeacherInfo",
     "initial_info",
     "oracle_info",
@@ -209,6 +212,25 @@ TEACHERS: dict[str, TeacherInfo] = {
     ),
     "mean_teacher": TeacherInfo(
         "consistency to an EMA of the weights, the baseline", "pipeline.learn.train:train_mean_teacher"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StudentInfo:
+    """A kind of student (``student_kind``): what predicts each round and pseudo-labels the pool."""
+
+    description: str
+    #: whether its student and pseudo-label jobs hold a GPU (the network does; the kernel runs on the CPU)
+    gpu: bool
+
+
+#: student_kind -> what it is (pipeline.stages.rounds.student and pseudo_label dispatch on the name).
+STUDENTS: dict[str, StudentInfo] = {
+    "network": StudentInfo("the teacher's weights fine-tuned on the labels (ASGN's student)", gpu=True),
+    "krr": StudentInfo(
+        "kernel ridge regression on FCHL19, sigma and lambda chosen on validation (the small-N standard)",
+        gpu=False,
     ),
 }
 

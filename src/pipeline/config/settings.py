@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from pipeline.config.network import ModelConfig, ModelSettings
-from pipeline.config.training import LossWeights, TrainConfig
+from pipeline.config.training import KernelSettings, LossWeights, TrainConfig
 from pipeline.config.units import EXTENSIVE_TARGETS
 
 __all__ = [
@@ -124,6 +124,10 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     student: bool = True  # False: ASGN-T (the teacher's own predictions are the result)
+    # "network": the teacher's weights fine-tuned on the labels; "krr": kernel ridge regression on
+    # FCHL19 (pipeline.config.registry.STUDENTS), with the grid of ``krr``
+    student_kind: str = "network"
+    krr: KernelSettings = field(default_factory=KernelSettings)
     pseudo_labels: bool = True  # the teacher learns the previous student's pseudo-labels
     committee: int = 4  # qbc: students in the committee (K)
     mc_samples: int = 20  # mc_dropout: stochastic forward passes per molecule
@@ -151,6 +155,8 @@ class RunConfig:
             seed=run["seed"],
             device=run["device"],
             student=run["student"],
+            student_kind=run["student_kind"],
+            krr=KernelSettings(**run["krr"]),
             pseudo_labels=run["pseudo_labels"],
             committee=run["committee"],
             mc_samples=run["mc_samples"],
@@ -172,6 +178,8 @@ class RunConfig:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if isinstance(self.krr, Mapping):
+            self.krr = _typed(KernelSettings, self.krr, "krr")
         if isinstance(self.model, Mapping):
             self.model = _typed(ModelSettings, self.model, "model")
         if isinstance(self.train, Mapping):
@@ -186,6 +194,7 @@ class RunConfig:
         """Plain JSON-able values: what run.json holds."""
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["model"], out["train"] = dataclasses.asdict(self.model), dataclasses.asdict(self.train)
+        out["krr"] = dataclasses.asdict(self.krr)
         return out
 
     def architecture(self, cutoff: float, dist_range: tuple[float, float] = (0.0, 30.0)) -> ModelConfig:
@@ -437,6 +446,21 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
                 f"{at}.selection_features: strategy {run['strategy']} picks on no feature map; "
                 f"{run['selection_features']} is for {takers}"
             )
+        if run["student_kind"] != "network":
+            if not run["student"]:
+                errors.append(
+                    f"{at}.student: false evaluates the teacher itself, so student_kind "
+                    f"{run['student_kind']} would never be fitted; set student: true or student_kind: network"
+                )
+            if (
+                STRATEGIES[run["strategy"]].needs == "student"
+                or run["selection_features"] == "student_gradients"
+            ):
+                what = "strategy mc_dropout" if run["strategy"] == "mc_dropout" else "selection_features"
+                errors.append(
+                    f"{at}.student_kind: {what} reads the network student's dropout or gradients, which "
+                    f"the {run['student_kind']} student does not have"
+                )
         if run["strategy"] == "mc_dropout" and not run["model"]["dropout"] > 0:
             errors.append(
                 f"{at}.model.dropout: strategy mc_dropout samples the student's dropout, but dropout is "

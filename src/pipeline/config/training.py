@@ -1,15 +1,16 @@
 """Training settings of a run, typed: how the teacher and the student train (:class:`TrainConfig`,
-the config's ``train`` section) and the weights of the teacher's loss terms (:class:`LossWeights`,
-its ``losses`` section). Plain dataclasses, no torch: :class:`~pipeline.config.settings.RunConfig`
-holds them, and the schema (``workflow/schemas/config.schema.yaml``) declares the same keys with the
-same defaults (``tests/config/test_registry.py`` compares them).
+the config's ``train`` section), the weights of the teacher's loss terms (:class:`LossWeights`,
+its ``losses`` section) and the kernel student's grid (:class:`KernelSettings`, its ``krr``
+section). Plain dataclasses, no torch: :class:`~pipeline.config.settings.RunConfig` holds them,
+and the schema (``workflow/schemas/config.schema.yaml``) declares the same keys with the same
+defaults (``tests/config/test_registry.py`` compares them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["LR_SCHEDULES", "LossWeights", "TrainConfig"]
+__all__ = ["LR_SCHEDULES", "KernelSettings", "LossWeights", "TrainConfig"]
 
 
 @dataclass
@@ -77,3 +78,20 @@ class TrainConfig:
         if round == 0 and self.pretrain_epochs is not None:
             return self.pretrain_epochs
         return self.teacher_epochs
+
+
+@dataclass
+class KernelSettings:
+    """The kernel student's (``student_kind: krr``) hyperparameter grid: each target's sigma (the
+    Gaussian's width in FCHL19 space) and lambda (the ridge) are chosen on the validation molecules
+    among these. The defaults span the anchor's choices (sigma 4, lambda 1e-3 on benchmark-cpu at
+    1,000 labels) with room on both sides."""
+
+    sigmas: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    lambdas: list[float] = field(default_factory=lambda: [1e-9, 1e-7, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
+
+    def __post_init__(self) -> None:
+        for name in ("sigmas", "lambdas"):
+            values = getattr(self, name)
+            if not values or not all(v > 0 and v != float("inf") for v in values):
+                raise ValueError(f"krr.{name} must be positive finite numbers, got {values}")

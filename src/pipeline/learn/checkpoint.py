@@ -62,6 +62,8 @@ def load_checkpoint(
         raise
     except Exception as err:  # pickle, zip or torch errors: a corrupt or foreign file
         raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
+    if isinstance(payload, dict) and payload.get("kind") == "krr":
+        raise ValueError(f"{path}: a kernel student (student_kind krr), not a network checkpoint")
     if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
         found = payload.get("version") if isinstance(payload, dict) else None
         raise ValueError(
@@ -69,9 +71,9 @@ def load_checkpoint(
             "delete it and the files made from it to make them again"
         )
     if config is not None and payload["config"] != config:
-        diff = sorted(_diff_keys(payload["config"], config))
         raise ValueError(
-            f"{path} was made with a different config (differs at {', '.join(diff)}); "
+            f"{path} was made with a different config (differs at "
+            f"{', '.join(config_differences(payload['config'], config))}); "
             "delete it or use the config it was made with"
         )
     model = ASGNModel(ModelConfig.from_dict(payload["model_config"]))
@@ -80,6 +82,11 @@ def load_checkpoint(
 
 
 _MISSING = object()  # a key one config has and the other lacks (not the same as a None value)
+
+
+def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The dotted keys at which two resolved configs differ (``train.lr``), sorted."""
+    return sorted(_diff_keys(a, b))
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

@@ -170,10 +170,15 @@ def select(
     sigmas: Sequence[float],
     lambdas: Sequence[float],
     extensive: bool = False,
+    kernels: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[KernelRidge, dict[tuple[float, float], float]]:
     """The (sigma, lambda) of the grid with the lowest validation MAE, fitted on ``train``, and every
-    grid point's validation MAE. Ties go to the first in grid order (sigmas outer, lambdas inner)."""
-    k_train, k_val = local_kernels(train, train, sigmas), local_kernels(val, train, sigmas)
+    grid point's validation MAE. Ties go to the first in grid order (sigmas outer, lambdas inner).
+    ``kernels``: the [S, n, n] training and [S, m, n] validation kernels at ``sigmas``, if computed
+    (several targets on the same molecules share them)."""
+    if kernels is None:
+        kernels = local_kernels(train, train, sigmas), local_kernels(val, train, sigmas)
+    k_train, k_val = kernels
     y_val = np.asarray(y_val, dtype=np.float64)
     scores: dict[tuple[float, float], float] = {}
     best: KernelRidge | None = None

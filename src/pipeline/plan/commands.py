@@ -138,7 +138,7 @@ STAGES: dict[str, Stage] = {
     ),
     "student": Stage(
         "student",
-        "student fine-tuned from the teacher; val and test MAE",
+        "the round's student (fine-tuned from the teacher, or krr); val and test MAE",
         (
             RUN_JSON,
             DATA,
@@ -153,8 +153,8 @@ STAGES: dict[str, Stage] = {
             Option(
                 "--teacher-path",
                 Path,
-                "the round's teacher, to fine-tune (round_XX/teacher.pt)",
-                required=True,
+                "the round's teacher, to fine-tune (round_XX/teacher.pt; student_kind network)",
+                required=False,
             ),
             ROUND,
             Option("--out", Path, "checkpoint to write (round_XX/student.pt)", required=True),

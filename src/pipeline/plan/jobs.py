@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config.digest import file_sha256
-from pipeline.config.registry import INITIAL_STRATEGIES, ORACLES, STRATEGIES
+from pipeline.config.registry import INITIAL_STRATEGIES, ORACLES, STRATEGIES, STUDENTS
 from pipeline.config.settings import Resolved, label_budget
 from pipeline.plan.commands import STAGES
 from pipeline.plan.paths import (
@@ -464,12 +464,16 @@ class Plan:
         return {**self._run_files(run), "checkpoint": PATHS.of("teacher", run=run, round=round)}
 
     def _student_input(self, run: str, round: str) -> dict[str, Any]:
-        return {
+        """The graphs, run.json, split, L_r, the val/test labels and, for the network student, the
+        round's teacher it is fine-tuned from (the krr student reads no teacher)."""
+        inputs = {
             **self._run_files(run),
             "labelled_path": PATHS.of("labelled", run=run, round=round),
             "holdout_path": PATHS.of("holdout_labels", run=run),
-            "teacher_path": PATHS.of("teacher", run=run, round=round),
         }
+        if self.resolved.runs[run]["student_kind"] == "network":
+            inputs["teacher_path"] = PATHS.of("teacher", run=run, round=round)
+        return inputs
 
     def _pseudo_label_input(self, run: str, round: str) -> dict[str, Any]:
         return {
@@ -532,6 +536,10 @@ class Plan:
     def own_round_0(self, run: str, round: str | None = None, input: Input | None = None) -> str:
         """``--out-round`` of share-round-0: the run's own round_00 folder."""
         return self.round_dir(run, "00")
+
+    def student_gpus(self, run: str) -> int:
+        """GPUs a student or pseudo-label job holds: one for the network, none for the kernel student."""
+        return int(STUDENTS[self.resolved.runs[run]["student_kind"]].gpu)
 
     def select_gpus(self, run: str) -> int:
         """GPUs a select job holds: one where the strategy runs the network or k-center, none for

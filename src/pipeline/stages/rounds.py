@@ -202,14 +202,17 @@ def student(
     split_path: Path,
     labelled_path: Path,
     holdout_path: Path,
-    teacher_path: Path,
     round: int,
     out: Path,
     summary: Path,
+    teacher_path: Path | None = None,
 ) -> dict:
-    """student_r: teacher_r's weights fine-tuned on L_r (early stopping on val); val and test MAE.
+    """student_r: teacher_r's weights (``teacher_path``) fine-tuned on L_r (early stopping on val);
+    val and test MAE.
 
     With ``student: false`` in the run config (ASGN-T) the teacher itself is evaluated and saved.
+    With ``student_kind: krr`` the student is kernel ridge regression on FCHL19 fitted on L_r, its
+    grid chosen on val (:func:`_kernel_student`); it reads no teacher.
 
     The errors are over the val/test molecules that have labels (``val_molecules``,
     ``test_molecules`` in ``summary``); ``holdout_failures`` counts those the oracle could not label
@@ -237,8 +240,24 @@ def student(
         raise ValueError(f"{holdout_path}: no test molecule has a label, so there is no error to report")
     y_val = _labels(holdout, graphs.mol_id[where["val"]], cfg.targets)
     y_test = _labels(holdout, graphs.mol_id[where["test"]], cfg.targets)
-    teacher_model = ctx.load(teacher_path)
     start = time.perf_counter()
+    counts = {
+        "round": round,
+        "labelled": int(len(lab_idx)),
+        **_label_failures(labelled_path, round),
+        "val_molecules": int(len(where["val"])),  # the molecules the errors are over
+        "test_molecules": int(len(where["test"])),
+        "holdout_failures": unlabelled,  # val/test molecules left out: the oracle could not label them
+    }
+    if cfg.student_kind == "krr":
+        record = {**counts, **_kernel_student(ctx, lab_idx, y_lab, where, y_val, y_test, out)}
+        record["seconds"] = time.perf_counter() - start
+        write_json(record, summary)
+        log.info("round %d, %d labels: krr test MAE %s", round, len(lab_idx), record["test_mae"])
+        return record
+    if teacher_path is None:
+        raise ValueError("the network student is fine-tuned from the round's teacher: give --teacher-path")
+    teacher_model = ctx.load(teacher_path)
 
     def holdout_mae(m: ASGNModel) -> dict[str, dict[str, float]]:
         """Val and test MAE per target of model ``m``."""
@@ -259,12 +278,8 @@ def student(
     save_checkpoint(out, model, cfg.as_dict(), round)
     best = min(history, key=lambda r: r["val_score"])["epoch"] if history else None
     record = {
-        "round": round,
-        "labelled": int(len(lab_idx)),
-        **_label_failures(labelled_path, round),
-        "val_molecules": int(len(where["val"])),  # the molecules the errors are over
-        "test_molecules": int(len(where["test"])),
-        "holdout_failures": unlabelled,  # val/test molecules left out: the oracle could not label them
+        **counts,
+        "kind": "network",
         "fine_tuned": cfg.student,
         "val_mae": student_mae["val"],
         "test_mae": student_mae["test"],
@@ -281,14 +296,50 @@ def student(
     return record
 
 
+def _kernel_student(
+    ctx: RoundContext,
+    lab_idx: np.ndarray,
+    y_lab: np.ndarray,
+    where: dict[str, np.ndarray],
+    y_val: np.ndarray,
+    y_test: np.ndarray,
+    out: Path,
+) -> dict:
+    """The krr student of the round (:mod:`pipeline.learn.kernel_student`): fitted on the labelled
+    molecules, its grid chosen on val; written to ``out``; its part of student.json."""
+    from pipeline.learn.kernel_student import fit_kernel_student, save_kernel_student
+
+    cfg, graphs = ctx.cfg, ctx.graphs
+    fitted = fit_kernel_student(graphs, lab_idx, y_lab, where["val"], y_val, cfg.targets, cfg.krr)
+    errors = {}
+    for part, y in (("val", y_val), ("test", y_test)):
+        errors[part] = dict(
+            zip(cfg.targets, map(float, mae(fitted.predict(graphs, where[part]), y)), strict=True)
+        )
+    save_kernel_student(out, fitted, cfg.as_dict(), ctx.round)
+    return {
+        "kind": "krr",
+        "fine_tuned": False,
+        "val_mae": errors["val"],
+        "test_mae": errors["test"],
+        "chosen": fitted.chosen(),  # per target: sigma and lambda
+        "grid_val_mae": fitted.grid,
+        "device": "cpu",
+    }
+
+
 def pseudo_label(
     run_json: Path, data: Path, split_path: Path, labelled_path: Path, checkpoint: Path, out: Path
 ) -> pa.Table:
     """The student's predictions for every unlabelled pool molecule (and for no labelled one)."""
     ctx = RoundContext.read(run_json, 0, data, split_path)
     _, unl_idx = ctx.pool_parts(pq.read_table(labelled_path)["mol_id"].to_numpy())
-    model = ctx.load(checkpoint)
-    pred, _ = infer(model, ctx.graphs, unl_idx, ctx.train.eval_batch_size, ctx.train.amp)
+    if ctx.cfg.student_kind == "krr":
+        from pipeline.learn.kernel_student import load_kernel_student
+
+        pred = load_kernel_student(checkpoint, ctx.cfg.as_dict()).predict(ctx.graphs, unl_idx)
+    else:
+        pred, _ = infer(ctx.load(checkpoint), ctx.graphs, unl_idx, ctx.train.eval_batch_size, ctx.train.amp)
     table = _frame(ctx.graphs.mol_id[unl_idx], pred.astype(np.float64), ctx.cfg.targets)
     write_table(table, out)
     return table
