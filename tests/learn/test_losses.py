@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from pipeline.config.training import LossWeights
-from pipeline.learn.losses import consistency_loss, distance_bins, property_loss, sample_pairs, teacher_loss
+from pipeline.learn.losses import (
+    consistency_loss,
+    distance_bins,
+    grouped_property_loss,
+    property_loss,
+    sample_pairs,
+    teacher_loss,
+)
 
 
 def test_property_loss_ignores_missing_labels():
@@ -161,15 +168,15 @@ def test_the_clean_pass_property_term_is_that_of_an_unmasked_forward():
     assert float(terms["property"]) == pytest.approx(float(expected))
 
 
-def test_pseudo_label_weight_scales_only_pseudo_rows():
-    pred = torch.tensor([[1.0], [2.0], [3.0]])
-    target = torch.tensor([[0.0], [0.0], [0.0]])  # row 0 a true label, rows 1-2 pseudo-labels
-    scale = torch.ones(1)
-    equal = property_loss(pred, target, scale, torch.ones(3))
-    assert float(equal) == pytest.approx(float(property_loss(pred, target, scale)))  # paper: equal weights
-    weighted = property_loss(pred, target, scale, torch.tensor([1.0, 0.1, 0.1]))
-    assert float(weighted) == pytest.approx((1 + 0.1 * 4 + 0.1 * 9) / 3)
-    # weight 0: changing the pseudo-labels changes nothing, gradient included
+def test_grouped_property_loss_is_the_weighted_sum_over_the_batch_rows():
+    """The teacher's L_p divides the weighted squared errors by the batch's rows (the weights carry
+    each group's normalisation); a missing label adds nothing, gradient included."""
+    pred = torch.tensor([[1.0, 1.0], [2.0, 5.0], [3.0, 1.0]])
+    target = torch.tensor([[0.0, float("nan")], [0.0, 0.0], [0.0, 0.0]])
+    weight = torch.tensor([[2.0, 2.0], [0.5, 1.0], [0.5, 1.0]])
+    scale = torch.tensor([1.0, 2.0])
+    expected = (2 * 1 + 0.5 * 4 + 0.5 * 9 + 1.0 * (5 / 2) ** 2 + 1.0 * (1 / 2) ** 2) / 3
+    assert float(grouped_property_loss(pred, target, scale, weight)) == pytest.approx(expected)
     p = pred.clone().requires_grad_()
-    property_loss(p, target, scale, torch.tensor([1.0, 0.0, 0.0])).backward()
-    assert p.grad[1:].abs().sum() == 0 and p.grad[0] != 0
+    grouped_property_loss(p, target, scale, weight).backward()
+    assert p.grad[0, 1] == 0 and (p.grad[1:] != 0).all()

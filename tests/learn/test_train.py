@@ -12,6 +12,7 @@ from tiny import tiny_model
 from pipeline.config.training import LossWeights, TrainConfig
 from pipeline.learn.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.learn.inference import infer, mae
+from pipeline.learn.losses import grouped_property_loss
 from pipeline.learn.train import TeacherData, _pool_targets, train_student, train_teacher, transfer
 
 TARGETS = ("homo", "u0")
@@ -29,6 +30,37 @@ _model = tiny_model
 def _split(n):
     perm = np.random.default_rng(0).permutation(n)
     return perm[:30], perm[30:90], perm[90:]
+
+
+@pytest.mark.parametrize("pseudo_weight", [1.0, 0.3, 0.0])
+def test_pseudo_labels_do_not_dilute_the_true_labels(qm9, pseudo_weight):
+    """L_p over an epoch is the mean over the true labels plus w times the mean over the
+    pseudo-labels, whatever their numbers: 30 true labels weigh the same beside 20 or 60
+    pseudo-labels, and w = 0 leaves exactly the true labels' mean."""
+    graphs, y = qm9
+    lab, unl, _ = _split(len(graphs))
+    pred = torch.tensor(y, dtype=torch.float32) + torch.randn(
+        len(graphs), 2, generator=torch.Generator().manual_seed(0)
+    )
+    pseudo = y + np.random.default_rng(1).normal(size=y.shape)
+    scale = torch.tensor([0.5, 2.0])
+
+    def epoch_loss(unl_part):
+        data = TeacherData(lab, y[lab], unl_part, pseudo[unl_part])
+        index, target, weight, _ = _pool_targets(data, 2, len(graphs), torch.device("cpu"), pseudo_weight)
+        assert data.property_groups(pseudo_weight, 1.0)["labels"] == {"weight": 1.0, "labels": 60}
+        return float(grouped_property_loss(pred[index], target, scale, weight))
+
+    def mean_sq(rows, values):
+        return float((((pred[rows] - torch.as_tensor(values, dtype=torch.float32)) / scale) ** 2).mean())
+
+    true = mean_sq(lab, y[lab])
+    for part in (unl[:20], unl):
+        expected = true + pseudo_weight * mean_sq(part, pseudo[part])
+        assert epoch_loss(part) == pytest.approx(expected, rel=1e-5)
+    if pseudo_weight == 0:
+        data = TeacherData(lab, y[lab], unl, pseudo[unl])
+        assert "pseudo_labels" not in data.property_groups(0.0, 1.0)
 
 
 def test_every_teacher_loss_term_decreases(qm9):
@@ -257,7 +289,8 @@ def test_teacher_learns_helping_properties_on_every_pool_molecule(qm9):
     data = TeacherData(lab, y[lab, 1:], unl, None, aux[lab], aux[unl])  # u0 is the target
     _, target, weight, _ = _pool_targets(data, 2, len(graphs), torch.device("cpu"), 1.0, helper_weight=0.5)
     assert torch.isnan(target[len(lab) :, 0]).all() and not torch.isnan(target[:, 1]).any()
-    assert (weight[:, 1] == 0.5).all() and (weight[:, 0] == 1.0).all()
+    rows = len(lab) + len(unl)  # each group's weight times the rows per label of the group
+    assert (weight[:, 1] == 0.5 * rows / rows).all() and (weight[: len(lab), 0] == rows / len(lab)).all()
 
     errors = {}
     for w in (1.0, 0.0):

@@ -248,6 +248,7 @@ def test_benchmark_runs_that_differ_only_in_selection_share_round_0():
             "rnd": {"strategy": "random", "batch": 5, "rounds": 3},
             "lcmd": {"strategy": "lcmd"},
             "sup": {"losses": {"reconstruction": 0.0}},
+            "w0": {"losses": {"pseudo": 0.0}, "pseudo_labels": False},  # round 0 has no pseudo-labels
         },
     }
     plan = make_plan({}, benchmarks={"b": bench})
@@ -256,6 +257,8 @@ def test_benchmark_runs_that_differ_only_in_selection_share_round_0():
         "b-rnd-s1": "b-kc-s1",
         "b-lcmd-s0": "b-kc-s0",
         "b-lcmd-s1": "b-kc-s1",
+        "b-w0-s0": "b-kc-s0",
+        "b-w0-s1": "b-kc-s1",
     }
     assert plan.round_0_source("b-kc-s0") is None and plan.round_0_source("b-sup-s0") is None
     inputs = plan.stage_input("share-round-0", "b-lcmd-s1")

@@ -152,6 +152,9 @@ def test_summaries_report_what_a_user_reads(two_rounds):
     assert all(np.isfinite(v) and v > 0 for v in student["test_mae"].values())
     teacher = json.loads((two_rounds / "round_01" / "teacher.json").read_text())
     assert teacher["warm_start"] and teacher["pseudo_labels"] and teacher["labelled"] == 18
+    groups = teacher["property_groups"]  # L_p's groups as learnt: 18 molecules x 2 targets labelled
+    assert groups["labels"] == {"weight": 1.0, "labels": 36} and groups["pseudo_labels"]["weight"] == 1.0
+    assert groups["pseudo_labels"]["labels"] == 2 * teacher["unlabelled"]
     assert {"property", "atom_type", "distance", "clustering"} <= set(teacher["epochs"][0])
 
 
@@ -461,8 +464,9 @@ def test_a_run_copies_round_0_only_from_a_run_that_did_the_same(two_rounds, tmp_
             two_rounds / "round_00", tmp_path / "round_00",
         )  # fmt: skip
 
-    # another strategy, batch and number of rounds: round 0 does not read them
-    share({**SETTINGS, "run": "other", "strategy": "lcmd", "batch": 5, "rounds": 4})
+    # another strategy, batch, number of rounds and pseudo-label weight: round 0 does not read them
+    train = {**SETTINGS["train"], "weights": {"pseudo": 0.1}}
+    share({**SETTINGS, "run": "other", "strategy": "lcmd", "batch": 5, "rounds": 4, "train": train})
     source = two_rounds / "round_00"
     assert sorted(p.name for p in (tmp_path / "round_00").iterdir()) == sorted(ROUND_0_COPIED)
     for name in ROUND_0_COPIED:
@@ -475,7 +479,7 @@ def test_a_run_copies_round_0_only_from_a_run_that_did_the_same(two_rounds, tmp_
             assert (tmp_path / "round_00" / name).read_bytes() == (source / name).read_bytes(), name
     assert "selected.parquet" not in ROUND_0_COPIED
 
-    with pytest.raises(ValueError, match="differ in seed, train, which round 0 reads"):
+    with pytest.raises(ValueError, match="differ in seed, train.lr, which round 0 reads"):
         share({**SETTINGS, "seed": 4, "train": {**SETTINGS["train"], "lr": 0.01}})
     other = tmp_path / "initial.parquet"
     table = pq.read_table(two_rounds / "initial.parquet")

@@ -274,15 +274,38 @@ def resolve(config: dict[str, Any], validate: Callable[[dict[str, Any]], None]) 
     )
 
 
-#: Run settings round 0 does not read: selection (its strategy and that strategy's knobs: round 0's
-#: select job is the run's own) and the rounds after it. Runs equal in everything else do the same
+#: Run settings round 0 does not read, as dotted paths of a run's config section: selection (its
+#: strategy and that strategy's knobs: round 0's select job is the run's own), the rounds after it,
+#: and the pseudo-labels (round 0's teacher has none). Runs equal in everything else do the same
 #: round 0, bit for bit on the CPU (every seed derives from the run seed and the round).
-NOT_READ_IN_ROUND_0 = ("strategy", "batch", "rounds", "committee", "mc_samples", "selection_features")
+NOT_READ_IN_ROUND_0 = (
+    "strategy", "batch", "rounds", "committee", "mc_samples", "selection_features",
+    "pseudo_labels", "losses.pseudo",
+)  # fmt: skip
+
+
+def run_json_path(path: str) -> str:
+    """The place in run.json (:meth:`RunConfig.as_dict`) of a config section's dotted ``path``: the
+    same, but the ``losses`` section lives at ``train.weights``."""
+    return "train.weights." + path.removeprefix("losses.") if path.startswith("losses.") else path
+
+
+def without_paths(values: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """A deep copy of ``values`` without the entries at the dotted ``paths`` (absent ones ignored)."""
+    out = copy.deepcopy(dict(values))
+    for path in paths:
+        *parents, last = path.split(".")
+        node = out
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
 
 
 def round_0_key(run: Mapping[str, Any]) -> str:
     """What round 0 of a run (its validated config section) depends on, as one string."""
-    return json.dumps({k: v for k, v in run.items() if k not in NOT_READ_IN_ROUND_0}, sort_keys=True)
+    return json.dumps(without_paths(run, NOT_READ_IN_ROUND_0), sort_keys=True)
 
 
 def round_0_sources(

@@ -24,28 +24,43 @@ import torch.nn.functional as F
 from pipeline.config.training import LossWeights
 
 
-def property_loss(
-    pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Mean squared error of standardised targets over the labels present, optionally weighted.
+def property_loss(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of standardised targets over the labels present (the student's L_p; the
+    teacher's weighs groups of labels: :func:`grouped_property_loss`).
 
     Args:
         pred: [B, T] predictions in real units.
         target: [B, T] labels in real units; NaN where a molecule has no label for a target.
         scale: [T] per-target standard deviation (of the labelled set).
-        weight: optional [B] weight of each molecule's squared errors (pseudo-labels below 1), or
-            [B, T] of each label (helping properties have their own). The sum is divided by the
-            number of labels present, not by the sum of weights, so a weight scales a label's pull
-            without changing that of the others: with weight 0 a pseudo-labelled molecule adds
-            nothing, and the true labels' terms are as with weight 1.
     """
     present = ~torch.isnan(target)
     if not present.any():
         return pred.sum() * 0.0  # keeps the graph connected, contributes nothing
     err = ((pred - torch.nan_to_num(target)) / scale).square() * present
-    if weight is not None:
-        err = err * (weight.unsqueeze(-1) if weight.ndim == 1 else weight)
     return err.sum() / present.sum()
+
+
+def grouped_property_loss(
+    pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """The teacher's L_p: a weighted sum of group means, sum_g w_g · mean over group g's labels, the
+    groups being the true labels, the pseudo-labels and the helping properties.
+
+    ``weight`` [B, T] of each entry is its group's w_g times the epoch's rows per label of its group
+    (:meth:`pipeline.learn.train.TeacherData.property_groups`), so the batch's weighted sum of
+    squared errors divided by its rows estimates that sum without bias. No group's pull depends on
+    how many labels the others have: 1,000 true labels keep their weight beside 19,000
+    pseudo-labels, and ``losses.pseudo: 0`` only removes the pseudo-labels.
+
+    Args:
+        pred: [B, T] predictions in real units.
+        target: [B, T] labels in real units; NaN where a molecule has none for an output.
+        scale: [T] per-output standard deviation.
+        weight: [B, T] as above.
+    """
+    present = ~torch.isnan(target)
+    err = ((pred - torch.nan_to_num(target)) / scale).square() * present * weight
+    return err.sum() / len(pred)
 
 
 def consistency_loss(pred: torch.Tensor, ema_pred: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -123,10 +138,10 @@ def teacher_loss(
         batch: a :class:`pipeline.data.graphs.GraphBatch`.
         target: [B, T] labels or pseudo-labels (NaN = none), or None when no molecule has one.
         cluster_ids: [B] hard cluster ids of the batch's molecules, or None before the first assignment.
-        weights: w_p, w_r, w_c (``weights.pseudo`` is applied through ``target_weight``).
+        weights: w_p, w_r, w_c (``weights.pseudo`` and ``helpers`` act through ``target_weight``).
         scale: [T] per-target std that standardises L_p.
-        target_weight: optional [B] weight of each molecule's row of ``target`` in L_p (1 for true
-            labels, ``weights.pseudo`` for pseudo-labels).
+        target_weight: [B, T] weight of each entry of ``target`` in L_p
+            (:func:`grouped_property_loss`); None: the plain mean over the labels present.
         alpha: sampled pairs per atom of L_r.
         shared_pass: one masked pass for every term instead of a clean one for L_p and L_c.
         generator: drives the pair sampling.
@@ -143,7 +158,11 @@ def teacher_loss(
     total = (clean if clean is not None else masked).pred.sum() * 0.0
     terms: dict[str, torch.Tensor] = {}
     if use_p:
-        lp = property_loss(clean.pred, target, scale, target_weight)
+        lp = (
+            property_loss(clean.pred, target, scale)
+            if target_weight is None
+            else grouped_property_loss(clean.pred, target, scale, target_weight)
+        )
         total = total + weights.property * lp
         terms["property"] = lp.detach()
     if use_r:

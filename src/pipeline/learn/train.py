@@ -3,11 +3,12 @@ the device utilities are :mod:`pipeline.learn.inference`, :mod:`~pipeline.learn.
 :mod:`~pipeline.learn.runtime`).
 
 * Teacher (semi-supervised): every pool molecule, labelled or not, is in its epochs. Loss
-  L_t = w_p·L_p + w_r·L_r + w_c·L_c (:func:`pipeline.learn.losses.teacher_loss`); L_p sees the true labels
-  of the labelled molecules and the previous student's pseudo-labels of the others, each pseudo-label
-  weighted ``weights.pseudo`` (1: the paper's equal weighting). L_r masks the atoms whose types it
-  reconstructs; L_p and L_c read a clean pass unless ``shared_pass``. Cluster ids for
-  L_c come from Sinkhorn over the cluster scores of all training molecules, recomputed every
+  L_t = w_p·L_p + w_r·L_r + w_c·L_c (:func:`pipeline.learn.losses.teacher_loss`); L_p is the mean
+  squared error over the true labels of the labelled molecules plus ``weights.pseudo`` times that
+  over the previous student's pseudo-labels of the others (and ``weights.helpers`` times that over
+  the helping properties): :func:`pipeline.learn.losses.grouped_property_loss`. L_r masks the
+  atoms whose types it reconstructs; L_p and L_c read a clean pass unless ``shared_pass``. Cluster
+  ids for L_c come from Sinkhorn over the cluster scores of all training molecules, recomputed every
   ``cluster_every`` epochs. The teacher of round r warm-starts from round r-1's (unless
   ``warm_start`` is off); round 0's pre-trains for ``pretrain_epochs``.
 * Student: a copy of the teacher's weights, fine-tuned on the labelled molecules only (L_p), early
@@ -33,11 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.config.training import TrainConfig
+from pipeline.config.training import LossWeights, TrainConfig
 from pipeline.data.graphs import GraphBatch, GraphSet
 from pipeline.learn.clustering import sinkhorn
 from pipeline.learn.inference import infer, mae
-from pipeline.learn.losses import consistency_loss, property_loss, teacher_loss
+from pipeline.learn.losses import consistency_loss, grouped_property_loss, property_loss, teacher_loss
 from pipeline.learn.runtime import autocast, batches, evaluating
 from pipeline.learn.scaling import fit_scaler, targets_tensor
 from pipeline.model.asgn import ASGNModel
@@ -112,6 +113,34 @@ class TeacherData:
     def n_helpers(self) -> int:
         return 0 if self.helpers_labelled is None else int(np.shape(self.helpers_labelled)[1])
 
+    def visits_pool(self, weights: LossWeights) -> bool:
+        """Whether the ASGN teacher's epochs visit the unlabelled molecules: not when nothing there
+        is learnt (no reconstruction, clustering, pseudo-labels or helpers: the supervised baselines)."""
+        return bool(
+            weights.reconstruction
+            or weights.clustering
+            or (weights.pseudo and self.y_pseudo is not None)
+            or (weights.helpers and self.n_helpers)
+        )
+
+    def property_groups(
+        self, pseudo_weight: float, helper_weight: float, unlabelled: bool = True
+    ) -> dict[str, dict[str, float]]:
+        """The groups of L_p (:func:`pipeline.learn.losses.grouped_property_loss`) an epoch holds:
+        ``labels`` (the true labels), ``pseudo_labels`` (when given and weighted above 0) and
+        ``helpers``, each with its weight and how many labels it has (NaN ones do not count; the
+        unlabelled molecules' only if the epoch visits them). What teacher.json records."""
+        n_unl = len(self.unlabelled) if unlabelled else 0
+        groups = {"labels": {"weight": 1.0, "labels": int(np.isfinite(self.y_labelled).sum())}}
+        if pseudo_weight > 0 and self.y_pseudo is not None:
+            count = int(np.isfinite(np.asarray(self.y_pseudo)[:n_unl]).sum())
+            groups["pseudo_labels"] = {"weight": float(pseudo_weight), "labels": count}
+        if self.n_helpers and helper_weight > 0:
+            count = int(np.isfinite(self.helpers_labelled).sum())
+            count += int(np.isfinite(np.asarray(self.helpers_unlabelled)[:n_unl]).sum())
+            groups["helpers"] = {"weight": float(helper_weight), "labels": count}
+        return groups
+
     def scaling_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The molecules and values the output scaling is fitted on: the labelled molecules' labels,
         and with helpers every pool molecule's helpers beside them ([N, T + H], NaN for the
@@ -126,6 +155,26 @@ class TeacherData:
         return np.concatenate([self.labelled, self.unlabelled]), np.concatenate([targets, helpers], axis=1)
 
 
+def _epoch_rows(kind: str, data: TeacherData, weights: LossWeights) -> dict[str, Any]:
+    """What an epoch of teacher kind ``kind`` (``train.semi``) learns L_p from: the pseudo-labels'
+    and helpers' weights and whether it visits the unlabelled molecules."""
+    if kind == "mean_teacher":  # consistency on every pool molecule, no pseudo-labels
+        return {"pseudo_weight": 0.0, "helper_weight": weights.helpers, "unlabelled": True}
+    return {
+        "pseudo_weight": weights.pseudo,
+        "helper_weight": weights.helpers,
+        "unlabelled": data.visits_pool(weights),
+    }
+
+
+def teacher_property_groups(
+    kind: str, data: TeacherData, weights: LossWeights
+) -> dict[str, dict[str, float]]:
+    """The groups of L_p a teacher of kind ``kind`` learns from, with their weights and label counts
+    (:meth:`TeacherData.property_groups`): what teacher.json records."""
+    return data.property_groups(**_epoch_rows(kind, data, weights))
+
+
 def _pool_targets(
     data: TeacherData,
     n_outputs: int,
@@ -137,27 +186,34 @@ def _pool_targets(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The molecules an epoch visits (labelled first; then the unlabelled ones if ``unlabelled``),
     each one's target row (labels; pseudo-labels if given and ``pseudo_weight`` > 0, else NaN; then
-    the helping properties, on every row), the weight of each entry in L_p ([N, T + H]: 1 for
-    labels, ``pseudo_weight`` for pseudo-labels, ``helper_weight`` for helpers), and the map from a
-    GraphSet position to its row."""
+    the helping properties, on every row), the weight of each entry in L_p ([N, T + H]: its group's
+    weight times the epoch's rows per label of the group:
+    :func:`~pipeline.learn.losses.grouped_property_loss`), and the map from a GraphSet position to its row."""
     n_helpers = data.n_helpers
     n_targets = n_outputs - n_helpers
     parts = [data.labelled, data.unlabelled] if unlabelled else [data.labelled]
     index = torch.as_tensor(np.concatenate(parts), dtype=torch.long, device=device)
     rows = [targets_tensor(data.y_labelled, n_targets)]
     n_unl = len(data.unlabelled) if unlabelled else 0
-    if pseudo_weight > 0 and data.y_pseudo is not None:
+    groups = data.property_groups(pseudo_weight, helper_weight, unlabelled)
+    if "pseudo_labels" in groups:
         rows.append(targets_tensor(data.y_pseudo, n_targets)[:n_unl])
     else:
         rows.append(torch.full((n_unl, n_targets), float("nan")))
     target = torch.cat(rows)
-    weight = torch.ones(len(index), n_outputs)
-    weight[len(data.labelled) :, :n_targets] = pseudo_weight
     if n_helpers:
         helpers = [targets_tensor(data.helpers_labelled, n_helpers)]
         helpers.append(targets_tensor(data.helpers_unlabelled, n_helpers)[:n_unl])
         target = torch.cat([target, torch.cat(helpers)], dim=1)
-        weight[:, n_targets:] = helper_weight
+    weight = torch.zeros(len(index), n_outputs)
+    blocks = {
+        "labels": (slice(0, len(data.labelled)), slice(0, n_targets)),
+        "pseudo_labels": (slice(len(data.labelled), None), slice(0, n_targets)),
+        "helpers": (slice(None), slice(n_targets, None)),
+    }
+    for name, group in groups.items():
+        if group["labels"]:
+            weight[blocks[name]] = group["weight"] * len(index) / group["labels"]
     return index, target.to(device), weight.to(device), _row_lookup(n_graphs, index)
 
 
@@ -181,14 +237,8 @@ def train_teacher(
     model.to(device).train()
     std = fit_scaler(model, graphs, *data.scaling_rows(), cfg.atomref).to(device)
     w = cfg.weights
-    uses_pool = bool(
-        w.reconstruction
-        or w.clustering
-        or (w.pseudo and data.y_pseudo is not None)
-        or (w.helpers and data.n_helpers)
-    )
     index, target, row_weight, row_of = _pool_targets(
-        data, n_outputs, len(graphs), device, w.pseudo, unlabelled=uses_pool, helper_weight=w.helpers
+        data, n_outputs, len(graphs), device, **_epoch_rows("asgn", data, w)
     )
     has_target = bool((~torch.isnan(target)).any())
 
@@ -256,7 +306,7 @@ def train_mean_teacher(
     for p in ema.parameters():
         p.requires_grad_(False)
     index, target, weight, row_of = _pool_targets(
-        data, n_outputs, len(graphs), device, pseudo_weight=0.0, helper_weight=cfg.weights.helpers
+        data, n_outputs, len(graphs), device, **_epoch_rows("mean_teacher", data, cfg.weights)
     )
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -267,7 +317,7 @@ def train_mean_teacher(
         with torch.no_grad():
             ema_pred = ema(_noisy(batch, cfg.noise, gen)).pred
         rows = row_of[idx]
-        lp = property_loss(pred, target[rows], std, weight[rows] if data.n_helpers else None)
+        lp = grouped_property_loss(pred, target[rows], std, weight[rows])
         lc = consistency_loss(pred, ema_pred, std)
         return lp + cfg.consistency * lc, {"property": lp.detach(), "consistency": lc.detach()}
 

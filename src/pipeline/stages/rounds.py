@@ -36,7 +36,7 @@ from pipeline.data.store import write_json, write_table
 from pipeline.label.provenance import read_labelling
 from pipeline.learn.checkpoint import save_checkpoint
 from pipeline.learn.inference import infer, infer_gradients, mae
-from pipeline.learn.train import TeacherData, train_student, transfer
+from pipeline.learn.train import TeacherData, teacher_property_groups, train_student, transfer
 from pipeline.learn.uncertainty import committee_predictions, mc_dropout_predictions, train_committee
 from pipeline.model.asgn import ASGNModel
 from pipeline.selection.strategies import SelectionContext, get_strategy
@@ -158,13 +158,17 @@ def teacher(
     data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo, h_lab, h_unl)
     train_loop = registry.teacher_info(train_cfg.semi).train_function()  # unknown: lists the valid ones
     history = train_loop(model, graphs, data_r, train_cfg, gen, train_cfg.epochs(round))
+    groups = teacher_property_groups(train_cfg.semi, data_r, train_cfg.weights)
     save_checkpoint(out, model, cfg.as_dict(), round, gen)
     record = {
         "round": round,
         "labelled": int(len(lab_idx)),
         "unlabelled": int(len(unl_idx)),
         **_label_failures(labelled_path, round),
-        "pseudo_labels": y_pseudo is not None,
+        # L_p's groups as learnt: true labels, pseudo-labels (absent when not given or weighted 0),
+        # helpers; each with its weight and label count
+        "pseudo_labels": "pseudo_labels" in groups,
+        "property_groups": groups,
         "helpers": {
             c: int(np.isfinite(np.concatenate([h_lab[:, k], h_unl[:, k]])).sum())
             for k, c in enumerate(columns)
@@ -422,13 +426,14 @@ def share_round_0(
     """
     import shutil
 
-    from pipeline.config.settings import NOT_READ_IN_ROUND_0
+    from pipeline.config.settings import NOT_READ_IN_ROUND_0, run_json_path, without_paths
     from pipeline.data.store import atomic_path
+    from pipeline.learn.checkpoint import config_differences
     from pipeline.plan.paths import ROUND_0_COPIED
 
-    names = {"run", "benchmark", "method", *NOT_READ_IN_ROUND_0}
+    ignored = ["run", "benchmark", "method", *map(run_json_path, NOT_READ_IN_ROUND_0)]
     own, other = RunConfig.read(run_json).as_dict(), RunConfig.read(source_run_json).as_dict()
-    differ = sorted(k for k in own if k not in names and own[k] != other[k])
+    differ = config_differences(without_paths(own, ignored), without_paths(other, ignored))
     if differ:
         raise ValueError(
             f"{run_json} and {source_run_json} differ in {', '.join(differ)}, which round 0 reads: "
