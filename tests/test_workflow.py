@@ -590,10 +590,11 @@ def test_benchmark_cpu_plan_expands_methods_and_seeds(tmp_path):
     ssl = plan(tmp_path, config, extra=("--replace-workflow-config", "results/benchmark/ssl/table.md"))
     counts = count(ssl)
     # krr's one-round runs train no teacher: its student reads none and no selection follows
-    assert counts["teacher"] == 9 * 3 and counts["student"] == 10 * 3 and "select" not in counts
+    assert counts["teacher"] == 11 * 3 and counts["student"] == 13 * 3 and "select" not in counts
     (krr,) = [j for j in ssl if j["rule"] == "student" and "ssl-krr-s1" in j["output"][0]]
     assert "--teacher-path" not in krr["shell"] and not any(p.endswith(".pt") for p in krr["input"])
-    assert counts["helper_chunk"] == 8 and counts["helpers"] == 6  # xTB once for the dataset, two methods
+    # xTB once for the dataset: helpers of two methods, the delta baselines of three
+    assert counts["helper_chunk"] == 8 and counts["helpers"] == 6 and counts["baseline"] == 9
     (table,) = [j for j in ssl if j["rule"] == "benchmark_table"]
     assert "--derived asgn_t=asgn" in table["shell"] and "--baseline supervised" in table["shell"]
     assert "--paired-csv results/benchmark/ssl/paired.csv" in table["shell"]

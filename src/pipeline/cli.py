@@ -202,6 +202,19 @@ def _helpers(args: argparse.Namespace) -> None:
     )
 
 
+def _baseline(args: argparse.Namespace) -> None:
+    from pipeline.config.settings import RunConfig
+    from pipeline.label.chunks import LabelChunk
+    from pipeline.label.oracle import baseline_values
+
+    if len(args.parts) != len(args.part_failures):
+        raise ValueError(
+            f"--parts ({len(args.parts)} files) and --part-failures ({len(args.part_failures)}) must pair up"
+        )
+    parts = [LabelChunk(a, b) for a, b in zip(args.parts, args.part_failures, strict=True)]
+    baseline_values(args.split_path, RunConfig.read(args.run_json).delta, args.out, parts)
+
+
 def _named_file(text: str) -> tuple[str, Path]:
     """``RUN=FILE`` (of ``--student``) -> (run, file)."""
     name, sep, path = text.partition("=")
@@ -510,6 +523,19 @@ COMMANDS: dict[str, Command] = {
             Arg("--parts", nargs="+", type=Path, help="helpers.source xtb: the helper chunks' labels"),
             Arg("--part-failures", nargs="+", type=Path, help="their failures files, in the same order"),
             Arg("--out", required=True, type=Path, help="helpers.parquet to write"),
+        ),
+    ),
+    "baseline": Command(
+        "the cheap method's value of each delta target for every pool, val and test molecule (run key delta)",
+        _baseline,
+        (
+            Arg("--run-json", required=True, type=Path, help="the run's settings (run.json)"),
+            Arg("--split-path", required=True, type=Path, help="the run's split.parquet (its molecules)"),
+            Arg("--parts", required=True, nargs="+", type=Path, help="the dataset's helper chunks' labels"),
+            Arg(
+                "--part-failures", required=True, nargs="+", type=Path, help="their failures files, in order"
+            ),
+            Arg("--out", required=True, type=Path, help="baseline.parquet to write"),
         ),
     ),
     "learning-curve": Command(

@@ -16,7 +16,7 @@ from ase.io import read
 from pipeline.config.digest import file_sha256
 from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.graphs import load_graphs
-from pipeline.data.store import write_table
+from pipeline.data.store import write_json, write_table
 from pipeline.label import base as label_base
 from pipeline.label import chunks, external, lookup, oracle, provenance
 from pipeline.label.chunks import LabelChunk, chunk_of, read_parts
@@ -554,8 +554,26 @@ def test_helping_properties_of_every_pool_molecule_from_xtb_chunks_or_the_answer
     assert table.mol_id.tolist() == ids[:8].tolist()
     assert table.set_index("mol_id").loc[failed].isna().all()
     assert table.drop(columns="mol_id").notna().sum().tolist() == [7, 7]
-    with pytest.raises(ValueError, match="pool molecules are neither labelled nor failed"):
+    with pytest.raises(ValueError, match="molecules of the run are neither labelled nor failed"):
         oracle.helper_labels(split, xtb, ["homo"], tmp_path / "x.parquet", parts=parts[1:])
+
+    # delta learning's baseline.parquet from the same chunks: every pool, val and test molecule, a
+    # column per delta target holding the cheap method's property it is learnt relative to
+    from pipeline.config.settings import RunConfig
+
+    delta = {"source": "xtb", "properties": {"homo": "homo", "u0": "energy"}}
+    write_json(RunConfig(run="d", targets=["homo", "u0"], delta=delta).as_dict(), tmp_path / "run.json")
+    files = ["--parts", *(str(p.labels) for p in parts), "--part-failures", *(str(p.failures) for p in parts)]
+    args = ["baseline", "--run-json", str(tmp_path / "run.json"), "--split-path", str(split), *files]
+    assert main([*args, "--out", str(tmp_path / "baseline.parquet")]) == 0
+    base = pq.read_table(tmp_path / "baseline.parquet").to_pandas().set_index("mol_id")
+    assert base.columns.tolist() == ["homo", "u0"] and base.index.tolist() == ids.tolist()
+    assert base.loc[failed].isna().all() and base.drop(failed).notna().all().all()
+    computed = pd.concat([pq.read_table(p.labels).to_pandas() for p in parts]).set_index("mol_id")
+    kept = base.drop(failed)
+    np.testing.assert_array_equal(kept.to_numpy(), computed.loc[kept.index, ["homo", "energy"]].to_numpy())
+    assert main([*args[:5], "--parts", str(parts[1].labels), "--part-failures", str(parts[1].failures),
+                 "--out", str(tmp_path / "x.parquet")]) == 2  # fmt: skip
 
     key = data / "answer_key.parquet"
     from_key = {"source": "dataset", "properties": ["lumo", "u0"]}

@@ -197,6 +197,25 @@ def test_a_krr_student_reads_no_teacher_and_holds_no_gpu():
     assert "--teacher-path" not in options and options[-4:] == ["--out", "s.pt", "--summary", "s.json"]
 
 
+def test_delta_runs_read_their_baseline_made_from_the_datasets_xtb_chunks():
+    delta = {"source": "xtb", "properties": {"homo": "homo"}}
+    plan = make_plan({"d": {**RUN, "delta": delta, "strategy": "qbc"}, "plain": RUN})
+    assert plan.delta("plain") is None and plan.delta("d") == delta
+    inputs = plan.baseline_input("d")
+    assert inputs["parts"] == plan.helper_chunk_files("qm9", "xtb")["parts"]  # shared with helpers
+    for stage, round in (("teacher", "01"), ("student", "00"), ("pseudo-label", "00"), ("select", "00")):
+        assert plan.stage_input(stage, "d", round)["baseline"] == "results/runs/d/baseline.parquet", stage
+        assert "baseline" not in plan.stage_input(stage, "plain", round), stage
+    with pytest.raises(ValueError, match="learns no target relative to a cheap method"):
+        plan.baseline_input("plain")
+    for bad, message in (
+        ({"lumo": "homo"}, r"delta.properties: \['lumo'\] are not targets of the run"),
+        ({"homo": "u0"}, r"the xtb oracle does not compute \['u0'\]"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            make_plan({"d": {**RUN, "delta": {"source": "xtb", "properties": bad}}})
+
+
 def test_targets_and_reports_cover_every_run_round_and_benchmark():
     benchmark = {"base": RUN, "methods": {"asgn": {}, "random": {"strategy": "random"}}, "seeds": [0, 1]}
     plan = make_plan({"r": RUN}, benchmarks={"b": benchmark})

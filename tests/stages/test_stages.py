@@ -324,6 +324,128 @@ def test_a_krr_student_predicts_and_pseudo_labels_without_the_teacher(run, tmp_p
     assert again["test_mae"] == record["test_mae"]  # no teacher given, the same result
 
 
+def _baseline_file(root, shift):
+    """baseline.parquet of every molecule of the fixture's split: the answer key's value of each
+    target plus ``shift(target, key frame)`` (a stand-in for a cheap method, known exactly)."""
+    key = pq.read_table(root / "data" / "answer_key.parquet").to_pandas().set_index("mol_id")
+    ids = read_split(root / "split.parquet").mol_id.astype(str)
+    rows = key.loc[ids]
+    table = pa.table(
+        {"mol_id": ids.to_numpy(), **{t: (rows[t] + shift(t, rows)).to_numpy() for t in ("homo", "u0")}}
+    )
+    write_table(table, root / "baseline.parquet")
+
+
+def test_delta_learning_predicts_the_baseline_plus_the_learnt_difference(run, tmp_path):
+    """With delta learning every learner fits label minus baseline and predicts baseline plus what it
+    learnt: a baseline off by a constant (HOMO) and by per-element amounts (U0: extensive) is
+    corrected exactly by the krr student (its mean and element references), so the errors and the
+    pseudo-labels' errors vanish; a molecule without a baseline leaves the errors, counted."""
+    from pipeline.data.graphs import load_graphs
+
+    graphs = load_graphs(run / "data")
+    n_carbon = {m: int((graphs.z[a:b] == 6).sum()) for m, a, b in zip(
+        graphs.mol_id, graphs.atom_ptr[:-1].tolist(), graphs.atom_ptr[1:].tolist(), strict=True)}  # fmt: skip
+
+    def shift(target, rows):
+        return 0.3 if target == "homo" else np.array([-2.5 * n_carbon[m] for m in rows.index])
+
+    delta = {"source": "xtb", "properties": {"homo": "homo", "u0": "energy"}}
+    settings = {
+        **SETTINGS, "strategy": "random", "student_kind": "krr", "delta": delta,
+        "krr": {"sigmas": [4.0], "lambdas": [1e-6]}, "train": {**SETTINGS["train"], "teacher_epochs": 0},
+    }  # fmt: skip
+    root = tmp_path
+    (root / "data").symlink_to(run / "data")
+    (root / "split.parquet").symlink_to(run / "split.parquet")
+    write_json(settings, root / "run.json")
+    _baseline_file(root, shift)
+    stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
+    oracle.label_holdout(
+        root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
+        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
+    )  # fmt: skip
+    d = root / "round_00"
+    oracle.label_round(
+        root / "initial.parquet", 0, d / "labelled.parquet", d / "label_failures.parquet",
+        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
+    )  # fmt: skip
+    common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
+    student = {
+        **common,
+        "labelled_path": d / "labelled.parquet",
+        "holdout_path": root / "holdout.parquet",
+        "round": 0,
+    }
+    with pytest.raises(ValueError, match="learns \\['homo', 'u0'\\] relative to xtb: give --baseline"):
+        stages.student(**student, out=d / "student.pt", summary=d / "student.json")
+    record = stages.student(
+        **student, out=d / "student.pt", summary=d / "student.json", baseline=root / "baseline.parquet"
+    )
+    assert record["delta"] == delta and record["baseline_missing"] == {"val": 0, "test": 0}
+    assert all(v < 1e-6 for v in record["test_mae"].values()), record["test_mae"]
+    pseudo = stages.pseudo_label(
+        **common, labelled_path=d / "labelled.parquet", checkpoint=d / "student.pt",
+        out=d / "pseudo_labels.parquet", baseline=root / "baseline.parquet",
+    ).to_pandas().set_index("mol_id")  # fmt: skip
+    key = pq.read_table(root / "data" / "answer_key.parquet").to_pandas().set_index("mol_id")
+    np.testing.assert_allclose(pseudo.to_numpy(), key.loc[pseudo.index, ["homo", "u0"]].to_numpy(), atol=1e-6)
+    # a test molecule the cheap method failed on: no prediction, out of the errors, counted
+    table = pq.read_table(root / "baseline.parquet").to_pandas()
+    test_id = read_split(root / "split.parquet").query("split == 'test'").mol_id.iloc[0]
+    table.loc[table.mol_id == test_id, "homo"] = np.nan
+    write_table(pa.Table.from_pandas(table, preserve_index=False), root / "baseline.parquet")
+    again = stages.student(
+        **student, out=d / "s2.pt", summary=d / "s2.json", baseline=root / "baseline.parquet"
+    )
+    assert again["baseline_missing"] == {"val": 0, "test": 1} and np.isfinite(again["test_mae"]["homo"])
+
+
+def test_a_network_teacher_and_student_learn_the_difference_to_the_baseline(run, tmp_path):
+    """The network learns label minus baseline: the teacher's L_p starts from the differences (a
+    baseline equal to the labels leaves nothing to learn but zero), and the pseudo-labels are the
+    baseline plus the student's prediction."""
+    settings = {**SETTINGS, "delta": {"source": "xtb", "properties": {"homo": "homo"}}}
+    root = tmp_path
+    (root / "data").symlink_to(run / "data")
+    (root / "split.parquet").symlink_to(run / "split.parquet")
+    write_json(settings, root / "run.json")
+    _baseline_file(root, lambda t, rows: 0.0)  # the cheap method is exact for HOMO
+    (root / "no").mkdir()
+    with pytest.raises(ValueError, match="give --baseline"):  # the stages refuse to forget it
+        _round_0_of(run, root / "no", settings)
+    common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
+    stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
+    oracle.label_holdout(
+        root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
+        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
+    )  # fmt: skip
+    d = root / "round_00"
+    oracle.label_round(
+        root / "initial.parquet", 0, d / "labelled.parquet", d / "label_failures.parquet",
+        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
+    )  # fmt: skip
+    base = {"baseline": root / "baseline.parquet"}
+    stages.teacher(**common, labelled_path=d / "labelled.parquet", round=0, out=d / "teacher.pt",
+                   summary=d / "teacher.json", **base)  # fmt: skip
+    stages.student(**common, labelled_path=d / "labelled.parquet", holdout_path=root / "holdout.parquet",
+                   round=0, teacher_path=d / "teacher.pt", out=d / "student.pt", summary=d / "student.json",
+                   **base)  # fmt: skip
+    model, _ = load_checkpoint(d / "student.pt")
+    # the scaling was fitted on the differences: zero for HOMO (no spread: the floor), u0 unchanged
+    assert abs(float(model.property_head.shift[0])) < 1e-6
+    pseudo = stages.pseudo_label(**common, labelled_path=d / "labelled.parquet", checkpoint=d / "student.pt",
+                                 out=d / "pseudo_labels.parquet", **base).to_pandas()  # fmt: skip
+    ctx = context.RoundContext.read(root / "run.json", 0, root / "data", root / "split.parquet")
+    index = ctx.graphs.index_of(list(pseudo.mol_id))
+    from pipeline.learn.inference import infer
+
+    pred, _ = infer(model, ctx.graphs, index)
+    expected = pred[:, 0] + ctx.baseline(root / "baseline.parquet")[index, 0]
+    np.testing.assert_allclose(pseudo.homo.to_numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(pseudo.u0.to_numpy(), pred[:, 1], rtol=1e-6)
+
+
 def test_summaries_report_the_teachers_own_error_and_distance_bins(two_rounds):
     """student.json carries the teacher's own val/test MAE (ASGN-T without a run of its own), and the
     model's distance bins span the distances in the data, not [0, cutoff]."""

@@ -197,6 +197,28 @@ rule helpers:
         " {params.helper_files} --out {output} > {log} 2>&1"
 
 
+# Delta learning (run key delta): the cheap method's value of each delta target for every pool, val
+# and test molecule, from the dataset's helper chunks (the same xtb jobs as the helpers').
+rule baseline:
+    input:
+        unpack(plan("baseline_input", "run")),
+    output:
+        PATHS.baseline,
+    log:
+        "logs/baseline/{run}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        helper_files=lambda w, input: shlex.join(PLAN.helper_args(input)),
+    shell:
+        "pipeline --threads {threads} baseline --run-json {input.run_json} --split-path {input.split}"
+        " {params.helper_files} --out {output} > {log} 2>&1"
+
+
 rule teacher:
     input:
         unpack(stage_input("teacher")),

@@ -136,6 +136,9 @@ class RunConfig:
     selection_features: str = "embeddings"
     # helping properties the teacher learns on every pool molecule: {"source", "properties"}
     helpers: dict[str, Any] = field(default_factory=lambda: {"source": "xtb", "properties": []})
+    # delta learning: {"source", "properties": {target: the cheap method's property}}; every learner
+    # learns those targets minus the cheap method's value (baseline.parquet), predicts it plus that
+    delta: dict[str, Any] = field(default_factory=lambda: {"source": "xtb", "properties": {}})
     model: ModelSettings = field(default_factory=ModelSettings)  # the config's model section
     train: TrainConfig = field(default_factory=TrainConfig)  # train section; weights: the losses section
     benchmark: str | None = None  # the benchmark this run is a (method, seed) of, if any
@@ -162,6 +165,7 @@ class RunConfig:
             mc_samples=run["mc_samples"],
             selection_features=run["selection_features"],
             helpers=dict(run["helpers"]),
+            delta={"source": run["delta"]["source"], "properties": dict(run["delta"]["properties"])},
             model=ModelSettings(**run["model"]),
             train=TrainConfig(**run["train"], weights=LossWeights(**run["losses"])),
             benchmark=member.benchmark if member else None,
@@ -214,6 +218,11 @@ class RunConfig:
             targets=(*self.targets, *helpers),
             readout=readout,
         )
+
+    @property
+    def delta_targets(self) -> dict[str, str]:
+        """Target -> the cheap method's property it is learnt relative to (empty: no delta)."""
+        return dict(self.delta.get("properties") or {})
 
     @property
     def helper_columns(self) -> list[str]:
@@ -463,6 +472,21 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
                         f"{at}.helpers.properties: the {helpers['source']} oracle does not compute "
                         f"{unknown} (it computes {', '.join(can)})"
                     )
+        delta = run["delta"]
+        if delta["properties"]:
+            strangers = sorted(set(delta["properties"]) - set(run["targets"]))
+            if strangers:
+                errors.append(
+                    f"{at}.delta.properties: {strangers} are not targets of the run "
+                    f"(its targets: {', '.join(run['targets'])})"
+                )
+            can = ORACLES[delta["source"]].columns
+            unknown = sorted(set(delta["properties"].values()) - set(can))
+            if unknown:
+                errors.append(
+                    f"{at}.delta.properties: the {delta['source']} oracle does not compute {unknown} "
+                    f"(it computes {', '.join(can)})"
+                )
         if run["selection_features"] != "embeddings" and not STRATEGIES[run["strategy"]].features:
             takers = ", ".join(name for name, info in STRATEGIES.items() if info.features)
             errors.append(

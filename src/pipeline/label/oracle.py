@@ -238,6 +238,55 @@ def label_holdout(split_path: Path, out: Path, failures: Path, source: OracleInp
 # ------------------------------------------------------------------------------ helping properties
 
 
+def _chunk_values(
+    parts: Sequence[LabelChunk], ids: np.ndarray, properties: Sequence[str], what: str
+) -> pd.DataFrame:
+    """The ``properties`` of molecules ``ids`` (rows in that order, NaN where the cheap method failed)
+    from a dataset's helper chunks (:func:`label_chunk` over every molecule of it); a molecule in
+    neither the labels nor the failures is an error (the chunks were made for another dataset)."""
+    if not parts:
+        raise ValueError(f"{what} need its chunks (--parts, --part-failures)")
+    labels = pd.concat([pq.read_table(p.labels).to_pandas() for p in parts], ignore_index=True)
+    failed = pd.concat([pq.read_table(p.failures).to_pandas() for p in parts], ignore_index=True)
+    done = set(labels.mol_id.astype(str)) | set(failed.mol_id.astype(str))
+    missing = [m for m in ids if m not in done]
+    if missing:
+        raise ValueError(
+            f"helper chunks {', '.join(str(p.labels) for p in parts)}: {len(missing)} molecules of the run "
+            f"are neither labelled nor failed (e.g. {missing[:3]}); they were made for another "
+            "dataset: delete them to compute again"
+        )
+    absent = sorted(set(properties) - set(labels.columns))
+    if absent:
+        raise ValueError(
+            f"helper chunks {parts[0].labels}: no column {absent} (they have {list(labels.columns)})"
+        )
+    return labels.set_index(labels.mol_id.astype(str)).reindex(ids)[list(properties)]
+
+
+def baseline_values(
+    split_path: str | Path, delta: dict[str, Any], out: str | Path, parts: Sequence[LabelChunk]
+) -> pa.Table:
+    """The cheap method's value of each delta target (run key ``delta``) for every pool, val and test
+    molecule -> ``out`` (baseline.parquet: mol_id + one float64 column per target, NaN where the
+    method failed), from the dataset's helper chunks. Reads no label. Returns the table written."""
+    properties = dict(delta.get("properties") or {})
+    if not properties:
+        raise ValueError("the run learns no target relative to a cheap method (delta.properties is empty)")
+    ids = pq.read_table(split_path, columns=["mol_id"])["mol_id"].to_numpy(zero_copy_only=False).astype(str)
+    values = _chunk_values(
+        parts, ids, list(dict.fromkeys(properties.values())), f"delta from {delta['source']}"
+    )
+    table = pa.table({"mol_id": ids, **{t: values[p].to_numpy(np.float64) for t, p in properties.items()}})
+    write_table(table, out)
+    for target, prop in properties.items():
+        n = int(np.isfinite(table[target].to_numpy(zero_copy_only=False)).sum())
+        log.info(
+            "delta %s - %s %s: %d of %d molecules have a baseline", target, delta["source"], prop, n, len(ids)
+        )
+    return table
+
+
 def helper_labels(
     split_path: str | Path,
     helpers: dict[str, Any],
@@ -278,19 +327,7 @@ def helper_labels(
         values = key.set_index(key.mol_id.astype(str)).reindex(pool)[properties]
         where = str(answer_key)
     else:
-        if not parts:
-            raise ValueError(f"helpers from {helpers['source']} need its chunks (--parts, --part-failures)")
-        labels = pd.concat([pq.read_table(p.labels).to_pandas() for p in parts], ignore_index=True)
-        failed = pd.concat([pq.read_table(p.failures).to_pandas() for p in parts], ignore_index=True)
-        done = set(labels.mol_id.astype(str)) | set(failed.mol_id.astype(str))
-        missing = [m for m in pool if m not in done]
-        if missing:
-            raise ValueError(
-                f"helper chunks {', '.join(str(p.labels) for p in parts)}: {len(missing)} pool molecules "
-                f"are neither labelled nor failed (e.g. {missing[:3]}); they were made for another "
-                "dataset: delete them to compute again"
-            )
-        values = labels.set_index(labels.mol_id.astype(str)).reindex(pool)[properties]
+        values = _chunk_values(parts, pool, properties, f"helpers from {helpers['source']}")
         where = f"{helpers['source']} chunks"
     table = pa.table(
         {

@@ -74,6 +74,12 @@ ROUND = Option(
     value="stage_round",
 )
 UNCERTAINTY = "uncertainty strategies (mc_dropout, qbc)"
+BASELINE = Option(
+    "--baseline",
+    Path,
+    "baseline.parquet: the cheap method's value of each delta target (runs with delta only)",
+    required=False,
+)
 
 #: Per-round stages (pipeline.stages.rounds): command -> its function and options.
 STAGES: dict[str, Stage] = {
@@ -114,6 +120,7 @@ STAGES: dict[str, Stage] = {
                 "helpers.parquet: every pool molecule's helping properties (runs with helpers only)",
                 required=False,
             ),
+            BASELINE,
             Option("--out", Path, "checkpoint to write (round_XX/teacher.pt)", required=True),
             Option(
                 "--summary", Path, "summary to write (round_XX/teacher.json: losses, epochs)", required=True
@@ -157,6 +164,7 @@ STAGES: dict[str, Stage] = {
                 required=False,
             ),
             ROUND,
+            BASELINE,
             Option("--out", Path, "checkpoint to write (round_XX/student.pt)", required=True),
             Option(
                 "--summary", Path, "summary to write (round_XX/student.json: val and test MAE)", required=True
@@ -172,6 +180,7 @@ STAGES: dict[str, Stage] = {
             SPLIT,
             LABELLED,
             Option("--checkpoint", Path, "the round's student (round_XX/student.pt)", required=True),
+            BASELINE,
             Option(
                 "--out",
                 Path,
@@ -220,6 +229,7 @@ STAGES: dict[str, Stage] = {
                 "qbc: round_XX/student.json (the committee trains for as many epochs as the student)",
                 required=False,
             ),
+            BASELINE,
             Option("--out", Path, "picks to write, in pick order (round_XX/selected.parquet)", required=True),
         ),
     ),

@@ -384,6 +384,29 @@ class Plan:
             inputs.update(self.helper_chunk_files(self.resolved.runs[run]["dataset"], helpers["source"]))
         return inputs
 
+    def delta(self, run: str) -> dict[str, Any] | None:
+        """The run's delta learning (``source``, ``properties``), or None without any."""
+        delta = self.resolved.runs[run]["delta"]
+        return delta if delta.get("properties") else None
+
+    def baseline_input(self, run: str) -> dict[str, Any]:
+        """What the baseline rule reads: run.json, the split (its molecules) and the dataset's helper
+        chunks of the delta's cheap method."""
+        delta = self.delta(run)
+        if delta is None:
+            raise ValueError(f"run {run!r} learns no target relative to a cheap method (delta)")
+        return {
+            "run_json": PATHS.of("run_json", run=run),
+            "split": PATHS.of("split", run=run),
+            **self.helper_chunk_files(self.resolved.runs[run]["dataset"], delta["source"]),
+        }
+
+    def _with_baseline(self, run: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """``inputs`` plus the run's baseline.parquet where the run learns deltas."""
+        if self.delta(run) is not None:
+            inputs["baseline"] = PATHS.of("baseline", run=run)
+        return inputs
+
     @staticmethod
     def helper_args(input: Input) -> list[str]:
         """`pipeline helpers` --answer-key or --parts/--part-failures, from the rule's ``input``."""
@@ -458,6 +481,7 @@ class Plan:
                 inputs["pseudo"] = PATHS.of("pseudo_labels", **previous)
         if self.helpers(run) is not None:
             inputs["helpers"] = PATHS.of("helpers", run=run)
+        self._with_baseline(run, inputs)
         return inputs
 
     def _embed_input(self, run: str, round: str) -> dict[str, Any]:
@@ -473,14 +497,15 @@ class Plan:
         }
         if self.resolved.runs[run]["student_kind"] == "network":
             inputs["teacher_path"] = PATHS.of("teacher", run=run, round=round)
-        return inputs
+        return self._with_baseline(run, inputs)
 
     def _pseudo_label_input(self, run: str, round: str) -> dict[str, Any]:
-        return {
+        inputs = {
             **self._run_files(run),
             "labelled_path": PATHS.of("labelled", run=run, round=round),
             "checkpoint": PATHS.of("student", run=run, round=round),
         }
+        return self._with_baseline(run, inputs)
 
     def _select_input(self, run: str, round: str) -> dict[str, Any]:
         """Embeddings, L_r and the molecules the oracle failed on (they leave the pool: a QC
@@ -501,8 +526,9 @@ class Plan:
         if needs != "embeddings":
             inputs.update(self._run_files(run))
             inputs["checkpoint"] = PATHS.of("student" if needs == "student" else "teacher", **at)
-        if needs == "committee":
+        if needs == "committee":  # the committee learns the labels as the teacher did: deltas too
             inputs["student_summary"] = PATHS.of("student_json", **at)
+            self._with_baseline(run, inputs)
         return inputs
 
     def round_0_source(self, run: str) -> str | None:

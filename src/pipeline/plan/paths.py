@@ -10,7 +10,7 @@ Relative to the working directory:
 - ``results/data/{dataset}/answer_key.parquet``: labels; only featurise_merge writes it
 - ``results/data/{dataset}/rejects.parquet``, ``manifest.json``
 - ``results/data/{dataset}/helpers/{source}/chunk-{chunk}.parquet``: helping properties (xtb) of
-  every molecule of the dataset, for runs with ``helpers`` (and ``.failures.parquet``)
+  every molecule of the dataset, for runs with ``helpers`` or ``delta`` (and ``.failures.parquet``)
 - ``results/runs/{run}/...`` (:data:`RUN_DIR`): split, run.json, initial picks, val/test labels,
   learning curve, round table
 - ``results/runs/{run}/round_{round}/...`` (:data:`ROUND_DIR`): one active-learning round
@@ -61,6 +61,7 @@ class Paths:
     holdout_chunk: str = f"{RUN_DIR}/holdout_parts/chunk-{{chunk}}.parquet"
     holdout_chunk_failures: str = f"{RUN_DIR}/holdout_parts/chunk-{{chunk}}.failures.parquet"
     helpers: str = f"{RUN_DIR}/helpers.parquet"
+    baseline: str = f"{RUN_DIR}/baseline.parquet"  # delta: the cheap method's value of each target
     holdout_labels_file: str = f"{RUN_DIR}/holdout_labels.csv"  # external oracle: filled in by a person
     holdout_request_xyz: str = f"{RUN_DIR}/holdout_to_label.xyz"
     holdout_request_csv: str = f"{RUN_DIR}/holdout_to_label.csv"

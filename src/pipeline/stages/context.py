@@ -113,6 +113,43 @@ class RoundContext:
         is_lab = np.isin(self.graphs.mol_id[pool], np.asarray(labelled_ids).astype(str))
         return pool[is_lab], pool[~is_lab]
 
+    def baseline(self, path: Path | None) -> np.ndarray:
+        """[N, T] what each target is learnt relative to, for every molecule of :attr:`graphs`: the
+        cheap method's value for the run's delta targets (``path``, baseline.parquet; NaN where the
+        method failed), 0 for the other targets. Learners fit labels minus it and predict it plus
+        what they learnt."""
+        cfg, delta = self.cfg, self.cfg.delta_targets
+        out = np.zeros((len(self.graphs), len(cfg.targets)))
+        if not delta:
+            if path is not None:
+                raise ValueError(
+                    f"--baseline {path}: the run {cfg.run} learns no target relative to a cheap method"
+                )
+            return out
+        if path is None:
+            raise ValueError(
+                f"the run {cfg.run} learns {sorted(delta)} relative to {cfg.delta['source']}: "
+                "give --baseline (its baseline.parquet)"
+            )
+        table = pd.read_parquet(path)
+        absent = sorted(set(delta) - set(table.columns))
+        if absent:
+            raise ValueError(
+                f"{path}: no column {absent} (it has {list(table.columns)}); delete it to make it again"
+            )
+        table = table.set_index(table.mol_id.astype(str))
+        unknown = np.setdiff1d(self.graphs.mol_id.astype(str), table.index.to_numpy())
+        if len(unknown):
+            raise ValueError(
+                f"{path}: {len(unknown)} molecules of the run have no row (e.g. {unknown[:3].tolist()}); "
+                "it was made for another split: delete it to make it again"
+            )
+        rows = table.loc[self.graphs.mol_id.astype(str)]
+        for k, target in enumerate(cfg.targets):
+            if target in delta:
+                out[:, k] = rows[target].to_numpy(np.float64)
+        return out
+
     def seed(self, purpose: str) -> int:
         """This round's seed for ``purpose`` (:func:`derive_seed`)."""
         return derive_seed(self.cfg.seed, self.round, purpose)

@@ -120,20 +120,25 @@ def teacher(
     previous: Path | None = None,
     pseudo: Path | None = None,
     helpers: Path | None = None,
+    baseline: Path | None = None,
 ) -> dict:
     """teacher_r: warm-started from ``previous`` (teacher_{r-1}; a fresh initialisation without it or
     with ``train.warm_start`` off), learns L_r, ``pseudo`` labels and, for a run with helping
     properties, ``helpers`` (helpers.parquet: every pool molecule's) for ``train.teacher_epochs``
-    epochs (round 0: ``train.pretrain_epochs``). ``summary`` (teacher.json) also counts the round's
-    picks the oracle could not label (``label_failures``; ``label_failures_total`` over all rounds)."""
+    epochs (round 0: ``train.pretrain_epochs``); with delta learning, every label and pseudo-label
+    minus ``baseline``'s value. ``summary`` (teacher.json) also counts the round's picks the oracle
+    could not label (``label_failures``; ``label_failures_total`` over all rounds)."""
     ctx = RoundContext.read(run_json, round, data, split_path)
     cfg, train_cfg, graphs = ctx.cfg, ctx.train, ctx.graphs
     labelled = pq.read_table(labelled_path).to_pandas()
     lab_idx, unl_idx = ctx.pool_parts(labelled.mol_id)
-    y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
+    base = ctx.baseline(baseline)  # delta learning: labels and pseudo-labels minus the cheap method's
+    y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets) - base[lab_idx]
     y_pseudo = None
     if pseudo is not None and cfg.pseudo_labels:
-        y_pseudo = _labels(pq.read_table(pseudo).to_pandas(), graphs.mol_id[unl_idx], cfg.targets)
+        y_pseudo = (
+            _labels(pq.read_table(pseudo).to_pandas(), graphs.mol_id[unl_idx], cfg.targets) - base[unl_idx]
+        )
     h_lab = h_unl = None
     columns = cfg.helper_columns
     if bool(columns) != (helpers is not None):
@@ -210,13 +215,17 @@ def student(
     out: Path,
     summary: Path,
     teacher_path: Path | None = None,
+    baseline: Path | None = None,
 ) -> dict:
     """student_r: teacher_r's weights (``teacher_path``) fine-tuned on L_r (early stopping on val);
     val and test MAE.
 
     With ``student: false`` in the run config (ASGN-T) the teacher itself is evaluated and saved.
     With ``student_kind: krr`` the student is kernel ridge regression on FCHL19 fitted on L_r, its
-    grid chosen on val (:func:`_kernel_student`); it reads no teacher.
+    grid chosen on val (:func:`_kernel_student`); it reads no teacher. With delta learning
+    (``baseline``), the student learns each delta target minus the cheap method's value; the errors
+    are the same as those of that value plus the prediction, over the molecules that have one
+    (``baseline_missing`` counts the val/test molecules the cheap method failed on).
 
     The errors are over the val/test molecules that have labels (``val_molecules``,
     ``test_molecules`` in ``summary``); ``holdout_failures`` counts those the oracle could not label
@@ -228,7 +237,8 @@ def student(
     labelled = pq.read_table(labelled_path).to_pandas()
     holdout = pq.read_table(holdout_path).to_pandas()
     lab_idx, _ = ctx.pool_parts(labelled.mol_id)
-    y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets)
+    base = ctx.baseline(baseline)  # delta learning: every label minus the cheap method's value
+    y_lab = _labels(labelled, graphs.mol_id[lab_idx], cfg.targets) - base[lab_idx]
     unlabelled = {}
     for part in ("val", "test"):  # molecules the oracle could not label are not in the holdout labels
         kept = np.isin(graphs.mol_id[where[part]], holdout.mol_id.to_numpy().astype(str))
@@ -242,8 +252,8 @@ def student(
         )  # fmt: skip
     if len(where["test"]) == 0:
         raise ValueError(f"{holdout_path}: no test molecule has a label, so there is no error to report")
-    y_val = _labels(holdout, graphs.mol_id[where["val"]], cfg.targets)
-    y_test = _labels(holdout, graphs.mol_id[where["test"]], cfg.targets)
+    y_val = _labels(holdout, graphs.mol_id[where["val"]], cfg.targets) - base[where["val"]]
+    y_test = _labels(holdout, graphs.mol_id[where["test"]], cfg.targets) - base[where["test"]]
     start = time.perf_counter()
     counts = {
         "round": round,
@@ -253,6 +263,11 @@ def student(
         "test_molecules": int(len(where["test"])),
         "holdout_failures": unlabelled,  # val/test molecules left out: the oracle could not label them
     }
+    if cfg.delta_targets:  # molecules the cheap method failed on: no prediction, out of the errors
+        counts["delta"] = cfg.delta
+        counts["baseline_missing"] = {
+            part: int(np.isnan(base[where[part]]).any(axis=1).sum()) for part in ("val", "test")
+        }
     if cfg.student_kind == "krr":
         record = {**counts, **_kernel_student(ctx, lab_idx, y_lab, where, y_val, y_test, out)}
         record["seconds"] = time.perf_counter() - start
@@ -333,9 +348,16 @@ def _kernel_student(
 
 
 def pseudo_label(
-    run_json: Path, data: Path, split_path: Path, labelled_path: Path, checkpoint: Path, out: Path
+    run_json: Path,
+    data: Path,
+    split_path: Path,
+    labelled_path: Path,
+    checkpoint: Path,
+    out: Path,
+    baseline: Path | None = None,
 ) -> pa.Table:
-    """The student's predictions for every unlabelled pool molecule (and for no labelled one)."""
+    """The student's predictions for every unlabelled pool molecule (and for no labelled one), in the
+    targets' units (with delta learning, the cheap method's value plus the learnt difference)."""
     ctx = RoundContext.read(run_json, 0, data, split_path)
     _, unl_idx = ctx.pool_parts(pq.read_table(labelled_path)["mol_id"].to_numpy())
     if ctx.cfg.student_kind == "krr":
@@ -344,7 +366,8 @@ def pseudo_label(
         pred = load_kernel_student(checkpoint, ctx.cfg.as_dict()).predict(ctx.graphs, unl_idx)
     else:
         pred, _ = infer(ctx.load(checkpoint), ctx.graphs, unl_idx, ctx.train.eval_batch_size, ctx.train.amp)
-    table = _frame(ctx.graphs.mol_id[unl_idx], pred.astype(np.float64), ctx.cfg.targets)
+    pred = pred.astype(np.float64) + ctx.baseline(baseline)[unl_idx]
+    table = _frame(ctx.graphs.mol_id[unl_idx], pred, ctx.cfg.targets)
     write_table(table, out)
     return table
 
@@ -360,6 +383,7 @@ def select(
     checkpoint: Path | None = None,
     student_summary: Path | None = None,
     failures: Path | None = None,
+    baseline: Path | None = None,
 ) -> pa.Table:
     """The next ``batch`` pool molecules to label, by the run's strategy, in pick order.
 
@@ -390,7 +414,9 @@ def select(
         index = np.array([position[m] for m in ids], dtype=np.int64)
         X = infer_gradients(model, ctx.graphs, index, ctx.train.eval_batch_size)
     elif strategy.needs != "embeddings":
-        model_parts = _model_parts(ctx, strategy.needs, ids, labelled_frame, checkpoint, student_summary)
+        model_parts = _model_parts(
+            ctx, strategy.needs, ids, labelled_frame, checkpoint, student_summary, baseline
+        )
     selection = SelectionContext(
         X, labelled, cfg.batch, ctx.seed("select"), ctx.device, in_pool=in_pool, **model_parts
     )
@@ -469,6 +495,7 @@ def _model_parts(
     labelled_frame: pd.DataFrame,
     checkpoint: Path | None,
     summary: Path | None,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     """What an uncertainty strategy picks from besides the pool: ``samples``, the predictions of the
     pool molecules ``ids`` (rows of it -> [K, n, T]) by the checkpoint's model (mc_dropout: the
@@ -483,6 +510,8 @@ def _model_parts(
     index = np.array([position[m] for m in ids], dtype=np.int64)
     labelled_index = np.array([position[m] for m in labelled_frame.mol_id], dtype=np.int64)
     y_labelled = _labels(labelled_frame, labelled_frame.mol_id.to_numpy(), cfg.targets)
+    if needs == "committee":  # fine-tuned from the teacher: the labels as it learnt them (deltas too)
+        y_labelled = y_labelled - ctx.baseline(baseline)[labelled_index]
     seed, train_cfg = ctx.seed("select"), ctx.train
     if needs == "student":
 
