@@ -266,7 +266,13 @@ def _unique(pairs: list[tuple[str, object]], option: str) -> dict:
 
 
 def _benchmark_table(args: argparse.Namespace) -> None:
-    from pipeline.reports.benchmark import collect, read_curves, read_run_methods, write_benchmark
+    from pipeline.reports.benchmark import (
+        collect,
+        read_curves,
+        read_kernel_methods,
+        read_run_methods,
+        write_benchmark,
+    )
 
     methods = read_run_methods(args.run_json)
     derived = _unique(args.derived, "--derived") if args.derived else None
@@ -280,6 +286,7 @@ def _benchmark_table(args: argparse.Namespace) -> None:
         baseline=args.baseline,
         efficiency_csv=args.efficiency_csv,
         paired_csv=args.paired_csv,
+        dashed=read_kernel_methods(args.run_json),
     )
     log.info(
         "benchmark: %d methods, %d runs, at %d labels", len(table), df["run"].nunique(), table["labelled"][0]

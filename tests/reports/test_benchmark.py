@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config.settings import RunConfig
-from pipeline.reports.benchmark import collect, read_run_methods, write_csv
+from pipeline.reports.benchmark import collect, read_kernel_methods, read_run_methods, write_csv
 from pipeline.reports.figures import write_figure
 from pipeline.reports.markdown import write_markdown
 from pipeline.reports.runs import LEARNING_CURVE_COLUMNS
@@ -452,6 +452,17 @@ def test_markdown_paired_section_gives_differences_and_ratios_with_intervals(tmp
     assert "| u0 (eV) | qbc | 1 | 0.0300 [—] | 1.30 [—] |" in section  # one pair: no interval
 
 
+def test_the_kernel_students_methods_are_read_from_the_runs_settings(tmp_path):
+    paths = []
+    for method, kind in (("asgn", "network"), ("krr", "krr"), ("krr_delta", "krr")):
+        cfg = RunConfig(
+            run=f"b-{method}-s0", targets=["homo"], student_kind=kind, benchmark="b", method=method
+        )
+        paths.append(tmp_path / f"{method}.json")
+        paths[-1].write_text(json.dumps(cfg.as_dict()))
+    assert read_kernel_methods(paths) == {"krr", "krr_delta"}
+
+
 def test_csv_round_trips(df, tmp_path):
     table = final_budget_table(df)
     write_csv(table, tmp_path / "t.csv")
@@ -460,7 +471,7 @@ def test_csv_round_trips(df, tmp_path):
 
 def test_figure_has_a_mean_line_and_std_band_per_method_per_panel(df, tmp_path):
     png = tmp_path / "fig" / "benchmark.png"
-    fig = write_figure(df, png)
+    fig = write_figure(df, png, dashed=["random"])
     assert png.read_bytes().startswith(PNG_MAGIC)
     axes = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
     assert list(axes) == ["mu", "u0"]
@@ -478,7 +489,9 @@ def test_figure_has_a_mean_line_and_std_band_per_method_per_panel(df, tmp_path):
         assert band[:, 1].max() == pytest.approx(max(MEAN["asgn", target]) + SPREAD["asgn"])
         # same colour for a method on every panel
         assert [line.get_color() for line in lines] == ["C0", "C1", "C2"]
-    assert axes["u0"].get_yscale() == "log" and axes["mu"].get_yscale() == "linear"
+        # log-log, the kernel baselines dashed
+        assert ax.get_xscale() == ax.get_yscale() == "log"
+        assert [line.get_linestyle() for line in lines] == ["--" if m == "random" else "-" for m in METHODS]
     assert axes["u0"].get_ylabel() == "test MAE (eV)" and axes["mu"].get_ylabel() == "test MAE (D)"
     only = write_figure(df, tmp_path / "u0.png", targets=["u0"])
     assert [ax.get_title() for ax in only.axes if ax.get_visible()] == ["u0"]

@@ -44,7 +44,14 @@ from pipeline.reports.stats import (
     paired_differences,
 )
 
-__all__ = ["collect", "read_curves", "read_run_methods", "write_benchmark", "write_csv"]
+__all__ = [
+    "collect",
+    "read_curves",
+    "read_kernel_methods",
+    "read_run_methods",
+    "write_benchmark",
+    "write_csv",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +78,14 @@ def read_run_methods(paths: Iterable[str | Path]) -> dict[str, tuple[str, int]]:
             raise ValueError(f"{path}: run {cfg.run!r} is no benchmark's run (its settings name no method)")
         methods[cfg.run] = (cfg.method, cfg.seed)
     return methods
+
+
+def read_kernel_methods(paths: Iterable[str | Path]) -> set[str]:
+    """The methods of the runs (their ``run.json``) whose student is a kernel (``student_kind`` other
+    than network): the baselines the figure draws dashed."""
+    from pipeline.config.settings import RunConfig
+
+    return {cfg.method for cfg in map(RunConfig.read, paths) if cfg.method and cfg.student_kind != "network"}
 
 
 def read_curves(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -215,8 +230,10 @@ def write_benchmark(
     baseline: str = "random",
     efficiency_csv: str | Path | None = None,
     paired_csv: str | Path | None = None,
+    dashed: Iterable[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Write the final-budget table (CSV), the Markdown report and the figure of :func:`collect`'s table.
+    """Write the final-budget table (CSV), the Markdown report and the figure of :func:`collect`'s table
+    (``dashed``: the methods drawn dashed, the kernel students: :func:`read_kernel_methods`).
 
     Label efficiency and the paired differences (:func:`paired_differences`, 95% intervals) are
     computed against ``baseline`` when the runs have it (else skipped, with a warning; their CSVs
@@ -243,5 +260,5 @@ def write_benchmark(
     if paired_csv is not None:
         write_csv(paired, paired_csv)
     write_markdown(table, efficiency, markdown_path, paired)
-    write_figure(df, png_path)
+    write_figure(df, png_path, dashed=dashed)
     return table, efficiency

@@ -1,9 +1,9 @@
-"""The benchmark's figure (the paper's Figure 3): test MAE against labels, mean line and ±std band
-per method, a panel per target."""
+"""The benchmark's figure (the paper's Figure 3): test MAE against labels on log-log axes (the
+learning curve's convention), mean line and ±std band per method, a panel per target."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -17,14 +17,18 @@ from pipeline.reports.stats import mean_curve, methods_of, targets_of
 _DPI = 150
 
 
-def write_figure(df: pd.DataFrame, png_path: str | Path, targets: Sequence[str] | None = None) -> Figure:
-    """Test MAE against labels per method, one panel per target, like the paper's Figure 3.
+def write_figure(
+    df: pd.DataFrame, png_path: str | Path, targets: Sequence[str] | None = None, dashed: Iterable[str] = ()
+) -> Figure:
+    """Test MAE against labels per method, one panel per target, like the paper's Figure 3, on
+    log-log axes (a power law, the usual learning curve, is then a line).
 
     Each method has a mean line over seeds (a marker per round, :func:`mean_curve`) and a ±std band,
-    in the same colour on every panel. A panel's y axis is logarithmic when its means span more than
-    a decade. Returns the figure (already saved); each panel's lines and bands (collections) are the
-    methods', in :func:`collect`'s order.
+    in the same colour on every panel; the methods in ``dashed`` (kernel baselines) are dashed.
+    Returns the figure (already saved); each panel's lines and bands (collections) are the methods',
+    in :func:`collect`'s order.
     """
+    dashed = set(dashed)
     targets = list(targets) if targets is not None else targets_of(df)
     methods = methods_of(df)
     seeds = df.groupby("method")["seed"].nunique()
@@ -36,11 +40,11 @@ def write_figure(df: pd.DataFrame, png_path: str | Path, targets: Sequence[str] 
             c = curve[curve["method"] == method]
             x, mean, std = c["labelled"].to_numpy(), c["mean"].to_numpy(), c["std"].to_numpy()
             label = f"{method} ({seeds[method]} seed{'s' if seeds[method] != 1 else ''})"
-            ax.plot(x, mean, marker="o", markersize=3.5, color=colours[method], label=label)
+            style = "--" if method in dashed else "-"
+            ax.plot(x, mean, style, marker="o", markersize=3.5, color=colours[method], label=label)
             ax.fill_between(x, mean - std, mean + std, color=colours[method], alpha=0.2, linewidth=0)
-        positive = curve["mean"][curve["mean"] > 0]
-        if len(positive) and positive.max() > 10 * positive.min():
-            ax.set_yscale("log")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_title(target)
         ax.set_xlabel("labelled molecules")
         unit = unit_of(target)
