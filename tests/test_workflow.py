@@ -257,6 +257,10 @@ def test_typo_in_config_fails_before_any_job_naming_the_key(tmp_path, where, key
             "at datasets.qm9.oracle.ranges.homo: expected [low, high] with low < high, got [5, -20]",
         ),
         (
+            lambda c: c["datasets"]["qm9"]["oracle"].update(ranges={"homoo": [-20, 5]}),
+            "at datasets.qm9.oracle.ranges: unknown target 'homoo' (known: mu, alpha, homo, lumo, gap",
+        ),
+        (
             lambda c: c["datasets"]["qm9"].update(cutoff=0.05),
             "at datasets.qm9.cutoff: 0.05 Å; the featuriser needs a cutoff above 0.1 Å",
         ),

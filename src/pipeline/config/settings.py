@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from pipeline.config.network import ModelConfig, ModelSettings
 from pipeline.config.training import KernelSettings, LossWeights, TrainConfig
-from pipeline.config.units import EXTENSIVE_TARGETS
+from pipeline.config.units import EXTENSIVE_TARGETS, TARGETS
 
 __all__ = [
     "MIN_ATOM_DISTANCE",
@@ -424,10 +424,20 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
     from pipeline.config.units import plausible_ranges
 
     datasets = config.get("datasets") or {}
+    runs = config.get("runs") or {}
     errors = []
     for name, dataset in datasets.items():
         ranges = dataset["oracle"].get("ranges") or {}
+        # a range is read for a target a run on the dataset learns: the QM9 names, and the dataset's
+        # own property names its runs ask for; any other key (a typo such as 'homoo') changes nothing
+        own = [target for run in runs.values() if run["dataset"] == name for target in run["targets"]]
+        known = list(dict.fromkeys([*TARGETS, *own]))
         for target in ranges:
+            if target not in known:
+                errors.append(
+                    f"at datasets.{name}.oracle.ranges: unknown target {target!r} (known: {', '.join(known)})"
+                )
+                continue
             try:
                 plausible_ranges([target], ranges)
             except ValueError as err:
@@ -437,7 +447,7 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
                 f"at datasets.{name}.cutoff: {dataset['cutoff']} Å; the featuriser needs a cutoff above "
                 f"{MIN_ATOM_DISTANCE} Å (atoms closer than that are a broken geometry)"
             )
-    for run_id, run in (config.get("runs") or {}).items():
+    for run_id, run in runs.items():
         at = f"at runs.{run_id}"
         if run["dataset"] not in datasets:
             errors.append(
