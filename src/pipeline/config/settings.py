@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "expand_benchmarks",
     "helper_columns",
     "label_budget",
+    "non_finite_numbers",
     "resolve",
     "round_0_sources",
     "repeated_keys_error",
@@ -258,10 +260,13 @@ def resolve(config: dict[str, Any], validate: Callable[[dict[str, Any]], None]) 
             first invalid key (the workflow passes Snakemake's ``validate``).
 
     Raises:
-        ValueError: ``"invalid config ..."``: what :func:`expand_benchmarks` and
-            :func:`check_config` refuse, or no runs.
+        ValueError: ``"invalid config ..."``: a number that is not finite (:func:`non_finite_numbers`),
+            what :func:`expand_benchmarks` and :func:`check_config` refuse, or no runs.
     """
     validate(config)
+    errors = non_finite_numbers(config)  # before expanding: named where the user wrote them, once
+    if errors:
+        raise ValueError("invalid config " + "; ".join(errors))
     try:
         config["runs"], members = expand_benchmarks(config)
     except ValueError as err:
@@ -409,6 +414,26 @@ MIN_ATOM_DISTANCE = 0.1
 def label_budget(run: Mapping[str, Any]) -> int:
     """Pool molecules a run labels over all its rounds: ``initial.size + (rounds - 1) * batch``."""
     return int(run["initial"]["size"]) + (int(run["rounds"]) - 1) * int(run["batch"])
+
+
+def non_finite_numbers(config: Any, where: str = "") -> list[str]:
+    """Every number of ``config`` that is not finite (YAML's ``.inf``, ``-.inf``, ``.nan``), as
+    ``"at runs.a.train.lr: inf is not a finite number ..."`` lines; empty when there is none.
+
+    The schema's ``number`` takes them, and its bounds cannot refuse them all (NaN passes every
+    comparison: ``minimum: 0`` lets ``.nan`` through, ``exclusiveMinimum: 0`` lets ``.inf`` through),
+    yet no setting means anything with them: a learning rate of ``.inf`` would train to NaN losses
+    for hours. So none is taken anywhere, in any section.
+    """
+    if isinstance(config, Mapping):
+        items = [(f"{where}.{key}" if where else str(key), value) for key, value in config.items()]
+    elif isinstance(config, list | tuple):
+        items = [(f"{where}.{k}", value) for k, value in enumerate(config)]
+    elif isinstance(config, float) and not math.isfinite(config):
+        return [f"at {where}: {config} is not a finite number (every number in a config must be finite)"]
+    else:
+        return []
+    return [error for path, value in items for error in non_finite_numbers(value, path)]
 
 
 def check_config(config: Mapping[str, Any]) -> list[str]:
