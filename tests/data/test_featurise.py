@@ -139,6 +139,21 @@ def test_bad_molecules_are_rejected_and_good_ones_kept(tmp_path, qm9_csv, qm9_li
     assert kept == set(pq.read_table(out / "answer_key.parquet")["mol_id"].to_pylist())
 
 
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda lines: [lines[0]] + [line.rstrip("\n") + ",\n" for line in lines[1:]], "a comma at the end"),
+        (lambda lines: lines[:7] + [lines[7].rstrip("\n") + ",0.5\n"] + lines[8:], "line 8 has"),
+    ],
+)
+def test_a_qm9_csv_whose_rows_do_not_fit_its_header_is_refused_naming_the_lines(
+    tmp_path, qm9_csv, qm9_lines, edit, named
+):
+    csv = qm9_csv(edit(list(qm9_lines)))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(csv))}: .*{named}"):
+        _features(tmp_path / "data", csv)
+
+
 def test_input_without_valid_molecule_fails_naming_it(tmp_path, qm9_csv, qm9_lines):
     lines = [qm9_lines[0]] + [line.replace("'H'", "'Q'") for line in qm9_lines[1:6]]
     csv = qm9_csv(lines, name="all_bad.csv")
