@@ -257,6 +257,22 @@ def test_typo_in_config_fails_before_any_job_naming_the_key(tmp_path, where, key
             "at datasets.qm9.oracle.ranges.homo: expected [low, high] with low < high, got [5, -20]",
         ),
         (
+            lambda c: c["datasets"]["qm9"]["oracle"].update(ranges={"homoo": [-20, 5]}),
+            "at datasets.qm9.oracle.ranges: unknown target 'homoo' (known: mu, alpha, homo, lumo, gap",
+        ),
+        (
+            lambda c: c["runs"]["asgn"]["train"].update(lr=float("inf")),
+            "at runs.asgn.train.lr: inf is not a finite number",
+        ),
+        (
+            lambda c: c["datasets"]["qm9"].update(cutoff=float("nan")),
+            "at datasets.qm9.cutoff: nan is not a finite number",
+        ),
+        (
+            lambda c: c["datasets"]["qm9"]["oracle"].update(ranges={"homo": [float("-inf"), 5]}),
+            "at datasets.qm9.oracle.ranges.homo.0: -inf is not a finite number",
+        ),
+        (
             lambda c: c["datasets"]["qm9"].update(cutoff=0.05),
             "at datasets.qm9.cutoff: 0.05 Å; the featuriser needs a cutoff above 0.1 Å",
         ),
@@ -634,6 +650,10 @@ def test_benchmark_cpu_plan_expands_methods_and_seeds(tmp_path):
         ({"derived": {"t": "nope"}}, "benchmarks.b.derived.t: method 'nope' is not among"),
         ({"baseline": "nope"}, "benchmarks.b.baseline: 'nope' is not a method"),
         ({"seeds": []}, "invalid config at benchmarks.b.seeds"),
+        (  # named where the user wrote it, once, not in every (method, seed) run made from it
+            {"methods": {"a": {"train": {"lr": float("nan")}}}},
+            "invalid config at benchmarks.b.methods.a.train.lr: nan is not a finite number (every number",
+        ),
     ],
 )
 def test_bad_benchmark_matrices_are_named_before_any_job(tmp_path, change, message):

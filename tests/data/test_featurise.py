@@ -139,6 +139,21 @@ def test_bad_molecules_are_rejected_and_good_ones_kept(tmp_path, qm9_csv, qm9_li
     assert kept == set(pq.read_table(out / "answer_key.parquet")["mol_id"].to_pylist())
 
 
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda lines: [lines[0]] + [line.rstrip("\n") + ",\n" for line in lines[1:]], "a comma at the end"),
+        (lambda lines: lines[:7] + [lines[7].rstrip("\n") + ",0.5\n"] + lines[8:], "line 8 has"),
+    ],
+)
+def test_a_qm9_csv_whose_rows_do_not_fit_its_header_is_refused_naming_the_lines(
+    tmp_path, qm9_csv, qm9_lines, edit, named
+):
+    csv = qm9_csv(edit(list(qm9_lines)))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(csv))}: .*{named}"):
+        _features(tmp_path / "data", csv)
+
+
 def test_input_without_valid_molecule_fails_naming_it(tmp_path, qm9_csv, qm9_lines):
     lines = [qm9_lines[0]] + [line.replace("'H'", "'Q'") for line in qm9_lines[1:6]]
     csv = qm9_csv(lines, name="all_bad.csv")
@@ -326,3 +341,41 @@ def test_a_multiplicity_the_electrons_cannot_have_is_rejected(tmp_path):
     reasons = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pandas().set_index("mol_id").reason
     assert "multiplicity 2 is impossible with 10 electrons (charge +0)" in reasons["doublet_water"]
     assert "charge +1 leaves 0 electrons" in reasons["proton"]
+
+
+def test_an_element_the_network_cannot_embed_is_rejected_naming_it(tmp_path):
+    """Rutherfordium (104) is an element, but past the network's embedding and references: the
+    molecule is a reject with the element named, the others are featurised (the teacher would
+    otherwise fail on 'index 104 is out of bounds', naming no molecule)."""
+    from ase import Atoms
+    from ase.io import write
+
+    water = [[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]]
+    tetrahedron = [[0, 0, 0], [1.3, 1.3, 1.3], [-1.3, -1.3, 1.3], [-1.3, 1.3, -1.3], [1.3, -1.3, -1.3]]
+    frames = [
+        Atoms("OH2", positions=water, info={"mol_id": "water"}),
+        Atoms("RfCl4", positions=tetrahedron, info={"mol_id": "rf_chloride"}),
+        Atoms(
+            "CH4",
+            positions=[
+                [0, 0, 0],
+                [0.63, 0.63, 0.63],
+                [-0.63, -0.63, 0.63],
+                [-0.63, 0.63, -0.63],
+                [0.63, -0.63, -0.63],
+            ],
+            info={"mol_id": "methane"},
+        ),  # fmt: skip
+    ]
+    write(tmp_path / "heavy.extxyz", frames, format="extxyz")
+    manifest = featurise(
+        FeaturiseSettings(source="files", inputs=[str(tmp_path / "heavy.extxyz")]), tmp_path / "out"
+    )
+    assert _read_graphs(tmp_path / "out")["mol_id"].to_pylist() == ["water", "methane"]
+    rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pandas().set_index("mol_id")
+    assert list(rejects.index) == ["rf_chloride"]
+    reason = rejects.reason["rf_chloride"]
+    from pipeline.config.network import LARGEST_Z
+
+    assert "element Rf (atomic number 104)" in reason and f"1 to {LARGEST_Z}" in reason, reason
+    assert manifest["elements"] == [1, 6, 8]

@@ -245,6 +245,34 @@ def test_binary_csv_is_rejected_with_a_readable_reason(tmp_path):
     assert reject.reason == "not a text file (binary content)"
 
 
+#: CSVs whose rows do not fit their header, and what the reject says. pandas would shift the columns
+#: of the first two (the first field becoming the row's index) and speak of SMILES such as '-7.2'.
+MISSHAPEN = [
+    (
+        "id,smiles,homo\nethanol,CCO,-7.2,\nwater,O,-7.9,\n",
+        "every row has 4 fields, one more than the header (line 1), and the last is empty: a comma at "
+        "the end of each row?",
+    ),
+    ("id,smiles,homo\nethanol,CCO,-7.2,x\nwater,O,-7.9\n", "line 2 has 4 fields, the header (line 1) has 3"),
+    (
+        "id,smiles,homo\nethanol,CCO\n\nwater,O,-7.9\nmethane,C\n",
+        "line 2 has 2 fields, line 5 has 2 fields, the header (line 1) has 3",
+    ),
+    ("id,smiles,homo,\nethanol,CCO,-7.2,\n", "column 4 of the header (line 1) has no name"),
+]
+
+
+@pytest.mark.parametrize(("text", "named"), MISSHAPEN)
+def test_a_csv_whose_rows_do_not_fit_its_header_is_rejected_naming_the_lines(source, tmp_path, text, named):
+    path = tmp_path / "misshapen.csv"
+    path.write_text(text)
+    catalogue = source.catalogue([path, CSV])
+    whole = [r for r in catalogue.rejects if r.index == -1]
+    assert [r.origin for r in whole] == [str(path)]
+    assert named in whole[0].reason, whole[0].reason
+    assert set(catalogue.entries["origin"]) == {str(CSV)}  # the other file is read as before
+
+
 def test_several_csvs_union_their_property_columns(source, tmp_path):
     extra = tmp_path / "extra.csv"
     extra.write_text("id,smiles,lumo\nammonia,N,1.5\n")

@@ -4,6 +4,7 @@ validated labels file."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -287,6 +288,24 @@ def test_bad_labels_files_are_refused_naming_the_problem(tmp_path, edit, message
     with pytest.raises(ValueError, match=message) as err:
         read_external_labels(path, ["a", "b", "c"], ["homo"])
     assert str(path) in str(err.value)  # the file is named
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "mol_id,homo [eV],failure\na,-7,,\nb,-6.5,,\n",
+            r"every row has 4 fields, one more than the header \(line 1\), and the last is empty",
+        ),
+        ("mol_id,homo [eV],failure\na,-7,\nb,-6.5\n", r"line 3 has 2 fields, the header \(line 1\) has 3"),
+    ],
+)
+def test_a_labels_file_whose_rows_do_not_fit_its_header_is_refused_naming_the_lines(tmp_path, text, message):
+    """A trailing comma on each row, or a cell left out, would shift the columns (mol_id '-7')."""
+    path = tmp_path / "labels.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: .*{message}"):
+        read_external_labels(path, ["a", "b"], ["homo"])
 
 
 def test_labels_file_columns_may_come_in_any_order_and_extra_columns_are_kept_out(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -308,3 +309,35 @@ def test_teacher_learns_helping_properties_on_every_pool_molecule(qm9):
     torch.testing.assert_close(infer(student, graphs, unl)[0], infer(model, graphs, unl)[0][:, :1])
     with pytest.raises(ValueError, match=r"no output for \['gap'\]"):
         transfer(model, ["gap"])
+
+
+@pytest.mark.parametrize(
+    ("loop", "settings"),
+    [
+        ("teacher", "losses.property 1, losses.reconstruction 1, losses.clustering 1"),
+        ("mean teacher", "train.consistency 1"),
+        ("student", "train.lr inf"),
+    ],
+)
+def test_a_diverging_training_stops_at_its_first_non_finite_loss_naming_loop_epoch_and_settings(
+    qm9, loop, settings
+):
+    """lr = inf ruins the weights at the first step: the epoch's loss is NaN, and the loop stops
+    there instead of training on (and writing a checkpoint, a NaN test MAE) for every epoch left."""
+    from pipeline.learn.train import TrainingDiverged, train_mean_teacher
+
+    graphs, y = qm9
+    lab, unl, val = _split(len(graphs))
+    cfg = TrainConfig(lr=float("inf"), teacher_epochs=3, student_max_epochs=3, batch_size=16)
+    train = {
+        "teacher": lambda m: train_teacher(m, graphs, TeacherData(lab, y[lab], unl), cfg),
+        "mean teacher": lambda m: train_mean_teacher(
+            m, graphs, TeacherData(lab, y[lab], unl), dataclasses.replace(cfg, semi="mean_teacher")
+        ),
+        "student": lambda m: train_student(m, graphs, lab, y[lab], val, y[val], cfg),
+    }[loop]
+    with pytest.raises(TrainingDiverged, match=rf"^{loop} epoch 0: the loss is not finite \(") as err:
+        train(_model())
+    message = str(err.value)
+    assert "training diverged" in message and "train.lr inf" in message and settings in message, message
+    assert isinstance(err.value, RuntimeError)  # the CLI prints it as one line, without a traceback

@@ -400,3 +400,30 @@ def test_last_layer_gradient_features_are_the_gradients_autograd_gives(qm9):
             model(graphs.batch(torch.tensor([i]))).pred[0, t].backward()
             expected.append(torch.cat([last.weight.grad[t], last.bias.grad[t : t + 1]]))
         torch.testing.assert_close(features[i], torch.cat(expected), rtol=1e-4, atol=1e-5)
+
+
+def test_every_part_of_the_network_takes_the_heaviest_element_featurisation_accepts():
+    """pipeline.config.network.LARGEST_Z, the limit featurisation rejects beyond, fits every part
+    of a network of the default sizes: the embedding (unmasked and masked), the per-element
+    references and the atom-type head the reconstruction loss trains; one more does not."""
+    from pipeline.config.network import LARGEST_Z
+
+    z = torch.tensor([1, LARGEST_Z])  # a two-atom molecule, 2 Å long
+    batch = GraphBatch(
+        z=z, pos=torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 2.0]]), batch=torch.zeros(2, dtype=torch.long),
+        edge_index=torch.tensor([[0, 1], [1, 0]]), dist=torch.tensor([2.0, 2.0]),
+        atom_ptr=torch.tensor([0, 2]), index=torch.tensor([0]),
+    )  # fmt: skip
+    model = tiny_model()  # max_z and n_atom_types as every run's network has them
+    assert torch.isfinite(model(batch).pred).all()
+    assert torch.isfinite(model(batch, mask=torch.tensor([1])).pred).all()  # the mask token's row too
+    logits = model.atom_type_logits(model(batch).node)
+    assert torch.isfinite(F.cross_entropy(logits, z))
+    cfg = model.config
+    *_, ref = fit_target_scaler(
+        z, batch.batch, torch.tensor([[-1000.0, -5.0]]), model.property_head.mean_readout, cfg.max_z,
+        torch.tensor([True, False]),
+    )  # fmt: skip
+    assert ref.shape[0] > LARGEST_Z
+    with pytest.raises(IndexError):  # fermium (100) already has no class in the atom-type head
+        F.cross_entropy(logits, torch.tensor([1, LARGEST_Z + 1]))

@@ -247,6 +247,17 @@ def _round_0_of(run, root, settings: dict) -> None:
     _round(root, 0, select=False)
 
 
+def test_a_diverging_teacher_stops_its_round_naming_run_round_epoch_and_settings(run, tmp_path):
+    """train.lr: inf (a run.json the config check did not make) ruins the weights at the first
+    step: the teacher job fails at epoch 0 and writes no checkpoint for the student to fine-tune."""
+    settings = {**SETTINGS, "train": {**SETTINGS["train"], "lr": float("inf")}}
+    with pytest.raises(
+        RuntimeError, match=r"^run t, round 0, teacher epoch 0: the loss is not finite \(.*train\.lr inf"
+    ):
+        _round_0_of(run, tmp_path, settings)
+    assert not (tmp_path / "round_00" / "teacher.pt").exists()
+
+
 @pytest.mark.parametrize(
     ("strategy", "extra"),
     [

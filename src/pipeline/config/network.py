@@ -13,11 +13,25 @@ from typing import Any
 
 from pipeline.config.units import EXTENSIVE_TARGETS, TARGETS
 
-__all__ = ["READOUTS", "ModelConfig", "ModelSettings"]
+__all__ = ["LARGEST_Z", "MAX_Z", "N_ATOM_TYPES", "READOUTS", "ModelConfig", "ModelSettings"]
 
 
 #: Readouts a target can have: ``sum`` for extensive properties, ``mean`` for intensive ones.
 READOUTS = ("sum", "mean")
+
+#: Largest atomic number of the atom embedding and the per-element references (ModelConfig.max_z:
+#: rows 0..MAX_Z, then the mask token's).
+MAX_Z = 100
+#: Classes of the atom-type head that reconstructs masked atoms (ModelConfig.n_atom_types): class c
+#: is atomic number c, so it knows 0..N_ATOM_TYPES - 1.
+N_ATOM_TYPES = 100
+#: The heaviest element every network of a run can learn from (einsteinium, 99): its embedding,
+#: references and atom-type head all have room for atomic numbers 1..LARGEST_Z. Featurisation rejects a
+#: molecule with a heavier element, naming it (:func:`pipeline.data.featurise.check_molecules`), so
+#: none reaches a model, where Z 101-118 would index past the references (and take the mask token's
+#: embedding) and fermium (100) past the atom-type head. The sizes are not raised to fit: that would
+#: change the initialisation, hence the results, of every run.
+LARGEST_Z = min(MAX_Z, N_ATOM_TYPES - 1)
 
 
 @dataclass
@@ -46,7 +60,7 @@ class ModelConfig(ModelSettings):
     rbf_start: float = 0.0
     rbf_stop: float = 30.0
     cutoff: float = 30.0  # Å; cosine cutoff of the filters, and pairs at or beyond it send nothing
-    max_z: int = 100  # largest atomic number the embedding (and atomref) accepts
+    max_z: int = MAX_Z  # largest atomic number the embedding (and atomref) accepts
     targets: tuple[str, ...] = TARGETS  # property head outputs, in this order (pred[:, t])
     # target -> "sum" (extensive: per-atom contributions add up) or "mean" (intensive); targets not
     # given default to "sum" if in pipeline.config.units.EXTENSIVE_TARGETS, else "mean"
@@ -56,7 +70,7 @@ class ModelConfig(ModelSettings):
     # so the bins resolve bond lengths; [0, cutoff] would leave most bins empty.
     dist_min: float = 0.0
     dist_max: float = 30.0
-    n_atom_types: int = 100  # classes of the atom-type head; class c is atomic number c
+    n_atom_types: int = N_ATOM_TYPES  # classes of the atom-type head; class c is atomic number c
 
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)

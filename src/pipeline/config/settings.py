@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any, NamedTuple
 
 from pipeline.config.network import ModelConfig, ModelSettings
 from pipeline.config.training import KernelSettings, LossWeights, TrainConfig
-from pipeline.config.units import EXTENSIVE_TARGETS
+from pipeline.config.units import EXTENSIVE_TARGETS, TARGETS
 
 __all__ = [
     "MIN_ATOM_DISTANCE",
@@ -37,6 +38,7 @@ __all__ = [
     "expand_benchmarks",
     "helper_columns",
     "label_budget",
+    "non_finite_numbers",
     "resolve",
     "round_0_sources",
     "repeated_keys_error",
@@ -258,10 +260,13 @@ def resolve(config: dict[str, Any], validate: Callable[[dict[str, Any]], None]) 
             first invalid key (the workflow passes Snakemake's ``validate``).
 
     Raises:
-        ValueError: ``"invalid config ..."``: what :func:`expand_benchmarks` and
-            :func:`check_config` refuse, or no runs.
+        ValueError: ``"invalid config ..."``: a number that is not finite (:func:`non_finite_numbers`),
+            what :func:`expand_benchmarks` and :func:`check_config` refuse, or no runs.
     """
     validate(config)
+    errors = non_finite_numbers(config)  # before expanding: named where the user wrote them, once
+    if errors:
+        raise ValueError("invalid config " + "; ".join(errors))
     try:
         config["runs"], members = expand_benchmarks(config)
     except ValueError as err:
@@ -411,6 +416,26 @@ def label_budget(run: Mapping[str, Any]) -> int:
     return int(run["initial"]["size"]) + (int(run["rounds"]) - 1) * int(run["batch"])
 
 
+def non_finite_numbers(config: Any, where: str = "") -> list[str]:
+    """Every number of ``config`` that is not finite (YAML's ``.inf``, ``-.inf``, ``.nan``), as
+    ``"at runs.a.train.lr: inf is not a finite number ..."`` lines; empty when there is none.
+
+    The schema's ``number`` takes them, and its bounds cannot refuse them all (NaN passes every
+    comparison: ``minimum: 0`` lets ``.nan`` through, ``exclusiveMinimum: 0`` lets ``.inf`` through),
+    yet no setting means anything with them: a learning rate of ``.inf`` would train to NaN losses
+    for hours. So none is taken anywhere, in any section.
+    """
+    if isinstance(config, Mapping):
+        items = [(f"{where}.{key}" if where else str(key), value) for key, value in config.items()]
+    elif isinstance(config, list | tuple):
+        items = [(f"{where}.{k}", value) for k, value in enumerate(config)]
+    elif isinstance(config, float) and not math.isfinite(config):
+        return [f"at {where}: {config} is not a finite number (every number in a config must be finite)"]
+    else:
+        return []
+    return [error for path, value in items for error in non_finite_numbers(value, path)]
+
+
 def check_config(config: Mapping[str, Any]) -> list[str]:
     """What a validated config (benchmarks expanded, defaults filled in) asks that cannot work, as
     ``"at runs.a.targets: ..."`` lines; empty when nothing is wrong.
@@ -424,10 +449,20 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
     from pipeline.config.units import plausible_ranges
 
     datasets = config.get("datasets") or {}
+    runs = config.get("runs") or {}
     errors = []
     for name, dataset in datasets.items():
         ranges = dataset["oracle"].get("ranges") or {}
+        # a range is read for a target a run on the dataset learns: the QM9 names, and the dataset's
+        # own property names its runs ask for; any other key (a typo such as 'homoo') changes nothing
+        own = [target for run in runs.values() if run["dataset"] == name for target in run["targets"]]
+        known = list(dict.fromkeys([*TARGETS, *own]))
         for target in ranges:
+            if target not in known:
+                errors.append(
+                    f"at datasets.{name}.oracle.ranges: unknown target {target!r} (known: {', '.join(known)})"
+                )
+                continue
             try:
                 plausible_ranges([target], ranges)
             except ValueError as err:
@@ -437,7 +472,7 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
                 f"at datasets.{name}.cutoff: {dataset['cutoff']} Å; the featuriser needs a cutoff above "
                 f"{MIN_ATOM_DISTANCE} Å (atoms closer than that are a broken geometry)"
             )
-    for run_id, run in (config.get("runs") or {}).items():
+    for run_id, run in runs.items():
         at = f"at runs.{run_id}"
         if run["dataset"] not in datasets:
             errors.append(

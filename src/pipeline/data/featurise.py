@@ -38,6 +38,7 @@ import torch
 
 from pipeline import __version__
 from pipeline.config.digest import file_sha256
+from pipeline.config.network import LARGEST_Z
 from pipeline.config.settings import MIN_ATOM_DISTANCE
 from pipeline.data.sources import get_source
 from pipeline.data.sources.base import (
@@ -48,6 +49,7 @@ from pipeline.data.sources.base import (
     Reject,
     Source,
 )
+from pipeline.data.sources.records import symbols_of
 from pipeline.data.store import (
     FORMAT_VERSION,
     GRAPH_SCHEMA,
@@ -59,8 +61,6 @@ from pipeline.data.store import (
 
 log = logging.getLogger(__name__)
 
-#: Largest atomic number accepted (oganesson).
-MAX_Z = 118
 #: Pairs per batched distance block (bounds the memory of the edge computation to ~200 MB).
 _PAIRS_PER_BLOCK = 4_000_000
 #: Charge and multiplicity are stored as int16.
@@ -217,7 +217,8 @@ def compute_edges(n_atoms: np.ndarray, pos: np.ndarray, cutoff: float) -> Edges:
 
 
 def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
-    """Checks every source shares: atom count, atomic numbers, finite coordinates, and a charge and
+    """Checks every source shares: atom count, atomic numbers (an element, and one the network can
+    embed: 1..:data:`~pipeline.config.network.LARGEST_Z`), finite coordinates, and a charge and
     stated multiplicity the electron count can have (electrons left; 2S = multiplicity - 1 of the
     same parity as the electron count, and no more unpaired electrons than electrons).
 
@@ -226,7 +227,7 @@ def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
     """
     atom_mol = np.repeat(np.arange(len(mols)), mols.n_atoms)
     bad_z = np.zeros(len(mols), dtype=bool)
-    bad_z[atom_mol[(mols.z < 1) | (mols.z > MAX_Z)]] = True
+    bad_z[atom_mol[(mols.z < 1) | (mols.z > LARGEST_Z)]] = True
     bad_pos = np.zeros(len(mols), dtype=bool)
     bad_pos[atom_mol[~np.isfinite(mols.pos).all(axis=1)]] = True
     empty = mols.n_atoms < 1
@@ -243,7 +244,14 @@ def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
             reason = "molecule has no atoms"
         elif bad_z[m]:
             z = mols.z[ptr[m] : ptr[m + 1]]
-            reason = f"unknown element: atomic number {int(z[(z < 1) | (z > MAX_Z)][0])}"
+            first = int(z[(z < 1) | (z > LARGEST_Z)][0])
+            symbol = symbols_of([first])[0]
+            reason = (
+                f"unknown element: atomic number {first}"
+                if first < 1 or symbol.startswith("#")
+                else f"element {symbol} (atomic number {first}) is one the network cannot embed: it "
+                f"learns elements 1 to {LARGEST_Z} ({symbols_of([LARGEST_Z])[0]}) only"
+            )
         elif bad_pos[m]:
             atom = int(np.flatnonzero(~np.isfinite(mols.pos[ptr[m] : ptr[m + 1]]).all(axis=1))[0])
             reason = f"NaN or infinite coordinate (atom {atom})"

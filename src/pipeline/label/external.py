@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config.units import TARGET_UNITS
+from pipeline.data.sources.base import csv_shape_problem
 from pipeline.data.store import atomic_path
 from pipeline.label.chunks import in_request_order, read_geometries
 
@@ -111,6 +112,9 @@ def read_external_labels(
         )
     ranges = ranges or {}
     try:
+        problem = csv_shape_problem(raw.decode("utf-8-sig"))  # rows that do not fit shift the columns
+        if problem is not None:
+            raise ValueError(f"{where}: {problem}")
         frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ValueError(f"{where}: not a readable CSV file: {err}") from err

@@ -16,8 +16,9 @@ the device utilities are :mod:`pipeline.learn.inference`, :mod:`~pipeline.learn.
 
 Batches are gathered from a packed :class:`~pipeline.data.graphs.GraphSet` on the training device; the
 loops hold no per-molecule Python. The three loops differ in their per-batch loss only: one epoch
-skeleton (``_train_epoch``) shuffles, steps and averages the logged terms for all of them. Every
-random choice draws from generators seeded by the config.
+skeleton (``_train_epoch``) shuffles, steps and averages the logged terms for all of them, and stops
+the training (:class:`TrainingDiverged`) at the first epoch whose loss is not finite. Every random
+choice draws from generators seeded by the config.
 """
 
 from __future__ import annotations
@@ -56,6 +57,30 @@ def _row_lookup(n: int, index: torch.Tensor) -> torch.Tensor:
 BatchLoss = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
+class TrainingDiverged(RuntimeError):
+    """A training loop's loss became NaN or infinite: the weights are ruined, so every epoch after it
+    (and the checkpoint, the errors, the pseudo-labels made from it) would be NaN too. The message
+    names the loop, the epoch and the settings to look at; the stages add the round."""
+
+
+#: Settings that make a loop diverge, as config keys (``train.*``, ``losses.*``): the message of
+#: :class:`TrainingDiverged` names them with their values. The learning rate comes first in each.
+_DIVERGENCE_SETTINGS = {
+    "teacher": (
+        "train.lr", "losses.property", "losses.reconstruction", "losses.clustering", "losses.pseudo",
+        "losses.helpers",
+    ),
+    "mean teacher": ("train.lr", "train.consistency", "train.noise", "losses.helpers"),
+    "student": ("train.lr",),
+}  # fmt: skip
+
+
+def _setting(cfg: TrainConfig, key: str) -> Any:
+    """The value of config key ``key`` (``train.lr``, ``losses.pseudo``) in ``cfg``."""
+    section, name = key.split(".")
+    return getattr(cfg.weights if section == "losses" else cfg, name)
+
+
 def _train_epoch(
     optimiser: torch.optim.Optimizer,
     index: torch.Tensor,
@@ -64,12 +89,20 @@ def _train_epoch(
     generator: torch.Generator,
     after_step: Callable[[], None] | None = None,
     terms: Sequence[str] = (),
+    *,
+    name: str,
+    epoch: int,
 ) -> dict[str, float]:
-    """One epoch over ``index`` in batches of ``cfg.batch_size``, shuffled by ``generator``.
+    """Epoch ``epoch`` of loop ``name`` (a key of :data:`_DIVERGENCE_SETTINGS`) over ``index`` in
+    batches of ``cfg.batch_size``, shuffled by ``generator``.
 
     For each batch ``idx`` (positions in the GraphSet), ``batch_loss(idx)`` runs under autocast and
     returns the loss and its detached terms; then backward, an optimiser step and ``after_step()``.
     Returns each term averaged over the batches; ``terms`` are in it (as 0) even without batches.
+
+    Raises:
+        TrainingDiverged: a term's average is NaN or infinite. Checked once per epoch, on the
+            averages the epoch computes anyway, so the loop waits for no device per batch.
     """
     sums: dict[str, Any] = dict.fromkeys(terms, 0.0)
     n_batches = 0
@@ -84,7 +117,14 @@ def _train_epoch(
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + v
         n_batches += 1
-    return {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
+    means = {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
+    if not all(math.isfinite(v) for v in means.values()):
+        settings = ", ".join(f"{key} {_setting(cfg, key):g}" for key in _DIVERGENCE_SETTINGS[name])
+        raise TrainingDiverged(
+            f"{name} epoch {epoch}: the loss is not finite ({_fmt(means)}): training diverged "
+            f"with {settings}; a lower train.lr is the usual remedy"
+        )
+    return means
 
 
 def _end_epoch(
@@ -266,7 +306,7 @@ def train_teacher(
         start = time.perf_counter()
         if w.clustering and epoch % cfg.cluster_every == 0:
             cluster_ids = assign_clusters(model, graphs, index, cfg)
-        record = _train_epoch(optimiser, index, batch_loss, cfg, gen)
+        record = _train_epoch(optimiser, index, batch_loss, cfg, gen, name="teacher", epoch=epoch)
         record["epoch"] = epoch
         _end_epoch(history, "teacher", epoch, record, start)
     return history
@@ -330,8 +370,9 @@ def train_mean_teacher(
     for epoch in range(cfg.teacher_epochs if epochs is None else epochs):
         start = time.perf_counter()
         record = _train_epoch(
-            optimiser, index, batch_loss, cfg, gen, update_ema, terms=("property", "consistency")
-        )
+            optimiser, index, batch_loss, cfg, gen, update_ema, terms=("property", "consistency"),
+            name="mean teacher", epoch=epoch,
+        )  # fmt: skip
         record["total"] = record["property"] + cfg.consistency * record["consistency"]
         record["epoch"] = epoch
         _end_epoch(history, "mean teacher", epoch, record, start)
@@ -398,7 +439,10 @@ def train_student(
     history: list[dict[str, float]] = []
     for epoch in range(cfg.student_max_epochs):
         start = time.perf_counter()
-        record = {"epoch": epoch, **_train_epoch(optimiser, index, batch_loss, cfg, gen, terms=("loss",))}
+        losses = _train_epoch(
+            optimiser, index, batch_loss, cfg, gen, terms=("loss",), name="student", epoch=epoch
+        )
+        record = {"epoch": epoch, **losses}
         if len(val) == 0:  # no validation: fixed number of epochs, final weights
             _end_epoch(history, "student", epoch, record, start)
             continue

@@ -24,7 +24,7 @@ from pipeline.config.training import TrainConfig
 from pipeline.data.graphs import GraphSet
 from pipeline.learn.inference import infer
 from pipeline.learn.runtime import autocast, batches, seeded_global_rng
-from pipeline.learn.train import train_student, transfer
+from pipeline.learn.train import TrainingDiverged, train_student, transfer
 from pipeline.model.asgn import ASGNModel
 
 log = logging.getLogger(__name__)
@@ -182,16 +182,19 @@ def train_committee(
                 rows = np.random.default_rng(member_seed).choice(
                     len(labelled), size=len(labelled), replace=True
                 )
-            history = train_student(
-                student,
-                graphs,
-                np.asarray(labelled)[rows],
-                np.asarray(y_labelled)[rows],
-                val,
-                y_val,
-                cfg,
-                generator=torch.Generator().manual_seed(member_seed),
-            )
+            try:
+                history = train_student(
+                    student,
+                    graphs,
+                    np.asarray(labelled)[rows],
+                    np.asarray(y_labelled)[rows],
+                    val,
+                    y_val,
+                    cfg,
+                    generator=torch.Generator().manual_seed(member_seed),
+                )
+            except TrainingDiverged as err:
+                raise TrainingDiverged(f"committee member {m + 1}/{k}, {err}") from None
         scored = [r for r in history if "val_score" in r]  # none when trained without validation
         best = min(scored, key=lambda r: r["val_score"]) if scored else {}
         log.info(

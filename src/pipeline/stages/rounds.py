@@ -21,6 +21,8 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,13 @@ from pipeline.data.store import write_json, write_table
 from pipeline.label.provenance import read_labelling
 from pipeline.learn.checkpoint import save_checkpoint
 from pipeline.learn.inference import infer, infer_gradients, mae
-from pipeline.learn.train import TeacherData, teacher_property_groups, train_student, transfer
+from pipeline.learn.train import (
+    TeacherData,
+    TrainingDiverged,
+    teacher_property_groups,
+    train_student,
+    transfer,
+)
 from pipeline.learn.uncertainty import committee_predictions, mc_dropout_predictions, train_committee
 from pipeline.model.asgn import ASGNModel
 from pipeline.selection.strategies import SelectionContext, get_strategy
@@ -47,6 +55,16 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------------
 # helpers
+
+
+@contextmanager
+def _training_of(cfg: RunConfig, round: int) -> Iterator[None]:
+    """Name the run and the round in a diverged training's message (the loops name themselves and
+    the epoch: :class:`~pipeline.learn.train.TrainingDiverged`)."""
+    try:
+        yield
+    except TrainingDiverged as err:
+        raise TrainingDiverged(f"run {cfg.run}, round {round}, {err}") from None
 
 
 def _labels(frame: pd.DataFrame, ids: np.ndarray, targets: list[str]) -> np.ndarray:
@@ -162,7 +180,8 @@ def teacher(
     start = time.perf_counter()
     data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo, h_lab, h_unl)
     train_loop = registry.teacher_info(train_cfg.semi).train_function()  # unknown: lists the valid ones
-    history = train_loop(model, graphs, data_r, train_cfg, gen, train_cfg.epochs(round))
+    with _training_of(cfg, round):
+        history = train_loop(model, graphs, data_r, train_cfg, gen, train_cfg.epochs(round))
     groups = teacher_property_groups(train_cfg.semi, data_r, train_cfg.weights)
     save_checkpoint(out, model, cfg.as_dict(), round, gen)
     record = {
@@ -292,7 +311,8 @@ def student(
     history: list[dict] = []
     if cfg.student:
         gen = torch.Generator().manual_seed(ctx.seed("student"))
-        history = train_student(model, graphs, lab_idx, y_lab, where["val"], y_val, train_cfg, gen)
+        with _training_of(cfg, round):
+            history = train_student(model, graphs, lab_idx, y_lab, where["val"], y_val, train_cfg, gen)
     student_mae = holdout_mae(model) if cfg.student else teacher_mae  # unchanged copy: same error
     save_checkpoint(out, model, cfg.as_dict(), round)
     best = min(history, key=lambda r: r["val_score"])["epoch"] if history else None
@@ -420,7 +440,8 @@ def select(
     selection = SelectionContext(
         X, labelled, cfg.batch, ctx.seed("select"), ctx.device, in_pool=in_pool, **model_parts
     )
-    picks, score = strategy.pick(selection)
+    with _training_of(cfg, round):  # qbc's committee trains in the pick
+        picks, score = strategy.pick(selection)
     table = pa.table({"mol_id": ids[picks], "pick": np.arange(len(picks)), "distance": score})
     write_table(table, out)
     log.info(

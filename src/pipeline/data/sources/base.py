@@ -25,7 +25,9 @@ and properties kept in the units a file gives (:class:`AsGivenUnits`).
 from __future__ import annotations
 
 import bz2
+import csv
 import gzip
+import io
 import logging
 import lzma
 import os
@@ -310,6 +312,48 @@ def not_text(path: Path, compression: str | None = None) -> str | None:
     if _looks_binary(sample):
         return "not a text file (binary content)"
     return None
+
+
+def csv_shape_problem(text: str) -> str | None:
+    """Why CSV ``text`` is not a table whose rows fit its header, naming the lines; None if it is.
+
+    A row with more or fewer fields than the header shifts or pads the columns without an error
+    (pandas even takes the first field of a longer first row for an index), and the reader's
+    complaints then speak of the wrong cells: an empty id, a SMILES '-7'. So the shape is checked
+    first: every header cell has a name, and every row has as many fields as the header, as Python's
+    :mod:`csv` splits them (quoted commas are one field). A comma at the end of every row, which
+    adds an empty field the header lacks, is named as such. Blank lines are skipped, as readers do.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:  # blank lines skipped
+        records = [(reader.line_num, row) for row in reader if len(row) > 1 or (row and row[0].strip())]
+    except csv.Error as err:
+        return f"not a readable CSV file (line {reader.line_num}): {err}"
+    if not records:
+        return None
+    (head, header), rows = records[0], records[1:]
+    unnamed = [k + 1 for k, name in enumerate(header) if not name.strip()]
+    if unnamed:
+        return (
+            f"column {unnamed[0]} of the header (line {head}) has no name (a comma at the end of the "
+            "header?); every column needs one"
+        )
+    width = len(header)
+    wrong = [(line, len(row)) for line, row in rows if len(row) != width]
+    if not wrong:
+        return None
+    if len(wrong) == len(rows) and all(len(row) == width + 1 and not row[-1].strip() for _, row in rows):
+        return (
+            f"every row has {width + 1} fields, one more than the header (line {head}), and the last is "
+            "empty: a comma at the end of each row? (remove it, or name the column in the header)"
+        )
+    shown = ", ".join(f"line {line} has {n} field{'s' if n != 1 else ''}" for line, n in wrong[:3])
+    more = len(wrong) - 3
+    more_text = f" and {more} more line{'s' if more != 1 else ''}" if more > 0 else ""
+    return (
+        f"{shown}{more_text}, the header (line {head}) has {width}: a cell with an unquoted comma, or "
+        "one left out? (every row needs the header's fields, empty ones too)"
+    )
 
 
 def file_labels(files: Sequence[Path]) -> list[str]:

@@ -21,7 +21,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from pipeline.config.units import HARTREE_TO_EV, TARGET_UNITS
-from pipeline.data.sources.base import Catalogue, Molecules, Reject, UnknownElement, symbols_to_z
+from pipeline.data.sources.base import (
+    Catalogue,
+    Molecules,
+    Reject,
+    UnknownElement,
+    csv_shape_problem,
+    symbols_to_z,
+)
 
 #: Canonical target -> (qm9pack column, factor to the canonical unit).
 QM9_COLUMNS: dict[str, tuple[str, float]] = {
@@ -80,7 +87,9 @@ class QM9Source:
             try:
                 table = pcsv.read_csv(path, convert_options=convert)
             except (pa.ArrowInvalid, KeyError) as err:
-                raise ValueError(f"{path}: not a qm9pack CSV ({err})") from err
+                # Arrow refuses a row that does not fit the header, without its line: name the lines
+                problem = csv_shape_problem(Path(path).read_text(encoding="utf-8", errors="replace"))
+                raise ValueError(f"{path}: {problem or f'not a qm9pack CSV ({err})'}") from err
             tables.append(table)
             origins.append(np.full(table.num_rows, path.name, dtype=object))
             index.append(np.arange(table.num_rows))

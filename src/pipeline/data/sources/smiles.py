@@ -23,12 +23,16 @@ default) the largest fragment is kept, preferring organic ones, as RDKit's stand
 ``C[NH3+].[Cl-]`` becomes methylammonium, charge +1, and ``CC(=O)[O-].[Na+]`` acetate, charge -1.
 With ``fragments: reject`` the molecule is rejected with a reason naming its fragments.
 
-Property columns are kept under their CSV names, in the units the CSV uses.
+Property columns are kept under their CSV names, in the units the CSV uses. A CSV whose rows do not
+fit its header (a row with more or fewer fields, a comma at the end of each row, a header column
+without a name) is rejected whole, naming the lines: read anyway, its columns would shift
+(:func:`pipeline.data.sources.base.csv_shape_problem`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +50,7 @@ from pipeline.data.sources.base import (
     Catalogue,
     Molecules,
     Reject,
+    csv_shape_problem,
     expand_inputs,
     not_text,
     rdkit_messages,
@@ -135,7 +140,14 @@ class SmilesSource:
                 rejects.append(Reject(str(path), -1, None, problem))
                 continue
             try:
-                table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
+                text = path.read_text(encoding="utf-8-sig")
+                problem = csv_shape_problem(text)  # rows that do not fit the header shift its columns
+                if problem is not None:
+                    rejects.append(Reject(str(path), -1, None, problem))
+                    continue
+                table = pd.read_csv(
+                    io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True
+                )
             except pd.errors.EmptyDataError:
                 rejects.append(Reject(str(path), -1, None, "file is empty"))
                 continue
