@@ -187,32 +187,32 @@ def _label_chunk(args: argparse.Namespace) -> None:
     label_chunk(args.oracle, args.data, ids, args.chunk, args.chunks, args.out, args.failures, settings)
 
 
-def _helpers(args: argparse.Namespace) -> None:
-    from pipeline.config.settings import RunConfig
+def _helper_chunks(args: argparse.Namespace) -> list:
+    """The dataset's helper chunks given as ``--parts`` and ``--part-failures``, paired in order."""
     from pipeline.label.chunks import LabelChunk
-    from pipeline.label.oracle import helper_labels
 
     labels, failures = args.parts or [], args.part_failures or []
     if len(labels) != len(failures):
         raise ValueError(f"--parts ({len(labels)} files) and --part-failures ({len(failures)}) must pair up")
+    return [LabelChunk(a, b) for a, b in zip(labels, failures, strict=True)]
+
+
+def _helpers(args: argparse.Namespace) -> None:
+    from pipeline.config.settings import RunConfig
+    from pipeline.label.oracle import helper_labels
+
     cfg = RunConfig.read(args.run_json)
-    parts = [LabelChunk(a, b) for a, b in zip(labels, failures, strict=True)]
     helper_labels(
-        args.split_path, cfg.helpers, cfg.targets, args.out, answer_key=args.answer_key, parts=parts
-    )
+        args.split_path, cfg.helpers, cfg.targets, args.out, answer_key=args.answer_key,
+        parts=_helper_chunks(args),
+    )  # fmt: skip
 
 
 def _baseline(args: argparse.Namespace) -> None:
     from pipeline.config.settings import RunConfig
-    from pipeline.label.chunks import LabelChunk
     from pipeline.label.oracle import baseline_values
 
-    if len(args.parts) != len(args.part_failures):
-        raise ValueError(
-            f"--parts ({len(args.parts)} files) and --part-failures ({len(args.part_failures)}) must pair up"
-        )
-    parts = [LabelChunk(a, b) for a, b in zip(args.parts, args.part_failures, strict=True)]
-    baseline_values(args.split_path, RunConfig.read(args.run_json).delta, args.out, parts)
+    baseline_values(args.split_path, RunConfig.read(args.run_json).delta, args.out, _helper_chunks(args))
 
 
 def _named_file(text: str) -> tuple[str, Path]:

@@ -49,10 +49,10 @@ def _ids(path):
     return set(pq.read_table(path)["mol_id"].to_pylist())
 
 
-def _round(root, r, select=True):
-    """Run round r's stages (label -> teacher -> embed -> student -> pseudo_label -> select)."""
+def _label(root, r):
+    """Round r's label stage: the answer key's labels of the initial picks (r = 0) or of round
+    r - 1's selection, added to round r - 1's."""
     d, prev = root / f"round_{r:02d}", root / f"round_{r - 1:02d}"
-    common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
     oracle.label_round(
         (root / "initial.parquet") if r == 0 else prev / "selected.parquet",
         r,
@@ -62,6 +62,13 @@ def _round(root, r, select=True):
         previous=None if r == 0 else prev / "labelled.parquet",
         previous_failures=None if r == 0 else prev / "label_failures.parquet",
     )
+
+
+def _round(root, r, select=True):
+    """Run round r's stages (label -> teacher -> embed -> student -> pseudo_label -> select)."""
+    d, prev = root / f"round_{r:02d}", root / f"round_{r - 1:02d}"
+    common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
+    _label(root, r)
     stages.teacher(
         **common,
         labelled_path=d / "labelled.parquet",
@@ -233,9 +240,9 @@ def test_kcenter_initial_picks_on_an_untrained_teacher(run, tmp_path):
     assert np.isinf(picks.distance[0]) and (np.diff(picks.distance[1:]) <= 1e-9).all()
 
 
-def _round_0_of(run, root, settings: dict) -> None:
-    """Round 0 (without its selection) of a run with ``settings`` on the fixture's data and split,
-    in ``root``: initial picks, val/test labels, label, teacher, embed, student, pseudo_label."""
+def _start_run(run, root, settings: dict) -> None:
+    """A run with ``settings`` on the fixture's data and split, in ``root``: run.json, the initial
+    picks and the val/test labels."""
     (root / "data").symlink_to(run / "data")
     (root / "split.parquet").symlink_to(run / "split.parquet")
     write_json(settings, root / "run.json")
@@ -244,6 +251,12 @@ def _round_0_of(run, root, settings: dict) -> None:
         root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
         oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
     )  # fmt: skip
+
+
+def _round_0_of(run, root, settings: dict) -> None:
+    """Round 0 (without its selection) of a run with ``settings`` on the fixture's data and split,
+    in ``root``: initial picks, val/test labels, label, teacher, embed, student, pseudo_label."""
+    _start_run(run, root, settings)
     _round(root, 0, select=False)
 
 
@@ -366,21 +379,10 @@ def test_delta_learning_predicts_the_baseline_plus_the_learnt_difference(run, tm
         **SETTINGS, "strategy": "random", "student_kind": "krr", "delta": delta,
         "krr": {"sigmas": [4.0], "lambdas": [1e-6]}, "train": {**SETTINGS["train"], "teacher_epochs": 0},
     }  # fmt: skip
-    root = tmp_path
-    (root / "data").symlink_to(run / "data")
-    (root / "split.parquet").symlink_to(run / "split.parquet")
-    write_json(settings, root / "run.json")
+    root, d = tmp_path, tmp_path / "round_00"
+    _start_run(run, root, settings)
     _baseline_file(root, shift)
-    stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
-    oracle.label_holdout(
-        root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
-        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
-    )  # fmt: skip
-    d = root / "round_00"
-    oracle.label_round(
-        root / "initial.parquet", 0, d / "labelled.parquet", d / "label_failures.parquet",
-        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
-    )  # fmt: skip
+    _label(root, 0)
     common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
     student = {
         **common,
@@ -417,25 +419,14 @@ def test_a_network_teacher_and_student_learn_the_difference_to_the_baseline(run,
     baseline equal to the labels leaves nothing to learn but zero), and the pseudo-labels are the
     baseline plus the student's prediction."""
     settings = {**SETTINGS, "delta": {"source": "xtb", "properties": {"homo": "homo"}}}
-    root = tmp_path
-    (root / "data").symlink_to(run / "data")
-    (root / "split.parquet").symlink_to(run / "split.parquet")
-    write_json(settings, root / "run.json")
-    _baseline_file(root, lambda t, rows: 0.0)  # the cheap method is exact for HOMO
+    root, d = tmp_path, tmp_path / "round_00"
     (root / "no").mkdir()
     with pytest.raises(ValueError, match="give --baseline"):  # the stages refuse to forget it
         _round_0_of(run, root / "no", settings)
+    _start_run(run, root, settings)
+    _baseline_file(root, lambda t, rows: 0.0)  # the cheap method is exact for HOMO
+    _label(root, 0)
     common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
-    stages.initial(root / "run.json", root / "data", root / "split.parquet", root / "initial.parquet")
-    oracle.label_holdout(
-        root / "split.parquet", root / "holdout.parquet", root / "holdout_failures.parquet",
-        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
-    )  # fmt: skip
-    d = root / "round_00"
-    oracle.label_round(
-        root / "initial.parquet", 0, d / "labelled.parquet", d / "label_failures.parquet",
-        oracle.OracleInput(answer_key=root / "data" / "answer_key.parquet", run_json=root / "run.json"),
-    )  # fmt: skip
     base = {"baseline": root / "baseline.parquet"}
     stages.teacher(**common, labelled_path=d / "labelled.parquet", round=0, out=d / "teacher.pt",
                    summary=d / "teacher.json", **base)  # fmt: skip

@@ -131,23 +131,8 @@ class RoundContext:
                 f"the run {cfg.run} learns {sorted(delta)} relative to {cfg.delta['source']}: "
                 "give --baseline (its baseline.parquet)"
             )
-        table = pd.read_parquet(path)
-        absent = sorted(set(delta) - set(table.columns))
-        if absent:
-            raise ValueError(
-                f"{path}: no column {absent} (it has {list(table.columns)}); delete it to make it again"
-            )
-        table = table.set_index(table.mol_id.astype(str))
-        unknown = np.setdiff1d(self.graphs.mol_id.astype(str), table.index.to_numpy())
-        if len(unknown):
-            raise ValueError(
-                f"{path}: {len(unknown)} molecules of the run have no row (e.g. {unknown[:3].tolist()}); "
-                "it was made for another split: delete it to make it again"
-            )
-        rows = table.loc[self.graphs.mol_id.astype(str)]
-        for k, target in enumerate(cfg.targets):
-            if target in delta:
-                out[:, k] = rows[target].to_numpy(np.float64)
+        columns = [k for k, target in enumerate(cfg.targets) if target in delta]
+        out[:, columns] = molecule_rows(path, self.graphs.mol_id, [cfg.targets[k] for k in columns])
         return out
 
     def seed(self, purpose: str) -> int:
@@ -165,6 +150,27 @@ class RoundContext:
             torch.manual_seed(seed)
             model = ASGNModel(self.cfg.architecture(self.graphs.cutoff, dist_range(self.graphs)))
         return model.to(self.device)
+
+
+def molecule_rows(path: Path, mol_ids: np.ndarray, columns: list[str]) -> np.ndarray:
+    """[n, C] the ``columns`` of molecules ``mol_ids`` (in that order) from a run's per-molecule
+    Parquet file (helpers.parquet, baseline.parquet: mol_id and a float column per property). A
+    missing column or molecule is an error naming the file: it was made for another run or split."""
+    table = pd.read_parquet(path)
+    absent = sorted(set(columns) - set(table.columns))
+    if absent:
+        raise ValueError(
+            f"{path}: no column {absent} (it has {list(table.columns)}); delete it to make it again"
+        )
+    table = table.set_index(table.mol_id.astype(str))
+    ids = np.asarray(mol_ids).astype(str)
+    unknown = np.setdiff1d(ids, table.index.to_numpy())
+    if len(unknown):
+        raise ValueError(
+            f"{path}: {len(unknown)} molecules of the run have no row (e.g. {unknown[:3].tolist()}); "
+            "it was made for another split: delete it to make it again"
+        )
+    return table.loc[ids, columns].to_numpy(np.float64)
 
 
 def split_ids(split: pd.DataFrame, which: str) -> np.ndarray:

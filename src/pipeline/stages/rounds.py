@@ -48,7 +48,7 @@ from pipeline.learn.train import (
 from pipeline.learn.uncertainty import committee_predictions, mc_dropout_predictions, train_committee
 from pipeline.model.asgn import ASGNModel
 from pipeline.selection.strategies import SelectionContext, get_strategy
-from pipeline.stages.context import RoundContext, split_ids
+from pipeline.stages.context import RoundContext, molecule_rows, split_ids
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +72,6 @@ def _labels(frame: pd.DataFrame, ids: np.ndarray, targets: list[str]) -> np.ndar
     if missing:
         raise ValueError(f"labels have no column for targets {missing} (columns: {list(frame.columns)})")
     return frame.set_index("mol_id").loc[ids, targets].to_numpy(np.float64)
-
-
-def _helper_values(frame: pd.DataFrame, ids: np.ndarray, columns: list[str], path: Path) -> np.ndarray:
-    """[n, H] the helping properties of molecules ``ids`` from helpers.parquet indexed by mol_id (NaN
-    where their oracle failed); a pool molecule missing from the file is an error (it was made for
-    another pool)."""
-    absent = np.setdiff1d(ids.astype(str), frame.index.to_numpy())
-    if len(absent):
-        raise ValueError(
-            f"{path}: {len(absent)} pool molecules have no row (e.g. {absent[:3].tolist()}); it was made "
-            "for another split: delete it to make it again"
-        )
-    return frame.loc[ids.astype(str), columns].to_numpy(np.float64)
 
 
 def _label_failures(labelled_path: Path, round: int) -> dict[str, int | None]:
@@ -165,14 +152,9 @@ def teacher(
             if columns
             else f"--helpers {helpers}: the run {cfg.run} has no helping properties (run key helpers)"
         )
-    if helpers is not None:
-        table = pq.read_table(helpers).to_pandas()
-        missing = sorted(set(columns) - set(table.columns))
-        if missing:
-            raise ValueError(f"{helpers}: no column {missing} (it has {list(table.columns)})")
-        table = table.set_index(table.mol_id.astype(str))
-        h_lab = _helper_values(table, graphs.mol_id[lab_idx], columns, helpers)
-        h_unl = _helper_values(table, graphs.mol_id[unl_idx], columns, helpers)
+    if helpers is not None:  # every pool molecule's (NaN where their oracle failed)
+        values = molecule_rows(helpers, graphs.mol_id[np.concatenate([lab_idx, unl_idx])], columns)
+        h_lab, h_unl = values[: len(lab_idx)], values[len(lab_idx) :]
     seed = ctx.seed("teacher")
     warm = previous is not None and train_cfg.warm_start
     model = ctx.load(previous) if warm else ctx.new_model(seed)
