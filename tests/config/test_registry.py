@@ -31,6 +31,7 @@ def test_the_schema_offers_exactly_the_registered_names():
     assert _enum("dataset", "oracle", "name") == list(registry.ORACLES)
     assert _enum("run", "train", "semi") == list(registry.TEACHERS)
     assert _enum("run", "student_kind") == list(registry.STUDENTS)
+    assert _enum("run", "model", "backbone") == list(registry.BACKBONES)
     assert _enum("run", "initial", "strategy") == list(registry.INITIAL_STRATEGIES)
     assert _enum("dataset", "source") == list(SOURCES)
 
@@ -85,17 +86,24 @@ def test_schema_defaults_are_the_dataclass_defaults():
     """A default lives in the dataclass and the schema both; they must not drift (the workflow fills
     the schema's, Python users get the dataclass'). ``model.dist_min``/``dist_max`` are null in both:
     resolved from the data at run time (the distance bins' range)."""
-    from pipeline.config.network import ModelSettings
+    from pipeline.config.network import ModelSettings, VisnetSettings
     from pipeline.config.training import KernelSettings, LossWeights, TrainConfig
 
     run = SCHEMA["$defs"]["run"]["properties"]
     for section, instance in (
-        ("train", TrainConfig()),
-        ("model", ModelSettings()),
-        ("losses", LossWeights()),
-        ("krr", KernelSettings()),
+        (("train",), TrainConfig()),
+        (("model",), ModelSettings()),
+        (("model", "visnet"), VisnetSettings()),
+        (("losses",), LossWeights()),
+        (("krr",), KernelSettings()),
     ):
-        for key, spec in run[section]["properties"].items():
+        node = run[section[0]]
+        for key in section[1:]:
+            node = node["properties"][key]
+        for key, spec in node["properties"].items():
+            if spec.get("type") == "object":  # a subsection: its own line above
+                assert spec["default"] == {}, f"{section}.{key}"
+                continue
             assert spec["default"] == getattr(instance, key), f"{section}.{key}"
     assert run["model"]["properties"]["dist_min"]["default"] is None
 

@@ -28,6 +28,20 @@ def small_config(**kw) -> ModelConfig:
     return ModelConfig(**(values | kw))
 
 
+#: model settings of each backbone, small (tiny_model's sizes): the tests that any representation
+#: must pass run on both
+BACKBONES = {
+    "schnet": {},
+    "visnet": {"backbone": "visnet", "visnet": {"heads": 4, "cutoff": 5.0}},
+}
+
+
+@pytest.fixture(params=list(BACKBONES))
+def backbone(request) -> dict:
+    """The model settings of each backbone in turn."""
+    return BACKBONES[request.param]
+
+
 def model_of(seed: int = 0, **kw) -> ASGNModel:
     model = tiny_model(seed, **(dict(targets=("u0", "homo"), n_clusters=7, rbf_count=300) | kw))
     # random (not zero) biases and scaling, so that every term of the computation is exercised
@@ -77,9 +91,9 @@ def test_unordered_pairs_equal_ordered_edge_reference(qm9):
     model = model_of(hidden=24, n_interactions=3)
     with torch.no_grad():
         expected = reference_embed(model, b.z, b.edge_index, b.dist)
-        banded = model.embed(b.z, b.edge_index, b.dist)
+        banded = model.embed(b.z, b)
         model.representation.filters.band = None  # dense RBF and first filter layer
-        dense = model.embed(b.z, b.edge_index, b.dist)
+        dense = model.embed(b.z, b)
     torch.testing.assert_close(banded, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(dense, expected, rtol=1e-5, atol=1e-5)
     # the reference is sensitive to what it checks: dropping one direction of one pair changes it
@@ -95,9 +109,9 @@ def test_gradients_equal_ordered_edge_reference(qm9):
     b = graphs.batch(torch.arange(6))
     model = model_of()
     grads = []
-    for embed in (model.embed, lambda *a: reference_embed(model, *a)):
+    for embed in (lambda: model.embed(b.z, b), lambda: reference_embed(model, b.z, b.edge_index, b.dist)):
         model.zero_grad()
-        embed(b.z, b.edge_index, b.dist).square().sum().backward()
+        embed().square().sum().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and "representation.filters.lin1.weight" in grads[0]
     for name, ours in grads[0].items():  # float32 sums in another order: equal to 1e-6 of the largest
@@ -157,10 +171,10 @@ def test_filters_banded_equal_dense():
         model.representation.filters(dist.flip(0))
 
 
-def test_invariant_to_rotation_translation_and_atom_order(qm9):
+def test_invariant_to_rotation_translation_and_atom_order(qm9, backbone):
     graphs, _ = qm9
     b = graphs.batch(torch.arange(len(graphs)))
-    model = model_of()
+    model = model_of(**backbone)
     gen = torch.Generator().manual_seed(3)
     rotation, _ = torch.linalg.qr(torch.randn(3, 3, generator=gen))
     moved = rebatch(b, pos=b.pos @ rotation.T + torch.tensor([5.0, -3.0, 12.0]))
@@ -176,9 +190,9 @@ def test_invariant_to_rotation_translation_and_atom_order(qm9):
     torch.testing.assert_close(out_shuffled.graph, out.graph, rtol=1e-5, atol=1e-5)
 
 
-def test_prediction_does_not_depend_on_the_rest_of_the_batch(qm9):
+def test_prediction_does_not_depend_on_the_rest_of_the_batch(qm9, backbone):
     graphs, _ = qm9
-    model = model_of()
+    model = model_of(**backbone)
     with torch.no_grad():
         alone = model(graphs.batch([7]))
         crowd = model(graphs.batch([3, 19, 7, 0, 7]))
@@ -290,10 +304,10 @@ def test_overfits_a_few_real_molecules(qm9):
     assert loss().item() < first / 10
 
 
-def test_works_under_bfloat16_autocast(qm9):
+def test_works_under_bfloat16_autocast(qm9, backbone):
     graphs, _ = qm9
     b = graphs.batch(torch.arange(8))
-    model = model_of()
+    model = model_of(**backbone)
     with torch.no_grad():
         full = model(b)
         with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
@@ -317,10 +331,10 @@ def test_config_round_trip_defaults_and_validation():
         ModelConfig.from_dict({"hidden": 8, "width": 3})
 
 
-def test_state_dict_and_config_rebuild_the_same_model(qm9):
+def test_state_dict_and_config_rebuild_the_same_model(qm9, backbone):
     graphs, _ = qm9
     b = graphs.batch([1, 2])
-    model = model_of()
+    model = model_of(**backbone)
     clone = ASGNModel(ModelConfig.from_dict(model.config.to_dict()))
     clone.load_state_dict(model.state_dict())
     with torch.no_grad():
@@ -381,7 +395,7 @@ def test_one_way_graph_is_rejected(qm9):
     b = graphs.batch([3])
     keep = b.edge_index[0] > b.edge_index[1]
     with pytest.raises(ValueError, match="both directions"):
-        model_of().embed(b.z, b.edge_index[:, keep], b.dist[keep])
+        model_of().embed(b.z, b, b.edge_index[:, keep], b.dist[keep])
 
 
 def test_last_layer_gradient_features_are_the_gradients_autograd_gives(qm9):

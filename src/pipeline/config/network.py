@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from pipeline.config.registry import BACKBONES
 from pipeline.config.units import EXTENSIVE_TARGETS, TARGETS
 
-__all__ = ["LARGEST_Z", "MAX_Z", "N_ATOM_TYPES", "READOUTS", "ModelConfig", "ModelSettings"]
+__all__ = ["LARGEST_Z", "MAX_Z", "N_ATOM_TYPES", "READOUTS", "ModelConfig", "ModelSettings", "VisnetSettings"]
 
 
 #: Readouts a target can have: ``sum`` for extensive properties, ``mean`` for intensive ones.
@@ -35,19 +36,43 @@ LARGEST_Z = min(MAX_Z, N_ATOM_TYPES - 1)
 
 
 @dataclass
+class VisnetSettings:
+    """The config's ``model.visnet`` section: the ViSNet backbone's own settings (read only when
+    ``model.backbone`` is ``visnet``; PyG's defaults but the cutoff's)."""
+
+    lmax: int = 1  # highest degree of the vector features' spherical harmonics (1 or 2)
+    heads: int = 8  # attention heads; model.hidden must be a multiple of it
+    rbf_count: int = 32  # exponential-normal radial basis functions up to the cutoff
+    cutoff: float = 5.0  # Å; neighbours within it, taken from the stored graph (at most its cutoff)
+
+    def __post_init__(self) -> None:
+        if self.lmax not in (1, 2):
+            raise ValueError(f"model.visnet.lmax must be 1 or 2, got {self.lmax}")
+        if self.heads < 1 or self.rbf_count < 1 or not self.cutoff > 0:
+            raise ValueError("model.visnet needs heads and rbf_count >= 1 and cutoff > 0")
+
+
+@dataclass
 class ModelSettings:
     """The config's ``model`` section: what a user chooses of the architecture (the schema declares
     the same keys and defaults). ``dist_min``/``dist_max`` None: the distance bins span the dataset's
     pair distances (:meth:`pipeline.config.settings.RunConfig.architecture`)."""
 
+    #: the representation (pipeline.config.registry.BACKBONES): "schnet" (the paper's) or "visnet"
+    backbone: str = "schnet"
     hidden: int = 96  # H: width of node embeddings and of the continuous filters
-    n_interactions: int = 4  # L: interaction blocks
+    n_interactions: int = 4  # L: interaction blocks (message-passing layers)
     rbf_count: int = 300  # Gaussian RBF centres (ModelConfig.rbf_start/rbf_stop: their range)
     n_clusters: int = 100  # M: classes of the cluster head (clustering loss L_c)
     n_dist_bins: int = 30  # K_e: classes of the distance-bin head (reconstruction loss L_r)
     dist_min: float | None = None  # Å; None: from the dataset's distances
     dist_max: float | None = None
     dropout: float = 0.0  # dropout probability inside the property head only (for MC-dropout)
+    visnet: VisnetSettings = field(default_factory=VisnetSettings)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.visnet, Mapping):
+            self.visnet = VisnetSettings(**self.visnet)
 
 
 @dataclass
@@ -73,6 +98,14 @@ class ModelConfig(ModelSettings):
     n_atom_types: int = N_ATOM_TYPES  # classes of the atom-type head; class c is atomic number c
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown model.backbone {self.backbone!r}; choose one of {sorted(BACKBONES)}")
+        if self.backbone == "visnet" and self.visnet.cutoff > self.cutoff:
+            raise ValueError(
+                f"model.visnet.cutoff ({self.visnet.cutoff:g} Å) exceeds the dataset's cutoff "
+                f"({self.cutoff:g} Å): the stored graphs hold no pairs beyond it"
+            )
         self.targets = tuple(self.targets)
         if not self.targets:
             raise ValueError("targets must name at least one property")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BACKBONES",
     "INITIAL_STRATEGIES",
     "ORACLES",
     "SOURCES",
@@ -28,6 +29,7 @@ __all__ = [
     "TEACHERS",
     "OracleInfo",
     "InitialInfo",
+    "BackboneInfo",
     "StrategyInfo",
     "StudentInfo",
     "TeacherInfo",
@@ -231,6 +233,37 @@ STUDENTS: dict[str, StudentInfo] = {
     "krr": StudentInfo(
         "kernel ridge regression on FCHL19, sigma and lambda chosen on validation (the small-N standard)",
         gpu=False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """A representation the network can be built on (``model.backbone``)."""
+
+    description: str
+    #: "module:Class" of the representation, built as ``Class(hidden, n_interactions, ...)`` by
+    #: :class:`pipeline.model.asgn.ASGNModel`; its ``forward(z, edge_index, dist, pos)`` gives the
+    #: scalar node features h [a, H] the heads read
+    module: str
+    #: whether it reads the coordinates (bond directions), not only the pair distances
+    equivariant: bool
+
+    def load(self) -> type:
+        return _function(self.module)
+
+
+BACKBONES: dict[str, BackboneInfo] = {
+    "schnet": BackboneInfo(
+        "SchNet (Schütt et al. 2017), the paper's: continuous filters over the pair distances",
+        "pipeline.model.schnet:SchNet",
+        equivariant=False,
+    ),
+    "visnet": BackboneInfo(
+        "ViSNet (Wang et al. 2024, PyG's layers): scalar and vector features, attention over "
+        "neighbours within model.visnet.cutoff",
+        "pipeline.model.visnet:ViSNet",
+        equivariant=True,
     ),
 }
 

@@ -96,7 +96,7 @@ def mc_dropout_predictions(
                 batch = graphs.batch(idx)
                 if head_only:
                     with autocast(device, amp):
-                        h = model.embed(batch.z, batch.edge_index, batch.dist)
+                        h = model.embed(batch.z, batch)
                     samples = [model.readout(h, batch)[1] for _ in range(n_samples)]
                 else:  # dropout in the backbone too: full forward passes
                     with autocast(device, amp):

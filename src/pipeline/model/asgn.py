@@ -15,10 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.config.network import ModelConfig
+from pipeline.config.registry import BACKBONES
 from pipeline.data.graphs import GraphBatch
 from pipeline.model.heads import PropertyHead, mlp, reset_mlp, sum_by
-from pipeline.model.rbf import GaussianRBF
-from pipeline.model.schnet import SchNet
 
 
 class ModelOutput(NamedTuple):
@@ -30,7 +29,7 @@ class ModelOutput(NamedTuple):
 
 
 class ASGNModel(nn.Module):
-    r"""A representation (SchNet) and the heads ASGN trains on it.
+    r"""A representation (``config.backbone``: SchNet or ViSNet) and the heads ASGN trains on it.
 
     * properties: :class:`~pipeline.model.heads.PropertyHead` (real units; it owns the targets'
       scale, shift and atomref);
@@ -55,8 +54,7 @@ class ASGNModel(nn.Module):
         super().__init__()
         self.config = cfg = config or ModelConfig()
         hidden = cfg.hidden
-        rbf = GaussianRBF(cfg.rbf_start, cfg.rbf_stop, cfg.rbf_count)
-        self.representation = SchNet(hidden, cfg.n_interactions, rbf, cfg.cutoff, cfg.mask_token)
+        self.representation = BACKBONES[cfg.backbone].load().from_config(cfg)
         self.property_head = PropertyHead(hidden, cfg.targets, cfg.readout, cfg.max_z, cfg.dropout)
         self.atom_type_head = mlp([hidden, hidden, cfg.n_atom_types])
         self.dist_bin_head = mlp([2 * hidden, hidden, cfg.n_dist_bins])
@@ -70,16 +68,21 @@ class ASGNModel(nn.Module):
         for head in (self.atom_type_head, self.dist_bin_head, self.cluster_head):
             reset_mlp(head)
 
-    def embed(self, z: Tensor, edge_index: Tensor, dist: Tensor) -> Tensor:
-        """[a, H] node embeddings h (the representation's; arguments as :meth:`SchNet.forward`)."""
-        return self.representation(z, edge_index, dist)
+    def embed(self, z: Tensor, batch: GraphBatch, edge_index: Tensor | None = None, dist: Tensor | None = None) -> Tensor:
+        """[a, H] node embeddings h: the representation's (:meth:`SchNet.forward`) of atoms ``z`` in
+        the batch's geometry, over the batch's stored graph unless ``edge_index`` and ``dist`` say
+        otherwise."""
+        edge_index = batch.edge_index if edge_index is None else edge_index
+        dist = batch.dist if dist is None else dist
+        return self.representation(z, edge_index, dist, batch.pos)
 
     def forward(self, batch: GraphBatch, mask: Tensor | None = None) -> ModelOutput:
         """Embeddings and property predictions of a batch.
 
         Args:
             batch: a :class:`~pipeline.data.graphs.GraphBatch` (z [a], batch [a], edge_index [2, e],
-                dist [e], atom_ptr [B + 1]); ``pos`` is not read: the geometry enters as ``dist``.
+                dist [e], pos [a, 3], atom_ptr [B + 1]); SchNet reads the geometry as ``dist`` only,
+                an equivariant backbone also the directions from ``pos``.
             mask: optional [m] indices of atoms whose type is hidden: they enter the network as the
                 mask token (the reconstruction loss's pass). The readout's per-element references
                 still use the true ``batch.z``.
@@ -90,7 +93,7 @@ class ASGNModel(nn.Module):
         z = batch.z
         if mask is not None:
             z = z.index_fill(0, mask, self.config.mask_token)
-        h = self.embed(z, batch.edge_index, batch.dist)
+        h = self.embed(z, batch)
         graph, pred = self.readout(h, batch)
         return ModelOutput(node=h, graph=graph, pred=pred)
 
@@ -109,7 +112,7 @@ class ASGNModel(nn.Module):
         head's last linear layer, per molecule (:meth:`PropertyHead.last_layer_gradients`). These are
         the features of the last-layer gradient (``'ll'``) kernel of Holzmüller et al. (2023): two
         molecules are similar when a step on the last layer moves their predictions alike."""
-        h = self.embed(batch.z, batch.edge_index, batch.dist)
+        h = self.embed(batch.z, batch)
         return self.property_head.last_layer_gradients(h, batch.batch, *_counts(batch))
 
     def atom_type_logits(self, node: Tensor) -> Tensor:
@@ -126,8 +129,9 @@ class ASGNModel(nn.Module):
 
     def __repr__(self) -> str:
         cfg = self.config
+        backbone = cfg.backbone if cfg.backbone != "visnet" else f"visnet(lmax={cfg.visnet.lmax}, heads={cfg.visnet.heads}, rbf={cfg.visnet.rbf_count}, cutoff={cfg.visnet.cutoff:g})"
         return (
-            f"{self.__class__.__name__}(hidden={cfg.hidden}, n_interactions={cfg.n_interactions}, "
+            f"{self.__class__.__name__}(backbone={backbone}, hidden={cfg.hidden}, n_interactions={cfg.n_interactions}, "
             f"rbf={cfg.rbf_count}x{cfg.rbf_width:g}A from {cfg.rbf_start:g}, cutoff={cfg.cutoff:g}, "
             f"targets={list(cfg.targets)}, readout={list(cfg.readout.values())}, "
             f"clusters={cfg.n_clusters}, dist_bins={cfg.n_dist_bins}x[{cfg.dist_min:g}, {cfg.dist_max:g}]A, "

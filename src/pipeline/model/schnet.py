@@ -14,8 +14,9 @@ less work but the same result:
   the cosine cutoff is applied once to all layers' filters.
 
 Each of these is tested against a plain ordered-edge SchNet and against PyG's with the same weights.
-A representation is what the heads (:mod:`pipeline.model.heads`) read: another backbone takes its
-place by giving the same :meth:`SchNet.forward` (scalar node features per atom).
+A representation is what the heads (:mod:`pipeline.model.heads`) read: another backbone
+(:data:`pipeline.config.registry.BACKBONES`, e.g. :mod:`pipeline.model.visnet`) takes its place by
+giving the same :meth:`SchNet.from_config` and :meth:`SchNet.forward` (scalar node features per atom).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipeline.config.network import ModelConfig
 from pipeline.model.rbf import GaussianRBF, banded_rbf_linear
 
 
@@ -196,19 +198,26 @@ class SchNet(nn.Module):
         self.filters = FilterNetwork(rbf, hidden, n_interactions, cutoff)
         self.interactions = nn.ModuleList(InteractionBlock(hidden, hidden) for _ in range(n_interactions))
 
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> SchNet:
+        """The representation of an architecture (RBF centres over [rbf_start, rbf_stop])."""
+        rbf = GaussianRBF(cfg.rbf_start, cfg.rbf_stop, cfg.rbf_count)
+        return cls(cfg.hidden, cfg.n_interactions, rbf, cfg.cutoff, cfg.mask_token)
+
     def reset_parameters(self) -> None:
         self.embedding.reset_parameters()
         self.filters.reset_parameters()
         for block in self.interactions:
             block.reset_parameters()
 
-    def forward(self, z: Tensor, edge_index: Tensor, dist: Tensor) -> Tensor:
+    def forward(self, z: Tensor, edge_index: Tensor, dist: Tensor, pos: Tensor | None = None) -> Tensor:
         """Node features h.
 
         Args:
             z: [a] int64 atomic numbers (the mask token for a masked atom).
             edge_index: [2, e] directed edges, each unordered pair in both directions.
             dist: [e] edge lengths (Å), equal for (i, j) and (j, i).
+            pos: not read (SchNet sees the geometry through the distances only).
 
         Returns:
             [a, H] node features.
