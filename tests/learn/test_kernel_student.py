@@ -115,3 +115,44 @@ def test_the_kernel_it_predicts_with_is_symmetric_in_its_training_set(fitted):
     k = local_kernels(atoms, atoms, [4.0])[0]
     np.testing.assert_allclose(k, k.T, atol=1e-9)
     assert np.linalg.eigvalsh(k).min() > -1e-8 * np.abs(k).max()
+
+
+def test_teacher_features_are_its_standardised_embeddings_and_need_that_teacher(fitted, tmp_path):
+    """krr.features teacher: the atoms' vectors are the teacher's node embeddings h, each feature
+    standardised on the training atoms; the fit is KRR on exactly those vectors; the checkpoint
+    predicts the same with that teacher and refuses to predict without it or with another."""
+    from tiny import tiny_model
+
+    from pipeline.learn.kernel_student import TeacherFeatures
+
+    graphs, y, (train, val, test), _ = fitted
+    teacher = tiny_model(0).eval()
+    settings = KernelSettings(sigmas=[2.0, 8.0], lambdas=[1e-8, 1e-4], features="teacher")
+    with pytest.raises(ValueError, match="needs the round's teacher"):
+        fit_kernel_student(graphs, train, y[train], val, y[val], TARGETS, settings)
+    student = fit_kernel_student(graphs, train, y[train], val, y[val], TARGETS, settings, teacher)
+    assert student.features == "teacher"
+    with torch.no_grad():
+        h = teacher(graphs.batch(torch.as_tensor(train))).node.double().numpy()
+    x = student.teacher(graphs, train).x
+    np.testing.assert_allclose(x, (h - h.mean(0)) / h.std(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x.mean(0), 0, atol=1e-9)
+    pred = student.predict(graphs, test)
+    encoder = TeacherFeatures(teacher, student.teacher.mean, student.teacher.scale)
+    for k, target in enumerate(TARGETS):
+        chosen = student.chosen()[target]
+        direct = KernelRidge(chosen["sigma"], chosen["lambda"], extensive=target == "u0")
+        direct.fit(encoder(graphs, train), y[train, k])
+        np.testing.assert_allclose(pred[:, k], direct.predict(encoder(graphs, test)), rtol=1e-9, atol=1e-9)
+    path = tmp_path / "student.pt"
+    with pytest.raises(ValueError, match="records its teacher's checksum"):
+        save_kernel_student(path, student, {"run": "a"}, round=0)
+    save_kernel_student(path, student, {"run": "a"}, round=0, teacher_sha256="ab" * 32)
+    with pytest.raises(ValueError, match="give the teacher it was fitted on"):
+        load_kernel_student(path)
+    with pytest.raises(ValueError, match="embeddings of another teacher"):
+        load_kernel_student(path, teacher=teacher, teacher_sha256="cd" * 32)
+    again = load_kernel_student(path, teacher=teacher, teacher_sha256="ab" * 32)
+    np.testing.assert_allclose(again.predict(graphs, test), pred, rtol=1e-9, atol=1e-9)
+    other = tiny_model(1).eval()  # other weights: other features, other predictions
+    assert not np.allclose(load_kernel_student(path, teacher=other).predict(graphs, test), pred)

@@ -12,7 +12,6 @@ from pipeline.config.network import ModelConfig, VisnetSettings
 from pipeline.data.graphs import GraphBatch
 
 
-
 @pytest.fixture(scope="module")
 def qm9(qm9_graphs):
     """20 real QM9 molecules (full graphs, 30 Å cutoff)."""
@@ -53,10 +52,10 @@ def test_node_features_equal_pygs_visnet_block_with_the_same_weights(qm9, lmax):
     b = graphs.batch(torch.arange(12))
     model = visnet_model(cutoff=4.0, lmax=lmax)
     ours = model.representation
+    max_z = model.config.mask_token + 1
     pyg = ViSNetBlock(
-        lmax=lmax, num_heads=4, num_layers=2, hidden_channels=16, num_rbf=32, max_z=model.config.mask_token + 1,
-        cutoff=4.0,
-    )  # fmt: skip
+        lmax=lmax, num_heads=4, num_layers=2, hidden_channels=16, num_rbf=32, max_z=max_z, cutoff=4.0
+    )
     pyg.load_state_dict(ours.block.state_dict(), strict=True)
     pyg.distance = BruteForceNeighbours(4.0)
     assert (b.dist >= 4.0).any()  # the stored graph (30 Å) holds pairs the backbone must leave out

@@ -14,6 +14,7 @@ from tiny import TINY_RUN
 from pipeline.config.digest import file_sha256
 from pipeline.config.settings import repeated_keys_error, resolve
 from pipeline.plan import ROUND_FILES, Plan
+from pipeline.plan.paths import PATHS
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
@@ -195,6 +196,23 @@ def test_a_krr_student_reads_no_teacher_and_holds_no_gpu():
     assert "teacher_path" not in krr
     options = plan.stage_options("student", "krr", "00", krr, {"out": "s.pt", "summary": "s.json"})
     assert "--teacher-path" not in options and options[-4:] == ["--out", "s.pt", "--summary", "s.json"]
+
+
+def test_a_krr_student_on_teacher_features_and_its_pseudo_labels_read_the_teacher():
+    features = {"features": "teacher"}
+    plan = make_plan({"net": RUN, "krr": {**RUN, "student_kind": "krr", "krr": features}})
+    outputs = {"out": "s.pt", "summary": "s.json"}
+    for run in ("net", "krr"):
+        assert plan.stage_input("student", run, "01")["teacher_path"] == PATHS.of(
+            "teacher", run=run, round="01"
+        )
+    student = plan.stage_input("student", "krr", "01")
+    assert "--teacher-path" in plan.stage_options("student", "krr", "01", student, outputs)
+    pseudo = plan.stage_input("pseudo_label", "krr", "01")
+    assert pseudo["teacher_path"] == PATHS.of("teacher", run="krr", round="01")
+    options = plan.stage_options("pseudo-label", "krr", "01", pseudo, {"out": "p.parquet"})
+    assert options[options.index("--teacher-path") + 1] == pseudo["teacher_path"]
+    assert "teacher_path" not in plan.stage_input("pseudo_label", "net", "01")  # the network needs none
 
 
 def test_delta_runs_read_their_baseline_made_from_the_datasets_xtb_chunks():

@@ -15,7 +15,7 @@ from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.split import read_split, split_dataset
 from pipeline.data.store import write_json, write_table
 from pipeline.label import oracle
-from pipeline.learn.checkpoint import load_checkpoint
+from pipeline.learn.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.stages import context
 from pipeline.stages import rounds as stages
 
@@ -93,6 +93,7 @@ def _round(root, r, select=True):
         labelled_path=d / "labelled.parquet",
         checkpoint=d / "student.pt",
         out=d / "pseudo_labels.parquet",
+        teacher_path=d / "teacher.pt",  # read only by a kernel student on the teacher's embeddings
     )
     if select:
         stages.select(
@@ -346,6 +347,48 @@ def test_a_krr_student_predicts_and_pseudo_labels_without_the_teacher(run, tmp_p
         out=tmp_path / "again.pt", summary=tmp_path / "again.json",
     )  # fmt: skip
     assert again["test_mae"] == record["test_mae"]  # no teacher given, the same result
+
+
+def test_a_krr_student_on_the_teachers_embeddings_reads_that_teacher_only(run, tmp_path):
+    """krr.features teacher: the kernel compares the round's teacher's node embeddings; student.json
+    says so, the pseudo-labels are its predictions, and both jobs refuse to go on without that
+    teacher or with another one (its checksum is in student.pt)."""
+    from pipeline.learn.kernel_student import load_kernel_student
+
+    settings = {
+        **SETTINGS, "strategy": "random", "student_kind": "krr",
+        "krr": {"sigmas": [2.0, 8.0], "lambdas": [1e-6, 1e-2], "features": "teacher"},
+    }  # fmt: skip
+    _round_0_of(run, tmp_path, settings)
+    d = tmp_path / "round_00"
+    record = json.loads((d / "student.json").read_text())
+    assert record["kind"] == "krr" and record["features"] == "teacher"
+    assert all(np.isfinite(v) for part in ("val_mae", "test_mae") for v in record[part].values())
+    ctx = context.RoundContext.read(tmp_path / "run.json", 0, tmp_path / "data", tmp_path / "split.parquet")
+    student = load_kernel_student(d / "student.pt", teacher=ctx.load(d / "teacher.pt"))
+    pseudo = pq.read_table(d / "pseudo_labels.parquet").to_pandas()
+    index = ctx.graphs.index_of(list(pseudo.mol_id))
+    np.testing.assert_allclose(pseudo[["homo", "u0"]].to_numpy(), student.predict(ctx.graphs, index))
+    common = {
+        "run_json": tmp_path / "run.json",
+        "data": tmp_path / "data",
+        "split_path": tmp_path / "split.parquet",
+    }
+    with pytest.raises(ValueError, match="reads the round's teacher; give --teacher-path"):
+        stages.student(
+            **common, labelled_path=d / "labelled.parquet", holdout_path=tmp_path / "holdout.parquet",
+            round=0, out=tmp_path / "again.pt", summary=tmp_path / "again.json",
+        )  # fmt: skip
+    other = tmp_path / "other.pt"  # another teacher: the same run, other weights
+    model = ctx.load(d / "teacher.pt")
+    with torch.no_grad():
+        model.representation.embedding.weight.mul_(2.0)
+    save_checkpoint(other, model, ctx.cfg.as_dict(), 0)
+    with pytest.raises(ValueError, match="fitted on the embeddings of another teacher"):
+        stages.pseudo_label(
+            **common, labelled_path=d / "labelled.parquet", checkpoint=d / "student.pt",
+            out=tmp_path / "p.parquet", teacher_path=other,
+        )  # fmt: skip
 
 
 def _baseline_file(root, shift):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["LR_SCHEDULES", "KernelSettings", "LossWeights", "TrainConfig"]
+__all__ = ["KERNEL_FEATURES", "LR_SCHEDULES", "KernelSettings", "LossWeights", "TrainConfig"]
 
 
 @dataclass
@@ -80,6 +80,10 @@ class TrainConfig:
         return self.teacher_epochs
 
 
+#: What the kernel student's local kernel compares (``krr.features``).
+KERNEL_FEATURES = ("fchl19", "teacher")
+
+
 @dataclass
 class KernelSettings:
     """The kernel student's (``student_kind: krr``) hyperparameter grid: each target's sigma (the
@@ -89,8 +93,13 @@ class KernelSettings:
 
     sigmas: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
     lambdas: list[float] = field(default_factory=lambda: [1e-9, 1e-7, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+    #: the atoms' vectors the kernel compares (KERNEL_FEATURES): "fchl19" (qmllib's FCHL19) or
+    #: "teacher" (the round's teacher's node embeddings, standardised on the training atoms)
+    features: str = "fchl19"
 
     def __post_init__(self) -> None:
+        if self.features not in KERNEL_FEATURES:
+            raise ValueError(f"krr.features must be one of {KERNEL_FEATURES}, got {self.features!r}")
         for name in ("sigmas", "lambdas"):
             values = getattr(self, name)
             if not values or not all(v > 0 and v != float("inf") for v in values):

@@ -32,6 +32,15 @@ def infer(
     return torch.cat(preds).cpu().numpy(), torch.cat(embs).cpu().numpy()
 
 
+def infer_nodes(model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """[a, H] float32 node embeddings h of the atoms of the molecules at ``index``, molecule after
+    molecule in that order (as ``graphs.batch(index)`` holds them); no autocast: they are features."""
+    index = torch.as_tensor(np.asarray(index), dtype=torch.long, device=graphs.device)
+    with evaluating(model), torch.no_grad():
+        out = [model(graphs.batch(idx)).node.float().cpu() for idx in batches(index, batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, model.config.hidden), np.float32)
+
+
 def infer_gradients(
     model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256
 ) -> np.ndarray:

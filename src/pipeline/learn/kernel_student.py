@@ -1,12 +1,17 @@
-"""The kernel student (``student_kind: krr``): kernel ridge regression on FCHL19, one model per
-target, fitted on a round's labelled molecules with (sigma, lambda) chosen on the validation
-molecules (:func:`pipeline.learn.kernel_ridge.select`), in place of the network student.
+"""The kernel student (``student_kind: krr``): kernel ridge regression with the local Gaussian
+kernel, one model per target, fitted on a round's labelled molecules with (sigma, lambda) chosen on
+the validation molecules (:func:`pipeline.learn.kernel_ridge.select`), in place of the network
+student.
 
-It is the field's standard learner at small label budgets (issue #25's anchor), so a benchmark
-method with it sits on the same split and labels as the network's by construction. Its checkpoint
-(``student.pt``) holds what predicting needs but the training molecules' FCHL19 vectors, which are
-recomputed from the graphs by id (:func:`save_kernel_student`, :func:`load_kernel_student`): ~100 MB
-of vectors at 1,000 labels against ~3 s to compute them.
+The atoms' vectors (``krr.features``) are FCHL19 (the field's standard learner at small label
+budgets, issue #25's anchor: a benchmark method with it sits on the same split and labels as the
+network's by construction), or the round's teacher's node embeddings (:class:`TeacherFeatures`,
+issue #25's lever e: a kernel on the representation ASGN learnt from the whole pool), each
+feature standardised on the training atoms. Its checkpoint (``student.pt``) holds what predicting
+needs but the training molecules' vectors, which are recomputed from the graphs by id (and, for
+teacher features, the teacher, whose checksum the checkpoint records):
+:func:`save_kernel_student`, :func:`load_kernel_student`; ~100 MB of FCHL19 vectors at 1,000 labels
+against ~3 s to compute them.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,16 +29,22 @@ from pipeline.config.units import EXTENSIVE_TARGETS
 from pipeline.data.graphs import GraphSet
 from pipeline.learn.kernel_ridge import AtomSet, KernelRidge, fchl19, local_kernels, select
 
+if TYPE_CHECKING:
+    from pipeline.model.asgn import ASGNModel
+
 __all__ = [
     "KERNEL_STUDENT_VERSION",
     "KernelStudent",
+    "TeacherFeatures",
     "fit_kernel_student",
     "load_kernel_student",
     "save_kernel_student",
 ]
 
-#: 1: per target sigma, lambda, references and dual coefficients; the training molecules by id
-KERNEL_STUDENT_VERSION = 1
+#: 1: per target sigma, lambda, references and dual coefficients; the training molecules by id.
+#: 2: the features (fchl19 or teacher) and, for teacher features, their standardisation and the
+#: teacher's checksum
+KERNEL_STUDENT_VERSION = 2
 
 
 def elements_of(graphs: GraphSet) -> list[int]:
@@ -41,8 +52,13 @@ def elements_of(graphs: GraphSet) -> list[int]:
     return sorted(int(z) for z in torch.unique(graphs.z).tolist())
 
 
-def atoms_of(graphs: GraphSet, index: np.ndarray, elements: Sequence[int]) -> AtomSet:
-    """FCHL19 vectors of the molecules at positions ``index`` of ``graphs`` (in that order)."""
+def atoms_of(
+    graphs: GraphSet, index: np.ndarray, elements: Sequence[int], teacher: TeacherFeatures | None = None
+) -> AtomSet:
+    """The atoms' vectors of the molecules at positions ``index`` of ``graphs`` (in that order):
+    FCHL19, or ``teacher``'s standardised node embeddings."""
+    if teacher is not None:
+        return teacher(graphs, index)
     batch = graphs.batch(np.asarray(index, dtype=np.int64))
     return fchl19(
         batch.z.cpu().numpy(),
@@ -53,14 +69,58 @@ def atoms_of(graphs: GraphSet, index: np.ndarray, elements: Sequence[int]) -> At
 
 
 @dataclass
+class TeacherFeatures:
+    """A teacher's node embeddings h [a, H] as the kernel's atom vectors (``krr.features:
+    teacher``), each feature standardised (``mean``, ``scale`` [H], from the training atoms by
+    :meth:`fit`), so that the sigma grid means the same whatever the embeddings' scale."""
+
+    model: ASGNModel
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    batch_size: int = 256
+
+    def raw(self, graphs: GraphSet, index: np.ndarray) -> AtomSet:
+        """The unstandardised embeddings of the molecules at ``index``."""
+        from pipeline.learn.inference import infer_nodes
+
+        index = np.asarray(index, dtype=np.int64)
+        x = infer_nodes(self.model, graphs, index, self.batch_size).astype(np.float64)
+        counts = graphs.n_atoms[torch.as_tensor(index)].cpu().numpy() if len(index) else np.zeros(0, np.int64)
+        owner = np.repeat(np.arange(len(index)), counts)
+        z = graphs.batch(index).z.cpu().numpy() if len(index) else np.zeros(0, np.int64)
+        return AtomSet(x, owner, z.astype(np.int64), len(index))
+
+    def fit(self, atoms: AtomSet) -> AtomSet:
+        """Standardise on ``atoms`` (the training molecules' raw embeddings); they, standardised."""
+        self.mean = atoms.x.mean(axis=0)
+        self.scale = np.maximum(atoms.x.std(axis=0), 1e-6)  # a constant feature stays 0, not NaN
+        return self._standardised(atoms)
+
+    def __call__(self, graphs: GraphSet, index: np.ndarray) -> AtomSet:
+        if self.mean is None or self.scale is None:
+            raise ValueError("fit the teacher features' standardisation on the training atoms first")
+        return self._standardised(self.raw(graphs, index))
+
+    def _standardised(self, atoms: AtomSet) -> AtomSet:
+        return AtomSet((atoms.x - self.mean) / self.scale, atoms.owner, atoms.z, atoms.n_molecules)
+
+
+@dataclass
 class KernelStudent:
-    """One fitted :class:`KernelRidge` per target, on the same training molecules (``train_ids``)."""
+    """One fitted :class:`KernelRidge` per target, on the same training molecules (``train_ids``);
+    ``teacher``: the features are its embeddings (else FCHL19)."""
 
     targets: list[str]
     models: dict[str, KernelRidge]
     train_ids: np.ndarray  # mol_id of the training molecules, in the order of the dual coefficients
     elements: list[int]
     grid: dict[str, dict[str, float]]  # target -> "sigma,lambda" -> validation MAE
+    teacher: TeacherFeatures | None = None
+
+    @property
+    def features(self) -> str:
+        """``krr.features``: what the kernel compares."""
+        return "fchl19" if self.teacher is None else "teacher"
 
     def predict(self, graphs: GraphSet, index: np.ndarray, chunk: int = 1000) -> np.ndarray:
         """[n, T] predictions for the molecules at positions ``index`` of ``graphs``, ``chunk``
@@ -69,7 +129,7 @@ class KernelStudent:
         out = np.zeros((len(index), len(self.targets)))
         sigmas = sorted({m.sigma for m in self.models.values()})
         for start in range(0, len(index), chunk):
-            part = atoms_of(graphs, index[start : start + chunk], self.elements)
+            part = atoms_of(graphs, index[start : start + chunk], self.elements, self.teacher)
             kernels = dict(zip(sigmas, local_kernels(part, self._train(graphs), sigmas), strict=True))
             for k, target in enumerate(self.targets):
                 model = self.models[target]
@@ -80,7 +140,7 @@ class KernelStudent:
         """The training molecules' vectors (computed once, then shared by every model)."""
         train = next(iter(self.models.values())).train
         if train is None:
-            train = atoms_of(graphs, graphs.index_of(self.train_ids), self.elements)
+            train = atoms_of(graphs, graphs.index_of(self.train_ids), self.elements, self.teacher)
             for model in self.models.values():
                 model.train = train
         return train
@@ -98,18 +158,27 @@ def fit_kernel_student(
     y_val: np.ndarray,
     targets: Sequence[str],
     settings: KernelSettings,
+    teacher: ASGNModel | None = None,
 ) -> KernelStudent:
     """A kernel student fitted on the molecules at positions ``train`` of ``graphs`` (labels
     ``y_train`` [n, T]), each target's (sigma, lambda) chosen on the validation molecules ``val``
     (``y_val`` [m, T]) from ``settings``' grid. Extensive targets (U0) are learnt after per-element
     references fitted on the training labels, the others after their mean. A target's missing
     labels (NaN: the oracle failed on it) leave those molecules out of its fit and its score.
+    ``settings.features`` "teacher": the atoms' vectors are ``teacher``'s node embeddings.
 
     The training molecules are the same for every target (the dual coefficients of a target with
     missing labels are zero there), so one kernel serves every target at prediction."""
     elements = elements_of(graphs)
-    train_atoms = atoms_of(graphs, train, elements)
-    val_atoms = atoms_of(graphs, val, elements)
+    encoder = None
+    if settings.features == "teacher":
+        if teacher is None:
+            raise ValueError("krr.features teacher: the kernel student needs the round's teacher")
+        encoder = TeacherFeatures(teacher)
+        train_atoms = encoder.fit(encoder.raw(graphs, train))
+    else:
+        train_atoms = atoms_of(graphs, train, elements)
+    val_atoms = atoms_of(graphs, val, elements, encoder)
     # one kernel per sigma for every target: a target's missing labels only drop rows and columns
     k_train = local_kernels(train_atoms, train_atoms, settings.sigmas)
     k_val = local_kernels(val_atoms, train_atoms, settings.sigmas)
@@ -132,7 +201,7 @@ def fit_kernel_student(
         model.train = train_atoms  # one set of vectors for every target
         models[target] = model
         grid[target] = {f"{s:g},{lam:g}": v for (s, lam), v in scores.items()}
-    return KernelStudent(list(targets), models, graphs.mol_id[train].astype(str), elements, grid)
+    return KernelStudent(list(targets), models, graphs.mol_id[train].astype(str), elements, grid, encoder)
 
 
 def _block(kernels: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
@@ -144,15 +213,32 @@ def _rows(atoms: AtomSet, keep: np.ndarray) -> AtomSet:
     return atoms if keep.all() else atoms.take(np.flatnonzero(keep))
 
 
-def save_kernel_student(path: str | Path, student: KernelStudent, config: dict[str, Any], round: int) -> None:
-    """Write ``student`` to ``path`` atomically, loadable with ``torch.load(weights_only=True)``."""
+def save_kernel_student(
+    path: str | Path,
+    student: KernelStudent,
+    config: dict[str, Any],
+    round: int,
+    teacher_sha256: str | None = None,
+) -> None:
+    """Write ``student`` to ``path`` atomically, loadable with ``torch.load(weights_only=True)``;
+    ``teacher_sha256``: the checksum of the teacher file whose embeddings are its features."""
     from pipeline.data.store import atomic_path
 
+    if student.teacher is not None and teacher_sha256 is None:
+        raise ValueError("a kernel student on teacher features records its teacher's checksum")
     payload = {
         "version": KERNEL_STUDENT_VERSION,
         "kind": "krr",
         "config": config,
         "round": int(round),
+        "features": student.features,
+        "teacher": None
+        if student.teacher is None
+        else {
+            "sha256": teacher_sha256,
+            "mean": torch.from_numpy(student.teacher.mean),
+            "scale": torch.from_numpy(student.teacher.scale),
+        },
         "targets": list(student.targets),
         "elements": list(student.elements),
         "train_ids": [str(m) for m in student.train_ids],
@@ -173,8 +259,14 @@ def save_kernel_student(path: str | Path, student: KernelStudent, config: dict[s
         torch.save(payload, tmp)
 
 
-def load_kernel_student(path: str | Path, config: dict[str, Any] | None = None) -> KernelStudent:
-    """The kernel student stored at ``path``; with ``config``, refused unless made under it."""
+def load_kernel_student(
+    path: str | Path,
+    config: dict[str, Any] | None = None,
+    teacher: ASGNModel | None = None,
+    teacher_sha256: str | None = None,
+) -> KernelStudent:
+    """The kernel student stored at ``path``; with ``config``, refused unless made under it. One on
+    teacher features needs that ``teacher`` (and refuses a ``teacher_sha256`` other than its own)."""
     from pipeline.learn.checkpoint import config_differences
 
     try:
@@ -207,10 +299,25 @@ def load_kernel_student(path: str | Path, config: dict[str, Any] | None = None) 
         )  # fmt: skip
         for t, m in payload["models"].items()
     }
+    encoder = None
+    if payload["features"] == "teacher":
+        stored = payload["teacher"]
+        if teacher is None:
+            raise ValueError(
+                f"{path}: a kernel student on a teacher's embeddings; give the teacher it was fitted on"
+            )
+        if teacher_sha256 is not None and teacher_sha256 != stored["sha256"]:
+            raise ValueError(
+                f"{path} was fitted on the embeddings of another teacher (checksum "
+                f"{stored['sha256'][:12]}..., given {teacher_sha256[:12]}...): give that round's "
+                "teacher.pt, or make the student again"
+            )
+        encoder = TeacherFeatures(teacher, stored["mean"].numpy(), stored["scale"].numpy())
     return KernelStudent(
         payload["targets"],
         models,
         np.array(payload["train_ids"], dtype=object),
         payload["elements"],
         payload["grid"],
+        encoder,
     )

@@ -68,7 +68,9 @@ class ASGNModel(nn.Module):
         for head in (self.atom_type_head, self.dist_bin_head, self.cluster_head):
             reset_mlp(head)
 
-    def embed(self, z: Tensor, batch: GraphBatch, edge_index: Tensor | None = None, dist: Tensor | None = None) -> Tensor:
+    def embed(
+        self, z: Tensor, batch: GraphBatch, edge_index: Tensor | None = None, dist: Tensor | None = None
+    ) -> Tensor:
         """[a, H] node embeddings h: the representation's (:meth:`SchNet.forward`) of atoms ``z`` in
         the batch's geometry, over the batch's stored graph unless ``edge_index`` and ``dist`` say
         otherwise."""
@@ -129,9 +131,13 @@ class ASGNModel(nn.Module):
 
     def __repr__(self) -> str:
         cfg = self.config
-        backbone = cfg.backbone if cfg.backbone != "visnet" else f"visnet(lmax={cfg.visnet.lmax}, heads={cfg.visnet.heads}, rbf={cfg.visnet.rbf_count}, cutoff={cfg.visnet.cutoff:g})"
+        backbone = cfg.backbone
+        if backbone == "visnet":
+            v = cfg.visnet
+            backbone += f"(lmax={v.lmax}, heads={v.heads}, rbf={v.rbf_count}, cutoff={v.cutoff:g})"
         return (
-            f"{self.__class__.__name__}(backbone={backbone}, hidden={cfg.hidden}, n_interactions={cfg.n_interactions}, "
+            f"{self.__class__.__name__}(backbone={backbone}, hidden={cfg.hidden}, "
+            f"n_interactions={cfg.n_interactions}, "
             f"rbf={cfg.rbf_count}x{cfg.rbf_width:g}A from {cfg.rbf_start:g}, cutoff={cfg.cutoff:g}, "
             f"targets={list(cfg.targets)}, readout={list(cfg.readout.values())}, "
             f"clusters={cfg.n_clusters}, dist_bins={cfg.n_dist_bins}x[{cfg.dist_min:g}, {cfg.dist_max:g}]A, "

@@ -42,7 +42,9 @@ class ViSNet(nn.Module):
     def __init__(self, hidden: int, n_interactions: int, settings: VisnetSettings, mask_token: int) -> None:
         super().__init__()
         if hidden % settings.heads:
-            raise ValueError(f"model.hidden ({hidden}) must be a multiple of model.visnet.heads ({settings.heads})")
+            raise ValueError(
+                f"model.hidden ({hidden}) must be a multiple of model.visnet.heads ({settings.heads})"
+            )
         self.hidden, self.cutoff = hidden, settings.cutoff
         self.block = ViSNetBlock(
             lmax=settings.lmax,

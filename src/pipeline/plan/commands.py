@@ -160,7 +160,8 @@ STAGES: dict[str, Stage] = {
             Option(
                 "--teacher-path",
                 Path,
-                "the round's teacher, to fine-tune (round_XX/teacher.pt; student_kind network)",
+                "the round's teacher, to fine-tune (round_XX/teacher.pt; student_kind network) or whose "
+                "embeddings the kernel student compares (krr.features teacher)",
                 required=False,
             ),
             ROUND,
@@ -181,6 +182,12 @@ STAGES: dict[str, Stage] = {
             LABELLED,
             Option("--checkpoint", Path, "the round's student (round_XX/student.pt)", required=True),
             BASELINE,
+            Option(
+                "--teacher-path",
+                Path,
+                "the round's teacher, whose embeddings a kernel student compares (krr.features teacher)",
+                required=False,
+            ),
             Option(
                 "--out",
                 Path,

@@ -488,16 +488,23 @@ class Plan:
         return {**self._run_files(run), "checkpoint": PATHS.of("teacher", run=run, round=round)}
 
     def _student_input(self, run: str, round: str) -> dict[str, Any]:
-        """The graphs, run.json, split, L_r, the val/test labels and, for the network student, the
-        round's teacher it is fine-tuned from (the krr student reads no teacher)."""
+        """The graphs, run.json, split, L_r, the val/test labels and the round's teacher where the
+        student reads it (:meth:`student_reads_teacher`)."""
         inputs = {
             **self._run_files(run),
             "labelled_path": PATHS.of("labelled", run=run, round=round),
             "holdout_path": PATHS.of("holdout_labels", run=run),
         }
-        if self.resolved.runs[run]["student_kind"] == "network":
+        if self.student_reads_teacher(run):
             inputs["teacher_path"] = PATHS.of("teacher", run=run, round=round)
         return self._with_baseline(run, inputs)
+
+    def student_reads_teacher(self, run: str) -> bool:
+        """Whether the run's student reads the round's teacher: the network student is fine-tuned
+        from it, a kernel student on ``krr.features: teacher`` compares its embeddings (and so do
+        its pseudo-labels); a kernel student on FCHL19 reads none."""
+        settings = self.resolved.runs[run]
+        return settings["student_kind"] == "network" or settings["krr"]["features"] == "teacher"
 
     def _pseudo_label_input(self, run: str, round: str) -> dict[str, Any]:
         inputs = {
@@ -505,6 +512,8 @@ class Plan:
             "labelled_path": PATHS.of("labelled", run=run, round=round),
             "checkpoint": PATHS.of("student", run=run, round=round),
         }
+        if self.resolved.runs[run]["student_kind"] == "krr" and self.student_reads_teacher(run):
+            inputs["teacher_path"] = PATHS.of("teacher", run=run, round=round)
         return self._with_baseline(run, inputs)
 
     def _select_input(self, run: str, round: str) -> dict[str, Any]:

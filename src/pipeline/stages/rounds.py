@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 import torch
 
 from pipeline.config import registry
+from pipeline.config.digest import file_sha256
 from pipeline.config.settings import RunConfig
 from pipeline.data.store import write_json, write_table
 from pipeline.label.provenance import read_labelling
@@ -222,8 +223,9 @@ def student(
     val and test MAE.
 
     With ``student: false`` in the run config (ASGN-T) the teacher itself is evaluated and saved.
-    With ``student_kind: krr`` the student is kernel ridge regression on FCHL19 fitted on L_r, its
-    grid chosen on val (:func:`_kernel_student`); it reads no teacher. With delta learning
+    With ``student_kind: krr`` the student is kernel ridge regression fitted on L_r, its grid chosen
+    on val (:func:`_kernel_student`); it reads the teacher only for ``krr.features: teacher`` (a
+    kernel on the teacher's embeddings). With delta learning
     (``baseline``), the student learns each delta target minus the cheap method's value; the errors
     are the same as those of that value plus the prediction, over the molecules that have one
     (``baseline_missing`` counts the val/test molecules the cheap method failed on).
@@ -270,7 +272,7 @@ def student(
             part: int(np.isnan(base[where[part]]).any(axis=1).sum()) for part in ("val", "test")
         }
     if cfg.student_kind == "krr":
-        record = {**counts, **_kernel_student(ctx, lab_idx, y_lab, where, y_val, y_test, out)}
+        record = {**counts, **_kernel_student(ctx, lab_idx, y_lab, where, y_val, y_test, out, teacher_path)}
         record["seconds"] = time.perf_counter() - start
         write_json(record, summary)
         log.info("round %d, %d labels: krr test MAE %s", round, len(lab_idx), record["test_mae"])
@@ -325,21 +327,25 @@ def _kernel_student(
     y_val: np.ndarray,
     y_test: np.ndarray,
     out: Path,
+    teacher_path: Path | None,
 ) -> dict:
     """The krr student of the round (:mod:`pipeline.learn.kernel_student`): fitted on the labelled
-    molecules, its grid chosen on val; written to ``out``; its part of student.json."""
+    molecules (on the embeddings of the teacher at ``teacher_path`` with ``krr.features:
+    teacher``), its grid chosen on val; written to ``out``; its part of student.json."""
     from pipeline.learn.kernel_student import fit_kernel_student, save_kernel_student
 
     cfg, graphs = ctx.cfg, ctx.graphs
-    fitted = fit_kernel_student(graphs, lab_idx, y_lab, where["val"], y_val, cfg.targets, cfg.krr)
+    teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path)
+    fitted = fit_kernel_student(graphs, lab_idx, y_lab, where["val"], y_val, cfg.targets, cfg.krr, teacher)
     errors = {}
     for part, y in (("val", y_val), ("test", y_test)):
         errors[part] = dict(
             zip(cfg.targets, map(float, mae(fitted.predict(graphs, where[part]), y)), strict=True)
         )
-    save_kernel_student(out, fitted, cfg.as_dict(), ctx.round)
+    save_kernel_student(out, fitted, cfg.as_dict(), ctx.round, teacher_sha256)
     return {
         "kind": "krr",
+        "features": fitted.features,
         "fine_tuned": False,
         "val_mae": errors["val"],
         "test_mae": errors["test"],
@@ -347,6 +353,18 @@ def _kernel_student(
         "grid_val_mae": fitted.grid,
         "device": "cpu",
     }
+
+
+def _kernel_teacher(ctx: RoundContext, teacher_path: Path | None) -> tuple[ASGNModel | None, str | None]:
+    """The teacher whose embeddings a kernel student compares, and its file's checksum (``None, None``
+    unless ``krr.features`` is teacher)."""
+    if ctx.cfg.krr.features != "teacher":
+        return None, None
+    if teacher_path is None:
+        raise ValueError(
+            "krr.features teacher: the kernel student reads the round's teacher; give --teacher-path"
+        )
+    return ctx.load(teacher_path), file_sha256(teacher_path)
 
 
 def pseudo_label(
@@ -357,15 +375,19 @@ def pseudo_label(
     checkpoint: Path,
     out: Path,
     baseline: Path | None = None,
+    teacher_path: Path | None = None,
 ) -> pa.Table:
     """The student's predictions for every unlabelled pool molecule (and for no labelled one), in the
-    targets' units (with delta learning, the cheap method's value plus the learnt difference)."""
+    targets' units (with delta learning, the cheap method's value plus the learnt difference). A
+    kernel student on teacher features also reads that teacher (``teacher_path``)."""
     ctx = RoundContext.read(run_json, 0, data, split_path)
     _, unl_idx = ctx.pool_parts(pq.read_table(labelled_path)["mol_id"].to_numpy())
     if ctx.cfg.student_kind == "krr":
         from pipeline.learn.kernel_student import load_kernel_student
 
-        pred = load_kernel_student(checkpoint, ctx.cfg.as_dict()).predict(ctx.graphs, unl_idx)
+        teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path)
+        student = load_kernel_student(checkpoint, ctx.cfg.as_dict(), teacher, teacher_sha256)
+        pred = student.predict(ctx.graphs, unl_idx)
     else:
         pred, _ = infer(ctx.load(checkpoint), ctx.graphs, unl_idx, ctx.train.eval_batch_size, ctx.train.amp)
     pred = pred.astype(np.float64) + ctx.baseline(baseline)[unl_idx]
