@@ -156,3 +156,42 @@ def test_teacher_features_are_its_standardised_embeddings_and_need_that_teacher(
     np.testing.assert_allclose(again.predict(graphs, test), pred, rtol=1e-9, atol=1e-9)
     other = tiny_model(1).eval()  # other weights: other features, other predictions
     assert not np.allclose(load_kernel_student(path, teacher=other).predict(graphs, test), pred)
+
+
+def test_posterior_picks_are_the_greedy_gaussian_process_variance_picks(fitted):
+    """The greedy batch equals the brute force: at each step the candidate whose summed posterior
+    variance (each target's GP: its kernel and sigma, noise lambda, given the training molecules and
+    the picks so far; in units of the candidates' mean prior variance) is largest, recomputed from
+    scratch with the full covariance matrices."""
+    from scipy.linalg import solve
+
+    from pipeline.learn.kernel_ridge import self_kernels
+
+    graphs, _, (train, val, test), student = fitted
+    candidates = np.concatenate([val, test])
+    picks, scores = student.posterior_picks(graphs, candidates, budget=6)
+    elements = elements_of(graphs)
+    everything = atoms_of(graphs, np.concatenate([train, candidates]), elements)
+    n_train = len(train)
+    kernels = {t: local_kernels(everything, everything, [m.sigma])[0] for t, m in student.models.items()}
+    for t, m in student.models.items():  # the self-kernel is the kernel matrix's diagonal
+        np.testing.assert_allclose(self_kernels(everything, m.sigma), np.diag(kernels[t]), rtol=1e-10)
+    chosen: list[int] = []
+    for step in range(6):
+        total = np.zeros(len(candidates))
+        for t, m in student.models.items():
+            k = kernels[t]
+            observed = np.r_[np.arange(n_train), n_train + np.array(chosen, dtype=np.int64)]
+            cand = n_train + np.arange(len(candidates))
+            k_co = k[np.ix_(cand, observed)]
+            cov = k[np.ix_(cand, cand)] - k_co @ solve(
+                k[np.ix_(observed, observed)] + m.lam * np.eye(len(observed)), k_co.T
+            )
+            total += np.diag(cov) / np.diag(k[np.ix_(cand, cand)]).mean()
+        total[chosen] = -np.inf
+        assert picks[step] == int(np.argmax(total))
+        np.testing.assert_allclose(scores[step], total.max(), rtol=1e-6, atol=1e-9)
+        chosen.append(int(picks[step]))
+    assert len(set(picks.tolist())) == 6 and (np.diff(scores) <= 1e-12).all()  # variances only fall
+    with pytest.raises(ValueError, match="budget 41 must be between 1 and the 40 candidates"):
+        student.posterior_picks(graphs, candidates, budget=41)

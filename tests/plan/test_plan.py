@@ -215,6 +215,22 @@ def test_a_krr_student_on_teacher_features_and_its_pseudo_labels_read_the_teache
     assert "teacher_path" not in plan.stage_input("pseudo_label", "net", "01")  # the network needs none
 
 
+def test_krr_variance_reads_the_kernel_student_and_needs_one():
+    krr = {**RUN, "student_kind": "krr", "strategy": "krr_variance"}
+    plan = make_plan({"fchl": krr, "emb": {**krr, "krr": {"features": "teacher"}}})
+    for run in ("fchl", "emb"):
+        inputs = plan.stage_input("select", run, "01")
+        assert inputs["checkpoint"] == PATHS.of("student", run=run, round="01")
+        assert ("teacher_path" in inputs) == (run == "emb")
+    options = plan.stage_options("select", "emb", "01", inputs, {"out": "s.parquet"})
+    assert options[options.index("--teacher-path") + 1] == PATHS.of("teacher", run="emb", round="01")
+    assert plan.select_gpus("fchl") == 0
+    with pytest.raises(
+        ValueError, match=r"runs\.net\.strategy: krr_variance reads the kernel student.*student_kind: krr"
+    ):
+        make_plan({"net": {**RUN, "strategy": "krr_variance"}})
+
+
 def test_delta_runs_read_their_baseline_made_from_the_datasets_xtb_chunks():
     delta = {"source": "xtb", "properties": {"homo": "homo"}}
     plan = make_plan({"d": {**RUN, "delta": delta, "strategy": "qbc"}, "plain": RUN})

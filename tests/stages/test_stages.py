@@ -391,6 +391,33 @@ def test_a_krr_student_on_the_teachers_embeddings_reads_that_teacher_only(run, t
         )  # fmt: skip
 
 
+def test_krr_variance_picks_the_kernel_students_greedy_posterior_variance(run, tmp_path):
+    """strategy krr_variance: the select stage reads the round's kernel student and picks, among the
+    unlabelled pool, what its Gaussian process is least sure of (KernelStudent.posterior_picks)."""
+    from pipeline.learn.kernel_student import load_kernel_student
+
+    settings = {
+        **SETTINGS, "strategy": "krr_variance", "student_kind": "krr",
+        "krr": {"sigmas": [4.0], "lambdas": [1e-6]}, "train": {**SETTINGS["train"], "teacher_epochs": 0},
+    }  # fmt: skip
+    _round_0_of(run, tmp_path, settings)
+    d = tmp_path / "round_00"
+    common = {"data": tmp_path / "data", "split_path": tmp_path / "split.parquet"}
+    args = (tmp_path / "run.json", d / "embeddings.parquet", d / "labelled.parquet", 0)
+    with pytest.raises(ValueError, match="needs --data, --split-path and --checkpoint"):
+        stages.select(*args, tmp_path / "x.parquet")
+    picks = stages.select(*args, tmp_path / "a.parquet", checkpoint=d / "student.pt", **common).to_pandas()
+    labelled = _ids(d / "labelled.parquet")
+    assert len(picks) == 8 and picks.mol_id.is_unique and not set(picks.mol_id) & labelled
+    assert (np.diff(picks.distance) <= 1e-12).all() and (picks.distance > 0).all()
+    ctx = context.RoundContext.read(tmp_path / "run.json", 0, tmp_path / "data", tmp_path / "split.parquet")
+    pool = ctx.where["pool"]
+    candidates = pool[~np.isin(ctx.graphs.mol_id[pool], list(labelled))]
+    order, scores = load_kernel_student(d / "student.pt").posterior_picks(ctx.graphs, candidates, 8)
+    assert list(picks.mol_id) == list(ctx.graphs.mol_id[candidates[order]])
+    np.testing.assert_allclose(picks.distance, scores)
+
+
 def _baseline_file(root, shift):
     """baseline.parquet of every molecule of the fixture's split: the answer key's value of each
     target plus ``shift(target, key frame)`` (a stand-in for a cheap method, known exactly)."""

@@ -51,8 +51,9 @@ class StrategyInfo:
     """A selection strategy: what the workflow wires up for it, and its picking function."""
 
     #: what the select stage must give it besides the round's labelled set: "embeddings" (the
-    #: teacher's z_G of the pool), "student" (the round's student, for MC-dropout samples) or
-    #: "committee" (the round's teacher and student.json, to fine-tune K students from)
+    #: teacher's z_G of the pool), "student" (the round's student, for MC-dropout samples),
+    #: "committee" (the round's teacher and student.json, to fine-tune K students from) or "kernel"
+    #: (the round's kernel student, student_kind krr, whose Gaussian process it reads)
     needs: str
     description: str
     #: "module:function" of its picking function,
@@ -93,6 +94,13 @@ STRATEGIES: dict[str, StrategyInfo] = {
         "committee",
         "largest disagreement of K students (query by committee)",
         "pipeline.selection.strategies:pick_uncertain",
+    ),
+    "krr_variance": StrategyInfo(
+        "kernel",
+        "largest posterior variance of the kernel student's Gaussian process, greedy: each pick "
+        "conditions the next (student_kind krr)",
+        "pipeline.selection.strategies:pick_posterior_variance",
+        gpu=False,
     ),
     "mc_dropout": StrategyInfo(
         "student",

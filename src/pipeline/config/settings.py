@@ -543,6 +543,11 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
                     f"{at}.student_kind: {what} reads the network student's dropout or gradients, which "
                     f"the {run['student_kind']} student does not have"
                 )
+        if STRATEGIES[run["strategy"]].needs == "kernel" and run["student_kind"] != "krr":
+            errors.append(
+                f"{at}.strategy: {run['strategy']} reads the kernel student's Gaussian process; "
+                f"set student_kind: krr (it is {run['student_kind']})"
+            )
         if run["strategy"] == "mc_dropout" and not run["model"]["dropout"] > 0:
             errors.append(
                 f"{at}.model.dropout: strategy mc_dropout samples the student's dropout, but dropout is "

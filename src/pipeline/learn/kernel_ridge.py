@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AtomSet", "KernelRidge", "fchl19", "local_kernels", "select"]
+__all__ = ["AtomSet", "KernelRidge", "fchl19", "local_kernels", "select", "self_kernels"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,24 @@ def local_kernels(a: AtomSet, b: AtomSet, sigmas: Sequence[float], block: int = 
             to_a = _molecule_sums(a.owner[part], a.n_molecules).T  # [n_a, atoms of the block]
             for k, sigma in enumerate(sigmas):
                 out[k] += to_a @ (np.exp(d2 * (-0.5 / sigma**2)) @ to_b)
+    return out
+
+
+def self_kernels(atoms: AtomSet, sigma: float) -> np.ndarray:
+    """[n] the local kernel of each molecule of ``atoms`` with itself, K(A, A) (the diagonal of
+    ``local_kernels(atoms, atoms, [sigma])[0]`` without the n x n matrix): per element, the
+    Gaussians of the squared distances between the molecule's atoms of that element, summed."""
+    out = np.zeros(atoms.n_molecules)
+    order = np.lexsort((atoms.z, atoms.owner))  # by molecule, then element: each block contiguous
+    key = atoms.owner[order] * (int(atoms.z.max(initial=0)) + 1) + atoms.z[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    x = atoms.x[order]
+    for a, b in zip(starts, ends, strict=True):
+        block = x[a:b]
+        sq = (block**2).sum(1)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (block @ block.T), 0.0)
+        out[atoms.owner[order[a]]] += np.exp(d2 * (-0.5 / sigma**2)).sum()
     return out
 
 

@@ -73,7 +73,7 @@ ROUND = Option(
     metavar="R",
     value="stage_round",
 )
-UNCERTAINTY = "uncertainty strategies (mc_dropout, qbc)"
+UNCERTAINTY = "uncertainty strategies (mc_dropout, qbc, krr_variance)"
 BASELINE = Option(
     "--baseline",
     Path,
@@ -227,7 +227,13 @@ STAGES: dict[str, Stage] = {
             Option(
                 "--checkpoint",
                 Path,
-                f"{UNCERTAINTY}: round_XX/student.pt (mc_dropout) or round_XX/teacher.pt (qbc)",
+                f"{UNCERTAINTY}: round_XX/student.pt (mc_dropout, krr_variance) or round_XX/teacher.pt (qbc)",
+                required=False,
+            ),
+            Option(
+                "--teacher-path",
+                Path,
+                "krr_variance on krr.features teacher: the round's teacher, whose embeddings it compares",
                 required=False,
             ),
             Option(

@@ -520,8 +520,9 @@ class Plan:
         """Embeddings, L_r and the molecules the oracle failed on (they leave the pool: a QC
         failure, a reason in a labels file, no value in the answer key); strategies that need more
         than embeddings (registry ``StrategyInfo.needs``) also read the graphs, the split and a
-        checkpoint: the student (mc_dropout, and a feature strategy with ``selection_features:
-        student_gradients``), or the teacher and student.json (qbc)."""
+        checkpoint: the student (mc_dropout, krr_variance, and a feature strategy with
+        ``selection_features: student_gradients``), or the teacher and student.json (qbc); krr_variance
+        on ``krr.features: teacher`` also the teacher."""
         at = {"run": run, "round": round}
         inputs = {
             "run_json": PATHS.of("run_json", run=run),
@@ -534,7 +535,9 @@ class Plan:
         needs = "student" if strategy.on_student_gradients(settings["selection_features"]) else strategy.needs
         if needs != "embeddings":
             inputs.update(self._run_files(run))
-            inputs["checkpoint"] = PATHS.of("student" if needs == "student" else "teacher", **at)
+            inputs["checkpoint"] = PATHS.of("teacher" if needs == "committee" else "student", **at)
+        if needs == "kernel" and self.student_reads_teacher(run):  # a kernel on the teacher's embeddings
+            inputs["teacher_path"] = PATHS.of("teacher", **at)
         if needs == "committee":  # the committee learns the labels as the teacher did: deltas too
             inputs["student_summary"] = PATHS.of("student_json", **at)
             self._with_baseline(run, inputs)

@@ -47,6 +47,9 @@ class SelectionContext:
     # student's MC-dropout samples (mc_dropout) or a committee's (qbc)
     samples: Callable[[np.ndarray], np.ndarray] | None = None
     y_labelled: np.ndarray | None = None  # [L, T] the labelled molecules' labels: the targets' scale
+    # kernel strategies: (rows of the pool, budget) -> (positions into rows in pick order, scores):
+    # the kernel student's greedy posterior-variance picks (KernelStudent.posterior_picks)
+    variance_picks: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def pool(self) -> np.ndarray:
@@ -56,7 +59,7 @@ class SelectionContext:
 
 @dataclass(frozen=True)
 class Strategy:
-    needs: str  # "embeddings" | "student" | "committee"
+    needs: str  # "embeddings" | "student" | "committee" | "kernel"
     pick: Callable[[SelectionContext], tuple[np.ndarray, np.ndarray]]
     description: str
 
@@ -88,6 +91,18 @@ def pick_uncertain(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("an uncertainty strategy needs the pool's predictions (samples) and y_labelled")
     todo = np.flatnonzero(~ctx.labelled)
     return _most_uncertain(ctx, todo, ctx.samples(todo))
+
+
+def pick_posterior_variance(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+    """The unlabelled pool molecules the kernel student's Gaussian process is least sure of, one at a
+    time, each pick conditioning the next (``ctx.variance_picks``); scores: the summed variance at
+    pick time, in units of the prior variance."""
+    if ctx.variance_picks is None:
+        raise ValueError("strategy krr_variance needs the kernel student's posterior (variance_picks)")
+    rows = ctx.pool
+    candidates = rows[~ctx.labelled[rows]]
+    picks, scores = ctx.variance_picks(candidates, ctx.budget)
+    return candidates[picks], scores
 
 
 def _most_uncertain(

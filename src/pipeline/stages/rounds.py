@@ -21,7 +21,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -408,6 +408,7 @@ def select(
     student_summary: Path | None = None,
     failures: Path | None = None,
     baseline: Path | None = None,
+    teacher_path: Path | None = None,
 ) -> pa.Table:
     """The next ``batch`` pool molecules to label, by the run's strategy, in pick order.
 
@@ -421,6 +422,8 @@ def select(
     round's student for mc_dropout; for qbc the round's teacher, from which ``committee`` students are
     fine-tuned, each on its own bootstrap resample of the labelled molecules, for as many epochs as
     the round's student needed (``student_summary``), so selection never sees validation labels.
+    krr_variance reads the round's kernel student (``checkpoint``; with ``krr.features: teacher``
+    also ``teacher_path``) and picks by its Gaussian process's posterior variance.
     """
     ctx = RoundContext.read(run_json, round, data, split_path)
     cfg = ctx.cfg
@@ -437,6 +440,8 @@ def select(
         model, position = _pool_model(ctx, checkpoint)
         index = np.array([position[m] for m in ids], dtype=np.int64)
         X = infer_gradients(model, ctx.graphs, index, ctx.train.eval_batch_size)
+    elif strategy.needs == "kernel":
+        model_parts = {"variance_picks": _kernel_variance(ctx, ids, checkpoint, teacher_path)}
     elif strategy.needs != "embeddings":
         model_parts = _model_parts(
             ctx, strategy.needs, ids, labelled_frame, checkpoint, student_summary, baseline
@@ -511,6 +516,25 @@ def _pool_model(ctx: RoundContext, checkpoint: Path | None) -> tuple[Any, dict[s
         raise ValueError(f"strategy {ctx.cfg.strategy!r} needs --data, --split-path and --checkpoint")
     pool = ctx.where["pool"]
     return ctx.load(checkpoint), dict(zip(ctx.graphs.mol_id[pool], pool, strict=True))
+
+
+def _kernel_variance(
+    ctx: RoundContext, ids: np.ndarray, checkpoint: Path | None, teacher_path: Path | None
+) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
+    """krr_variance's ``variance_picks``: rows of the pool molecules ``ids`` and a budget -> the
+    round's kernel student's greedy posterior-variance picks among them."""
+    from pipeline.learn.kernel_student import load_kernel_student
+
+    if ctx.data is None or ctx.split_path is None or checkpoint is None:
+        raise ValueError(f"strategy {ctx.cfg.strategy!r} needs --data, --split-path and --checkpoint")
+    teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path)
+    student = load_kernel_student(checkpoint, ctx.cfg.as_dict(), teacher, teacher_sha256)
+    index = ctx.graphs.index_of(list(ids))
+
+    def variance_picks(rows: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
+        return student.posterior_picks(ctx.graphs, index[rows], budget)
+
+    return variance_picks
 
 
 def _model_parts(
