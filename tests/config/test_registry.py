@@ -56,8 +56,8 @@ def test_implementations_are_keyed_by_the_registry():
         (
             select.get_strategy,
             "bald",
-            "unknown strategy 'bald'; choose one of kcenter, random, qbc, krr_variance, mc_dropout, lcmd, bait, "
-            "kmeanspp",
+            "unknown strategy 'bald'; choose one of kcenter, random, qbc, krr_variance, mc_dropout, lcmd, "
+            "bait, kmeanspp",
         ),
         (
             label_base.get_oracle,
