@@ -37,6 +37,23 @@ log = logging.getLogger("pipeline")
 _SHARD_FILES = ("graphs", "answer_key", "rejects", "summary")
 
 
+def _json_object(text: str, option: str, what: str) -> dict:
+    """The JSON object an option gives (``--ranges``, ``--settings``); an error names the option."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{option} is not a JSON object: {err}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{option} must be a JSON object{what}, got {text!r}")
+    return value
+
+
+def _ranges(args: argparse.Namespace) -> dict:
+    return _json_object(args.ranges, "--ranges", " (target -> [low, high])")
+
+
 def _featurise(args: argparse.Namespace) -> None:
     from pipeline.data.featurise import FeaturiseSettings, ShardFiles, featurise, featurise_shard
 
@@ -48,6 +65,7 @@ def _featurise(args: argparse.Namespace) -> None:
         seed=args.seed,
         num_shards=args.num_shards or 1,
         rbf_count=args.rbf_count,
+        ranges=_ranges(args),
         **({"fragments": args.fragments} if args.fragments is not None else {}),
     )
     given = [f"--{name.replace('_', '-')}" for name in _SHARD_FILES if getattr(args, name) is not None]
@@ -117,18 +135,11 @@ def _stage(args: argparse.Namespace) -> None:
 
 
 def _label(args: argparse.Namespace) -> None:
-    import json
-
     from pipeline.label.chunks import LabelChunk
     from pipeline.label.external import LabelRequest
     from pipeline.label.oracle import OracleInput, label_holdout, label_round
 
-    try:
-        ranges = json.loads(args.ranges)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--ranges is not a JSON object: {err}") from err
-    if not isinstance(ranges, dict):
-        raise ValueError(f"--ranges must be a JSON object (target -> [low, high]), got {args.ranges!r}")
+    ranges = _ranges(args)
     parts = None
     if args.parts is not None or args.part_failures is not None:
         labels, failures = args.parts or [], args.part_failures or []
@@ -163,8 +174,6 @@ def _label(args: argparse.Namespace) -> None:
 
 
 def _label_chunk(args: argparse.Namespace) -> None:
-    import json
-
     import pyarrow.parquet as pq
 
     from pipeline.data.split import holdout_ids
@@ -178,12 +187,7 @@ def _label_chunk(args: argparse.Namespace) -> None:
         ids = holdout_ids(args.request).mol_id.to_numpy()
     else:
         ids = pq.read_table(args.request, columns=["mol_id"])["mol_id"].to_numpy()
-    try:
-        settings = json.loads(args.settings)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--settings is not a JSON object: {err}") from err
-    if not isinstance(settings, dict):
-        raise ValueError(f"--settings must be a JSON object, got {args.settings!r}")
+    settings = _json_object(args.settings, "--settings", "")
     label_chunk(args.oracle, args.data, ids, args.chunk, args.chunks, args.out, args.failures, settings)
 
 
@@ -319,6 +323,16 @@ def _stage_command(stage: Stage) -> Command:
     return Command(stage.help, _stage, args, {"stage": stage})
 
 
+#: The dataset's ``oracle.ranges``: featurisation checks the dataset's own values against them, the
+#: label commands the oracle's.
+RANGES_ARG = Arg(
+    "--ranges",
+    default="{}",
+    help="JSON object: target -> [low, high] plausible range (null: unchecked), over "
+    "config.units.PLAUSIBLE_RANGES",
+)
+
+
 ORACLE_ARGS = (
     Arg("--oracle", default="answer_key", choices=list(registry.ORACLES), help="who labels (%(default)s)"),
     Arg("--failures", required=True, type=Path, help="molecules the oracle could not label"),
@@ -342,11 +356,7 @@ ORACLE_ARGS = (
         help="external: ... and the form to fill in and save as --labels-file here (CSV)",
     ),
     Arg("--run-json", type=Path, help="run.json: the targets every label must have (external: to ask for)"),
-    Arg(
-        "--ranges",
-        default="{}",
-        help="JSON object: target -> [low, high] plausible range, over config.units.PLAUSIBLE_RANGES",
-    ),
+    RANGES_ARG,
     Arg("--labels-sha256", help="external: the SHA-256 the labels file must have"),
 )
 
@@ -381,6 +391,7 @@ COMMANDS: dict[str, Command] = {
                 "keeps the largest fragment, 'reject' rejects it "
                 "(pipeline.data.sources.base.FRAGMENT_POLICIES)",
             ),
+            RANGES_ARG,
         ),
     ),
     "featurise-merge": Command(

@@ -379,3 +379,52 @@ def test_an_element_the_network_cannot_embed_is_rejected_naming_it(tmp_path):
 
     assert "element Rf (atomic number 104)" in reason and f"1 to {LARGEST_Z}" in reason, reason
     assert manifest["elements"] == [1, 6, 8]
+
+
+def _rejects_by_id(out: Path):
+    return pq.read_table(out / "rejects.parquet").to_pandas().set_index("mol_id")
+
+
+def test_the_datasets_own_bad_values_are_rejects_naming_file_row_and_value(tmp_path):
+    """A stray 'abc' in a property column rejects its molecule (the column stays for the others),
+    and a value outside its plausible range (1e30, a HOMO in the wrong unit) is a reject too, from
+    a SMILES CSV and an extxyz file alike; the dataset's oracle.ranges widens or switches a range."""
+    from ase import Atoms
+    from ase.io import write
+
+    csv = tmp_path / "lib.csv"
+    csv.write_text("id,smiles,homo\nethanol,CCO,-7.2\nbad_cell,CC,abc\nhuge,C,1e30\nwater,O,-7.5\n")
+    water = [[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]]
+    frames = [
+        Atoms("OH2", positions=water, info={"mol_id": "w1", "homo": -7.6}),
+        Atoms("OH2", positions=water, info={"mol_id": "w_huge", "homo": 1e30}),
+    ]
+    write(tmp_path / "w.extxyz", frames, format="extxyz")
+
+    manifest = featurise(FeaturiseSettings(source="smiles", inputs=[str(csv)]), tmp_path / "s")
+    assert _read_graphs(tmp_path / "s")["mol_id"].to_pylist() == ["ethanol", "water"]
+    assert manifest["targets"] == ["homo"]
+    answers = pq.read_table(tmp_path / "s" / "answer_key.parquet").to_pandas().set_index("mol_id")
+    assert answers.homo.to_dict() == {"ethanol": -7.2, "water": -7.5}
+    rejects = _rejects_by_id(tmp_path / "s")
+    assert rejects.origin["bad_cell"] == str(csv) and rejects["index"]["bad_cell"] == 1
+    assert "row 1" in rejects.reason["bad_cell"] and "homo 'abc'" in rejects.reason["bad_cell"]
+    assert rejects["index"]["huge"] == 2
+    assert "homo = 1e+30 eV is outside the plausible range" in rejects.reason["huge"]
+    assert "oracle.ranges.homo" in rejects.reason["huge"]
+
+    featurise(FeaturiseSettings(source="files", inputs=[str(tmp_path / "w.extxyz")]), tmp_path / "x")
+    assert _read_graphs(tmp_path / "x")["mol_id"].to_pylist() == ["w1"]
+    rejects = _rejects_by_id(tmp_path / "x")
+    assert rejects["index"]["w_huge"] == 1 and "homo = 1e+30 eV is outside" in rejects.reason["w_huge"]
+
+    off = FeaturiseSettings(source="files", inputs=[str(tmp_path / "w.extxyz")], ranges={"homo": None})
+    featurise(off, tmp_path / "off")
+    assert _read_graphs(tmp_path / "off")["mol_id"].to_pylist() == ["w1", "w_huge"]
+    narrow = FeaturiseSettings(source="smiles", inputs=[str(csv)], ranges={"homo": [-7.3, 0]})
+    featurise(narrow, tmp_path / "narrow")
+    assert _read_graphs(tmp_path / "narrow")["mol_id"].to_pylist() == ["ethanol"]
+    with pytest.raises(ValueError, match=r"oracle.ranges.homo"):
+        featurise(
+            FeaturiseSettings(source="smiles", inputs=[str(csv)], ranges={"homo": [1, 0]}), tmp_path / "z"
+        )

@@ -418,7 +418,8 @@ def test_qc_values_that_are_missing_or_implausible_are_failures(tmp_path):
     assert pq.read_table(tmp_path / "l.parquet")["mol_id"].to_pylist() == ["a", "d"]
     failures = pq.read_table(tmp_path / "f.parquet").to_pandas().set_index("mol_id").reason.to_dict()
     assert failures == {
-        "b": "homo = 1e+30 eV is outside the plausible range [-50, 50] eV (oracle.ranges)",
+        "b": "homo = 1e+30 eV is outside the plausible range [-50, 50] eV (a wrong unit or sign? the "
+        "dataset's oracle.ranges.homo widens the range, null switches the check off)",
         "c": "no value for target 'gap' from xtb",
     }
     # oracle.ranges: a narrower range for homo, none for gap

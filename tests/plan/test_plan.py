@@ -84,6 +84,8 @@ def test_compute_oracle_jobs_get_chunks_threads_and_a_gpu_where_asked():
     assert "answer_key" not in holdout and "answer_key" not in plan.label_input("r", "01")
     args = plan.holdout_args("r", holdout)
     assert json.loads(args[args.index("--ranges") + 1]) == {"homo": [-30, 10]}
+    featurise = plan.featurise_args("qm9")  # the dataset's own values are checked against the same ranges
+    assert json.loads(featurise[featurise.index("--ranges") + 1]) == {"homo": [-30, 10]}
     assert args[args.index("--parts") + 1 : args.index("--part-failures")] == holdout["parts"]
     assert plan.label_input("r", "01")["parts"][0] == "results/runs/r/round_01/label_parts/chunk-000.parquet"
 

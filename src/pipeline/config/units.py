@@ -35,7 +35,8 @@ EXTENSIVE_TARGETS = frozenset({"zpve", "u0", "u298", "h298", "g298", "cv", "alph
 #: placeholder such as 1e30 or -999999 falls outside. Total energies are negative (a heavy-atom
 #: complex of thousands of atoms stays above -1e7 eV); magnitudes, gaps and counts are not. The
 #: external oracle refuses a labels file with a value outside its target's range, the QC oracles
-#: record such a molecule as a failure; ``oracle.ranges`` in the config overrides a range per dataset
+#: record such a molecule as a failure, featurisation rejects a molecule whose own value (a SMILES
+#: CSV's, a structure file's) is outside; ``oracle.ranges`` in the config overrides a range per dataset
 #: (or switches the check off for a target with ``null``). A target not listed here (a property name
 #: of one's own files) is checked only where the config gives it a range.
 PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {

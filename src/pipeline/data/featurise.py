@@ -40,6 +40,7 @@ from pipeline import __version__
 from pipeline.config.digest import file_sha256
 from pipeline.config.network import LARGEST_Z
 from pipeline.config.settings import MIN_ATOM_DISTANCE
+from pipeline.config.units import plausible_ranges
 from pipeline.data.sources import get_source
 from pipeline.data.sources.base import (
     DEFAULT_FRAGMENTS,
@@ -58,6 +59,7 @@ from pipeline.data.store import (
     write_json,
     write_table,
 )
+from pipeline.data.values import value_problems
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,9 @@ class FeaturiseSettings:
     #: Several disconnected fragments in one record (a salt, a hydrate): "largest" keeps the largest
     #: (organic first), "reject" rejects the record (smiles and sdf; pipeline.data.sources.base).
     fragments: str = DEFAULT_FRAGMENTS
+    #: The dataset's ``oracle.ranges`` (property -> [low, high], None: unchecked) over
+    #: :data:`pipeline.config.units.PLAUSIBLE_RANGES`: a molecule whose own value lies outside is a reject.
+    ranges: dict[str, list[float] | None] = field(default_factory=dict)
 
     def rbf(self) -> dict[str, float]:
         """Gaussian RBF spec: ``count`` centres ``start + k * width`` from 0 up to the cutoff."""
@@ -102,6 +107,7 @@ class FeaturiseSettings:
             raise ValueError(f"rbf_count must be >= 1, got {self.rbf_count}")
         if self.fragments not in FRAGMENT_POLICIES:
             raise ValueError(f"fragments must be one of {list(FRAGMENT_POLICIES)}, got {self.fragments!r}")
+        plausible_ranges(list(self.ranges), self.ranges)  # a malformed range, named
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,6 +273,26 @@ def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
     return ~bad, rejects
 
 
+def check_properties(
+    mols: Molecules, ranges: dict[str, list[float] | None] | None = None
+) -> tuple[np.ndarray, list[Reject]]:
+    """The dataset's own values: a value that is infinite, or outside its property's plausible range
+    (:func:`pipeline.config.units.plausible_ranges`: the dataset's ``oracle.ranges`` over the
+    defaults), makes its molecule a reject naming the property, the value and the range, as a lab's
+    or an oracle's label would be refused. NaN is a missing value, not a bad one.
+
+    Returns a boolean mask of molecules that pass and a reject for each one that does not.
+    """
+    columns = list(mols.properties.columns)
+    problems = value_problems(mols.properties, columns, plausible_ranges(columns, ranges))
+    bad = np.array([bool(p) for p in problems], dtype=bool)
+    rejects = [
+        Reject(str(mols.origin[m]), int(mols.index[m]), str(mols.mol_id[m]), "; ".join(problems[m]))
+        for m in np.flatnonzero(bad)
+    ]
+    return ~bad, rejects
+
+
 def graph_table(
     mols: Molecules, cutoff: float, rbf: dict[str, float]
 ) -> tuple[pa.Table, Molecules, list[Reject]]:
@@ -394,8 +420,10 @@ def featurise_shard(
     mine = shard_rows(the_plan.rows, settings.num_shards, k)
     mols, source_rejects = the_plan.source.materialise(the_plan.catalogue, mine, settings.seed)
     ok, check_rejects = check_molecules(mols)
-    table, mols, geometry_rejects = graph_table(mols.take(ok), settings.cutoff, settings.rbf())
-    rejects += source_rejects + check_rejects + geometry_rejects
+    mols = mols.take(ok)
+    plausible, value_rejects = check_properties(mols, settings.ranges)
+    table, mols, geometry_rejects = graph_table(mols.take(plausible), settings.cutoff, settings.rbf())
+    rejects += source_rejects + check_rejects + value_rejects + geometry_rejects
 
     write_table(table, files.graphs, use_dictionary=["mol_id"])
     answers = pa.Table.from_pandas(

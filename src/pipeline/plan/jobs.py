@@ -142,6 +142,7 @@ class Plan:
         args += ["--num-shards", settings["shards"], "--fragments", settings["fragments"]]
         if settings["limit"] is not None:
             args += ["--limit", settings["limit"]]
+        args += _ranges_args(settings["oracle"])  # the dataset's own values are checked as labels are
         if settings["inputs"]:
             args += ["--input", *settings["inputs"]]
         return [str(arg) for arg in args]
@@ -296,9 +297,7 @@ class Plan:
     def _oracle_args(self, run: str, round: str | None, input: Input) -> list[str]:
         """The label rules' oracle options: its name, run.json, its ranges, and what it reads."""
         oracle = self.oracle(run)
-        args = ["--oracle", oracle["name"], "--run-json", input["run_json"]]
-        if oracle["ranges"]:
-            args += ["--ranges", json.dumps(oracle["ranges"], sort_keys=True)]
+        args = ["--oracle", oracle["name"], "--run-json", input["run_json"], *_ranges_args(oracle)]
         kind = self.oracle_kind(run)
         if kind == "lookup":
             args += ["--answer-key", input["answer_key"]]
@@ -622,3 +621,9 @@ class Plan:
 def _previous(round: str) -> str:
     """The round before ``round``, in 2 digits."""
     return f"{int(round) - 1:02d}"
+
+
+def _ranges_args(oracle: Mapping[str, Any]) -> list[str]:
+    """``--ranges`` of a dataset's ``oracle.ranges`` (none where it sets none): the featurise and
+    label commands check values against the same ranges."""
+    return ["--ranges", json.dumps(oracle["ranges"], sort_keys=True)] if oracle["ranges"] else []
