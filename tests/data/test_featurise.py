@@ -428,3 +428,33 @@ def test_the_datasets_own_bad_values_are_rejects_naming_file_row_and_value(tmp_p
         featurise(
             FeaturiseSettings(source="smiles", inputs=[str(csv)], ranges={"homo": [1, 0]}), tmp_path / "z"
         )
+
+
+def test_overflowing_coordinates_and_periodic_structures_are_rejected_naming_them(tmp_path):
+    """A coordinate of 1e300 Å would be stored as inf in the float32 shards, and a crystal (extxyz
+    Lattice with pbc, an ASE db row with pbc) would be featurised as a molecule with its cell dropped:
+    both are rejects; a molecule in a non-periodic box is kept."""
+    import ase.db
+    from ase import Atoms
+
+    water = "3\n{}\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH {} -0.7572 -0.4692\n"
+    (tmp_path / "in.extxyz").write_text(
+        water.format("mol_id=far Properties=species:S:1:pos:R:3", "1e300")
+        + water.format('mol_id=crystal Lattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3', "0.0")
+        + water.format(
+            'mol_id=boxed Lattice="5 0 0 0 5 0 0 0 5" pbc="F F F" Properties=species:S:1:pos:R:3', "0.0"
+        )
+        + water.format("mol_id=water Properties=species:S:1:pos:R:3", "0.0")
+    )
+    with ase.db.connect(tmp_path / "cells.db") as db:
+        db.write(Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]], cell=[3, 3, 4], pbc=[True, True, False]))
+    inputs = [str(tmp_path / "in.extxyz"), str(tmp_path / "cells.db")]
+    featurise(FeaturiseSettings(source="files", inputs=inputs), tmp_path / "out")
+    graphs = _read_graphs(tmp_path / "out")
+    assert graphs["mol_id"].to_pylist() == ["boxed", "water"]
+    assert all(np.isfinite(np.asarray(graphs["pos"].to_pylist()[0])).ravel())
+    rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pandas()
+    reasons = dict(zip(rejects.mol_id, rejects.reason, strict=True))
+    assert "coordinate 1e+300 Å (atom 2) is beyond" in reasons["far"]
+    assert "periodic structure (pbc along a, b, c; cell 5 x 5 x 5 Å)" in reasons["crystal"]
+    assert "periodic structure (pbc along a, b; cell 3 x 3 x 4 Å)" in reasons["cells-0"]

@@ -393,3 +393,21 @@ def test_binary_file_is_rejected_with_a_readable_reason(source, tmp_path, name):
         assert reject.reason == "not a valid .gz file (damaged, or not compressed with gz)"
     else:
         assert reject.reason == "not a text file (binary content)"
+
+
+def test_a_pdb_with_the_placeholder_cell_of_a_non_crystal_is_a_molecule(source, tmp_path):
+    """CRYST1 1 1 1 90 90 90 is the PDB's way of saying "not a crystal" (ASE reads it as periodic):
+    the molecule is kept; a real cell is a periodic structure, rejected."""
+    atoms = (
+        "ATOM      1  O   HOH A   1       0.000   0.000   0.117  1.00  0.00           O\n"
+        "ATOM      2  H1  HOH A   1       0.000   0.757  -0.469  1.00  0.00           H\n"
+        "ATOM      3  H2  HOH A   1       0.000  -0.757  -0.469  1.00  0.00           H\n"
+        "END\n"
+    )
+    cryst = "CRYST1{0:9.3f}{0:9.3f}{0:9.3f}  90.00  90.00  90.00 P 1           1\n"
+    (tmp_path / "placeholder.pdb").write_text(cryst.format(1.0) + atoms)
+    (tmp_path / "crystal.pdb").write_text(cryst.format(12.0) + atoms)
+    catalogue = source.catalogue([tmp_path / "placeholder.pdb", tmp_path / "crystal.pdb"])
+    assert catalogue.entries.mol_id.tolist() == ["placeholder-0"]
+    (reject,) = catalogue.rejects
+    assert reject.mol_id == "crystal-0" and "periodic structure" in reject.reason

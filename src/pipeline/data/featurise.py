@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 _PAIRS_PER_BLOCK = 4_000_000
 #: Charge and multiplicity are stored as int16.
 _INT16_MAX = 32767
+#: Largest coordinate magnitude (Å) a molecule may have. Shards store coordinates as float32, which
+#: overflows to inf above 3.4e38 and, at 1e4 Å, still keeps 0.001 Å (its spacing there is 0.001 Å):
+#: farther out the geometry would be stored wrong without a word.
+MAX_COORDINATE = 1e4
 
 
 class FeaturiseError(RuntimeError):
@@ -224,7 +228,8 @@ def compute_edges(n_atoms: np.ndarray, pos: np.ndarray, cutoff: float) -> Edges:
 
 def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
     """Checks every source shares: atom count, atomic numbers (an element, and one the network can
-    embed: 1..:data:`~pipeline.config.network.LARGEST_Z`), finite coordinates, and a charge and
+    embed: 1..:data:`~pipeline.config.network.LARGEST_Z`), finite coordinates within
+    ±:data:`MAX_COORDINATE` Å, and a charge and
     stated multiplicity the electron count can have (electrons left; 2S = multiplicity - 1 of the
     same parity as the electron count, and no more unpaired electrons than electrons).
 
@@ -236,13 +241,15 @@ def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
     bad_z[atom_mol[(mols.z < 1) | (mols.z > LARGEST_Z)]] = True
     bad_pos = np.zeros(len(mols), dtype=bool)
     bad_pos[atom_mol[~np.isfinite(mols.pos).all(axis=1)]] = True
+    far = np.zeros(len(mols), dtype=bool)
+    far[atom_mol[~(np.abs(mols.pos) <= MAX_COORDINATE).all(axis=1)]] = True
     empty = mols.n_atoms < 1
     electrons = mols.n_electrons()
     stated = mols.multiplicity > 0
     unpaired = mols.multiplicity - 1
     bad_charge = (electrons < 1) | (np.abs(mols.charge) > _INT16_MAX)
     bad_spin = stated & (((unpaired - electrons) % 2 != 0) | (unpaired > electrons) | (unpaired > _INT16_MAX))
-    bad = bad_z | bad_pos | empty | bad_charge | bad_spin
+    bad = bad_z | bad_pos | far | empty | bad_charge | bad_spin
     rejects = []
     ptr = mols.atom_ptr
     for m in np.flatnonzero(bad):
@@ -261,6 +268,14 @@ def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
         elif bad_pos[m]:
             atom = int(np.flatnonzero(~np.isfinite(mols.pos[ptr[m] : ptr[m + 1]]).all(axis=1))[0])
             reason = f"NaN or infinite coordinate (atom {atom})"
+        elif far[m]:
+            pos = mols.pos[ptr[m] : ptr[m + 1]]
+            atom = int(np.flatnonzero(~(np.abs(pos) <= MAX_COORDINATE).all(axis=1))[0])
+            reason = (
+                f"coordinate {np.abs(pos[atom]).max():g} Å (atom {atom}) is beyond ±{MAX_COORDINATE:g} Å, "
+                "where the shards' float32 would not keep the geometry (overflow to inf above 3.4e38); "
+                "a coordinate in the wrong unit, or a typing error?"
+            )
         elif bad_charge[m]:
             reason = f"charge {int(mols.charge[m]):+d} leaves {int(electrons[m])} electrons"
         else:
