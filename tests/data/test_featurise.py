@@ -458,3 +458,29 @@ def test_overflowing_coordinates_and_periodic_structures_are_rejected_naming_the
     assert "coordinate 1e+300 Å (atom 2) is beyond" in reasons["far"]
     assert "periodic structure (pbc along a, b, c; cell 5 x 5 x 5 Å)" in reasons["crystal"]
     assert "periodic structure (pbc along a, b; cell 3 x 3 x 4 Å)" in reasons["cells-0"]
+
+
+def test_an_id_that_cannot_be_kept_as_given_is_a_reject(tmp_path):
+    """An empty mol_id in an extxyz comment line would make the next key (homo=-8.4) the id and
+    lose its value; a backslash would be read as an escape; a newline in a CSV id would split the
+    request files. Each is a reject naming the id; an id ASE reads as a number keeps its text."""
+    frame = "1\n{} Properties=species:S:1:pos:R:3\nHe 0.0 0.0 0.0\n"
+    (tmp_path / "ids.extxyz").write_text(
+        frame.format("mol_id= homo=-8.4")
+        + frame.format('mol_id="a\\nb" homo=-8.4')
+        + frame.format("mol_id=007 homo=-8.4")
+        + frame.format("mol_id = spaced homo=-8.4")
+    )
+    csv = tmp_path / "ids.csv"
+    csv.write_text('id,smiles\n"two\nlines",C\ntab\there,C\nmethane,C\n')
+    inputs = [str(tmp_path / "ids.extxyz"), str(csv)]
+    featurise(FeaturiseSettings(source="files", inputs=inputs[:1]), tmp_path / "x")
+    featurise(FeaturiseSettings(source="smiles", inputs=inputs[1:]), tmp_path / "s")
+    assert _read_graphs(tmp_path / "x")["mol_id"].to_pylist() == ["007", "spaced"]
+    answers = pq.read_table(tmp_path / "x" / "answer_key.parquet").to_pandas()
+    assert answers.homo.tolist() == [-8.4, -8.4]
+    rejects = pq.read_table(tmp_path / "x" / "rejects.parquet").to_pandas().set_index("index").reason
+    assert "empty mol_id=" in rejects[0] and "mol_id 'a\\\\nb' is read as 'anb'" in rejects[1]
+    assert _read_graphs(tmp_path / "s")["mol_id"].to_pylist() == ["methane"]
+    rejects = pq.read_table(tmp_path / "s" / "rejects.parquet").to_pandas().set_index("index").reason
+    assert "id 'two\\nlines' cannot be kept as given" in rejects[0] and "'tab\\there'" in rejects[1]

@@ -373,6 +373,25 @@ def shard_rows(rows: np.ndarray, num_shards: int, k: int) -> np.ndarray:
     return rows[bounds[k] : bounds[k + 1]]
 
 
+def _unkeepable_ids(entries: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, list[Reject]]:
+    """Drop rows whose mol_id cannot be kept as given: empty, or holding a character that is not
+    printable (a newline, a tab: the request files of the external oracle, a CSV or an extxyz comment
+    line, would split or rewrite it)."""
+    ids = entries.mol_id.iloc[rows].astype(str)
+    bad = np.array([not (m and m.isprintable()) for m in ids], dtype=bool)
+    rejects = [
+        Reject(
+            str(entries.origin.iat[r]),
+            int(entries["index"].iat[r]),
+            str(entries.mol_id.iat[r]),
+            f"id {entries.mol_id.iat[r]!r} cannot be kept as given: it is empty or holds a newline, "
+            "tab or other control character",
+        )
+        for r in rows[bad]
+    ]
+    return rows[~bad], rejects
+
+
 def _duplicates(entries: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, list[Reject]]:
     """Drop rows whose mol_id appeared earlier (in input order); the first occurrence is kept."""
     sub = entries.iloc[rows]
@@ -404,7 +423,7 @@ class Plan:
     catalogue: Catalogue
     rows: np.ndarray  # catalogue rows to featurise, in input order, duplicates removed
     selected: int  # rows taken by the limit, before duplicates were removed
-    rejects: list[Reject]  # input-level and duplicate-id rejects
+    rejects: list[Reject]  # input-level, unkeepable-id and duplicate-id rejects
 
 
 def plan(settings: FeaturiseSettings) -> Plan:
@@ -415,8 +434,10 @@ def plan(settings: FeaturiseSettings) -> Plan:
         source.fragments = settings.fragments
     catalogue = source.catalogue([Path(p) for p in settings.inputs])
     rows = select_rows(len(catalogue.entries), settings.limit, settings.seed)
-    unique_rows, dup_rejects = _duplicates(catalogue.entries, rows)
-    return Plan(settings, source, catalogue, unique_rows, len(rows), list(catalogue.rejects) + dup_rejects)
+    kept, id_rejects = _unkeepable_ids(catalogue.entries, rows)
+    unique_rows, dup_rejects = _duplicates(catalogue.entries, kept)
+    rejects = list(catalogue.rejects) + id_rejects + dup_rejects
+    return Plan(settings, source, catalogue, unique_rows, len(rows), rejects)
 
 
 def featurise_shard(
