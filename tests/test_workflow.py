@@ -771,7 +771,7 @@ def test_an_edited_labels_file_relabels_its_round_and_an_implausible_value_is_re
     assert r.returncode != 0
     refused = "results/runs/lab/round_00/labels.csv: 1 molecules have a value in 'homo [eV]'"
     assert refused in r.stdout, r.stdout
-    assert f"'{form.mol_id[1]}': 1e+30" in r.stdout and "plausible range [-50, 50] eV" in r.stdout
+    assert f"'{form.mol_id[1]}': 1e+30" in r.stdout and "plausible range [-20, -1] eV" in r.stdout
 
 
 def test_targets_an_oracle_cannot_label_are_refused_before_any_job(tmp_path):

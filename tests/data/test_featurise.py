@@ -484,3 +484,30 @@ def test_an_id_that_cannot_be_kept_as_given_is_a_reject(tmp_path):
     assert _read_graphs(tmp_path / "s")["mol_id"].to_pylist() == ["methane"]
     rejects = pq.read_table(tmp_path / "s" / "rejects.parquet").to_pandas().set_index("index").reason
     assert "id 'two\\nlines' cannot be kept as given" in rejects[0] and "'tab\\there'" in rejects[1]
+
+
+def test_every_qm9_value_is_inside_its_plausible_range_and_unit_or_sign_errors_are_not():
+    """The default ranges (config.units.PLAUSIBLE_RANGES) refuse no molecule of QM9 (all 130,831
+    of qm9pack), and do refuse a HOMO in hartree, a sign-flipped one and QM9's U0 in hartree."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from pipeline.config.units import plausible_ranges
+    from pipeline.data.sources.qm9 import QM9_COLUMNS, qm9_csvs
+
+    columns = [column for column, _ in QM9_COLUMNS.values()]
+    options = pcsv.ConvertOptions(include_columns=columns)
+    table = pa.concat_tables([pcsv.read_csv(p, convert_options=options) for p in qm9_csvs()])
+    assert table.num_rows == 130_831
+    ranges = plausible_ranges(TARGETS)
+    assert set(ranges) == set(TARGETS)
+    for target, (column, factor) in QM9_COLUMNS.items():
+        values = table[column].to_numpy() * factor
+        low, high = ranges[target]
+        assert low <= values.min() and values.max() <= high, (target, values.min(), values.max())
+    homo, u0 = table["HOMO_au"].to_numpy(), table["InternalEnergy_0K_au"].to_numpy()
+    low, high = ranges["homo"]
+    assert ((homo < low) | (homo > high)).all()  # in hartree
+    assert ((-homo * HARTREE_TO_EV < low) | (-homo * HARTREE_TO_EV > high)).all()  # sign-flipped
+    assert not (low <= 49.9 <= high) and not (low <= 7 <= high)
+    assert (u0 > ranges["u0"][1]).all()  # in hartree

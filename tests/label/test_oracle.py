@@ -418,7 +418,7 @@ def test_qc_values_that_are_missing_or_implausible_are_failures(tmp_path):
     assert pq.read_table(tmp_path / "l.parquet")["mol_id"].to_pylist() == ["a", "d"]
     failures = pq.read_table(tmp_path / "f.parquet").to_pandas().set_index("mol_id").reason.to_dict()
     assert failures == {
-        "b": "homo = 1e+30 eV is outside the plausible range [-50, 50] eV (a wrong unit or sign? the "
+        "b": "homo = 1e+30 eV is outside the plausible range [-20, -1] eV (a wrong unit or sign? the "
         "dataset's oracle.ranges.homo widens the range, null switches the check off)",
         "c": "no value for target 'gap' from xtb",
     }
@@ -450,7 +450,7 @@ def test_an_implausible_value_in_a_labels_file_is_refused_naming_file_molecule_c
         )
     message = str(err.value)
     assert str(path) in message and "'b': 1e+30" in message and "'homo [eV]'" in message
-    assert "outside the plausible range [-50, 50] eV" in message and "oracle.ranges.homo" in message
+    assert "outside the plausible range [-20, -1] eV" in message and "oracle.ranges.homo" in message
     assert not (tmp_path / "l.parquet").exists()
     # the same value with a reason in 'failure' is a failure, not a label
     path.write_text("mol_id,homo [eV],failure\na,-7,\nb,1e30,instrument overflow\nc,-6,\n")
