@@ -152,6 +152,7 @@ def save_kernel_student(path: str | Path, student: KernelStudent, config: dict[s
         "version": KERNEL_STUDENT_VERSION,
         "kind": "krr",
         "config": config,
+        "run": config.get("run"),
         "round": int(round),
         "targets": list(student.targets),
         "elements": list(student.elements),
@@ -173,9 +174,12 @@ def save_kernel_student(path: str | Path, student: KernelStudent, config: dict[s
         torch.save(payload, tmp)
 
 
-def load_kernel_student(path: str | Path, config: dict[str, Any] | None = None) -> KernelStudent:
-    """The kernel student stored at ``path``; with ``config``, refused unless made under it."""
-    from pipeline.learn.checkpoint import config_differences
+def load_kernel_student(
+    path: str | Path, config: dict[str, Any] | None = None, round: int | None = None
+) -> KernelStudent:
+    """The kernel student stored at ``path``; with ``config`` (and ``round``), refused unless made for
+    that run (and round) under it (:func:`pipeline.learn.checkpoint.check_made_for`)."""
+    from pipeline.learn.checkpoint import check_made_for
 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -190,12 +194,7 @@ def load_kernel_student(path: str | Path, config: dict[str, Any] | None = None) 
             f"{path}: a kernel student of version {payload.get('version')}, this pipeline reads "
             f"{KERNEL_STUDENT_VERSION}; delete it and the files made from it to make them again"
         )
-    if config is not None and payload["config"] != config:
-        raise ValueError(
-            f"{path} was made with a different config (differs at "
-            f"{', '.join(config_differences(payload['config'], config))}); "
-            "delete it or use the config it was made with"
-        )
+    check_made_for(path, payload, config, round)
     models = {
         t: KernelRidge(
             float(m["sigma"]),

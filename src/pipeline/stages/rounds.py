@@ -157,7 +157,7 @@ def teacher(
         h_lab, h_unl = values[: len(lab_idx)], values[len(lab_idx) :]
     seed = ctx.seed("teacher")
     warm = previous is not None and train_cfg.warm_start
-    model = ctx.load(previous) if warm else ctx.new_model(seed)
+    model = ctx.load(previous, round - 1) if warm else ctx.new_model(seed)  # the previous round's
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo, h_lab, h_unl)
@@ -277,7 +277,7 @@ def student(
         return record
     if teacher_path is None:
         raise ValueError("the network student is fine-tuned from the round's teacher: give --teacher-path")
-    teacher_model = ctx.load(teacher_path)
+    teacher_model = ctx.load(teacher_path, round)
 
     def holdout_mae(m: ASGNModel) -> dict[str, dict[str, float]]:
         """Val and test MAE per target of model ``m``."""
@@ -362,12 +362,15 @@ def pseudo_label(
     targets' units (with delta learning, the cheap method's value plus the learnt difference)."""
     ctx = RoundContext.read(run_json, 0, data, split_path)
     _, unl_idx = ctx.pool_parts(pq.read_table(labelled_path)["mol_id"].to_numpy())
+    # the student must be of the round the labels are: the last round labelled.parquet records
+    round = max((r["round"] for r in read_labelling(labelled_path) if "round" in r), default=None)
     if ctx.cfg.student_kind == "krr":
         from pipeline.learn.kernel_student import load_kernel_student
 
-        pred = load_kernel_student(checkpoint, ctx.cfg.as_dict()).predict(ctx.graphs, unl_idx)
+        pred = load_kernel_student(checkpoint, ctx.cfg.as_dict(), round).predict(ctx.graphs, unl_idx)
     else:
-        pred, _ = infer(ctx.load(checkpoint), ctx.graphs, unl_idx, ctx.train.eval_batch_size, ctx.train.amp)
+        model = ctx.load(checkpoint, round)
+        pred, _ = infer(model, ctx.graphs, unl_idx, ctx.train.eval_batch_size, ctx.train.amp)
     pred = pred.astype(np.float64) + ctx.baseline(baseline)[unl_idx]
     table = _frame(ctx.graphs.mol_id[unl_idx], pred, ctx.cfg.targets)
     write_table(table, out)
@@ -476,7 +479,7 @@ def share_round_0(
         with atomic_path(Path(out_round) / name) as tmp:
             if source.suffix == ".pt":  # a checkpoint records its run's settings: now this run's
                 payload = torch.load(source, map_location="cpu", weights_only=True)
-                torch.save({**payload, "config": own}, tmp)
+                torch.save({**payload, "config": own, "run": own["run"]}, tmp)
             else:
                 shutil.copyfile(source, tmp)
     log.info("round 0 of %s copied from %s (%d files)", own["run"], source_round, len(ROUND_0_COPIED))
@@ -488,7 +491,7 @@ def _pool_model(ctx: RoundContext, checkpoint: Path | None) -> tuple[Any, dict[s
     if ctx.data is None or ctx.split_path is None or checkpoint is None:
         raise ValueError(f"strategy {ctx.cfg.strategy!r} needs --data, --split-path and --checkpoint")
     pool = ctx.where["pool"]
-    return ctx.load(checkpoint), dict(zip(ctx.graphs.mol_id[pool], pool, strict=True))
+    return ctx.load(checkpoint, ctx.round), dict(zip(ctx.graphs.mol_id[pool], pool, strict=True))
 
 
 def _model_parts(
