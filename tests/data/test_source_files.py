@@ -263,16 +263,21 @@ def test_directory_input_takes_known_extensions_sorted_and_reports_the_rest(sour
     (tmp_path / "README.md").write_text("# not molecules\n")
     (tmp_path / "d.xyx").write_text((DATA / "unknown_element.xyz").read_text())  # a typo
     (tmp_path / "c.sdf").write_text((DATA / "mixed.sdf").read_text())
+    (tmp_path / "more.xyz").mkdir()  # a folder (even one named like a file) is not read, but named
+    (tmp_path / "more.xyz" / "e.xyz").write_text((DATA / "unknown_element.xyz").read_text())
     with caplog.at_level("WARNING"):
         catalogue, molecules = build_all(source, [tmp_path])
     assert list(molecules.mol_id) == ["a-0", "b-0", "meoh-007", "water", "c-3"]
     names = {Path(r.origin).name for r in catalogue.rejects}
-    assert names == {"a.xyz", "b.xyz", "c.sdf", "README.md", "d.xyx"}
-    # the files not read are named: in the log, and in the rejects with why
-    assert "skipped 2 files" in caplog.text and "README.md" in caplog.text and "d.xyx" in caplog.text
+    assert names == {"a.xyz", "b.xyz", "c.sdf", "README.md", "d.xyx", "more.xyz"}
+    # the files and folders not read are named: in the log, and in the rejects with why
+    assert (
+        "skipped 3 files or folders" in caplog.text and "README.md" in caplog.text and "d.xyx" in caplog.text
+    )
     skipped = {Path(r.origin).name: r for r in catalogue.rejects if r.reason.startswith("skipped")}
-    assert set(skipped) == {"README.md", "d.xyx"} and {r.index for r in skipped.values()} == {-1}
+    assert set(skipped) == {"README.md", "d.xyx", "more.xyz"} and {r.index for r in skipped.values()} == {-1}
     assert "'.xyx'" in skipped["d.xyx"].reason and ".xyz" in skipped["d.xyx"].reason
+    assert "skipped: a folder; the folders inside an input folder are not read" in skipped["more.xyz"].reason
 
 
 def test_materialise_returns_the_requested_rows_in_that_order(source):

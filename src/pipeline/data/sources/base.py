@@ -242,20 +242,21 @@ def split_suffix(path: Path) -> tuple[str, str | None, str]:
 def expand_inputs(inputs: Sequence[Path | str], suffixes: frozenset[str]) -> tuple[list[Path], list[Reject]]:
     """Files named by ``inputs``: directories become their files with a known suffix, sorted by name.
 
-    The other files of a directory (hidden ones aside) are skipped loudly: a warning, and a reject
-    (index -1) each, so that a file with a mistyped extension does not vanish unnoticed.
+    The other files of a directory (hidden ones aside), and its subfolders (folders are not read
+    recursively), are skipped loudly: a warning, and a reject (index -1) each, so that a file with a
+    mistyped extension or a folder of molecules does not vanish unnoticed.
     """
     files: list[Path] = []
     rejects: list[Reject] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            visible = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-            found = [p for p in visible if split_suffix(p)[0] in suffixes]
-            skipped = [p for p in visible if split_suffix(p)[0] not in suffixes]
+            visible = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+            found = [p for p in visible if p.is_file() and split_suffix(p)[0] in suffixes]
+            skipped = [p for p in visible if p not in found]
             if skipped:
                 log.warning(
-                    "%s: skipped %d files of a type this source does not read: %s",
+                    "%s: skipped %d files or folders of a type this source does not read: %s",
                     path,
                     len(skipped),
                     ", ".join(p.name for p in skipped[:10]) + (", ..." if len(skipped) > 10 else ""),
@@ -263,7 +264,10 @@ def expand_inputs(inputs: Sequence[Path | str], suffixes: frozenset[str]) -> tup
             for p in skipped:
                 kind = split_suffix(p)[0] or "no extension"
                 reason = (
-                    f"skipped: not a molecule file ({kind!r}); in a directory only "
+                    "skipped: a folder; the folders inside an input folder are not read (name it in "
+                    "inputs to read it)"
+                    if p.is_dir()
+                    else f"skipped: not a molecule file ({kind!r}); in a directory only "
                     f"{', '.join(sorted(suffixes))} files are read (name a file explicitly to try it)"
                 )
                 rejects.append(Reject(str(p), -1, None, reason))

@@ -1,9 +1,9 @@
 """Molecules from structure files: xyz/extxyz, sdf/mol, ASE databases, and anything else ASE reads.
 
 Every input is a file or a directory (every file in it with a known extension, sorted by name; the
-other files of a directory are logged and listed as rejects, "skipped: ..."). Files are parsed whole in
-:meth:`FilesSource.catalogue` (reading structure files is I/O-bound and cheap next to featurisation);
-:meth:`FilesSource.materialise` only gathers the requested rows.
+other files of a directory, and its subfolders, are logged and listed as rejects, "skipped: ...").
+Files are parsed whole in :meth:`FilesSource.catalogue` (reading structure files is I/O-bound and cheap
+next to featurisation); :meth:`FilesSource.materialise` only gathers the requested rows.
 
 A problem with one molecule never loses the others: each bad frame or record becomes a
 :class:`~pipeline.data.sources.base.Reject` naming the file and the 0-based position of the molecule in it
