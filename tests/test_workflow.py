@@ -920,3 +920,32 @@ def test_helping_properties_are_computed_once_for_all_runs_of_a_dataset(tmp_path
     assert counts["helper_chunk"] == 3 and counts["helpers"] == 2 and counts["teacher"] == 4
     assert all("--helpers results/runs/" in j["shell"] for j in jobs if j["rule"] == "teacher")
     assert leaks(jobs) == []
+
+
+def test_editing_a_file_inside_an_input_folder_featurises_again(tmp_path):
+    """A dataset whose inputs name a folder depends on every file in it by content: appending a
+    molecule to one (its mtime even set back before the shards') featurises the dataset again, as
+    a corrected labels.csv relabels its round; the folder's own mtime changes only on add/remove."""
+    mols = tmp_path / "mols"
+    mols.mkdir()
+    for name in ("a.xyz", "b.xyz"):
+        (mols / name).write_text(f"1\nmol_id=h-{name[0]}\nH 0 0 0\n")
+    config = write_yaml(
+        tmp_path / "folder.yaml",
+        {
+            "datasets": {"mine": {"source": "files", "inputs": ["mols"]}},
+            "runs": {"mine": {"dataset": "mine", "split": {"val": 1, "test": 1}}},
+        },
+    )
+    manifest = "results/data/mine/manifest.json"
+    args = ("--directory", tmp_path, "--configfile", config, "--replace-workflow-config")
+    r = snakemake("--cores", "1", *args, manifest)
+    assert r.returncode == 0, r.stdout
+    assert count(plan(tmp_path, config, extra=(*args[4:], manifest))).get("featurise_shard", 0) == 0
+    before = os.stat(mols / "b.xyz")
+    with open(mols / "b.xyz", "a") as fh:
+        fh.write("1\nmol_id=he\nHe 0 0 0\n")
+    os.utime(mols / "b.xyz", ns=(before.st_atime_ns, before.st_mtime_ns - 10**12))
+    jobs = plan(tmp_path, config, extra=(*args[4:], manifest))
+    assert count(jobs)["featurise_shard"] == 1, jobs.stdout
+    assert "mols/b.xyz" in jobs[0]["input"] or any("mols/b.xyz" in j["input"] for j in jobs)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config.digest import file_sha256
+from pipeline.config.digest import file_sha256, input_files, inputs_sha256
 from pipeline.config.registry import INITIAL_STRATEGIES, ORACLES, STRATEGIES, STUDENTS
 from pipeline.config.settings import Resolved, label_budget
 from pipeline.plan.commands import STAGES
@@ -132,8 +132,17 @@ class Plan:
     # -------------------------------------------------------------------------------- featurise
 
     def molecule_files(self, dataset: str) -> list[str]:
-        """The dataset's input files or folders (none for packaged QM9): editing one featurises again."""
-        return self.resolved.datasets[dataset]["inputs"]
+        """The dataset's input files and folders, each folder with the files in it (none for packaged
+        QM9): adding, removing or (by a newer mtime) editing one featurises again."""
+        return input_files(self.resolved.datasets[dataset]["inputs"], self.root)
+
+    def inputs_checksum(self, dataset: str) -> str:
+        """One SHA-256 of the content of every file the dataset reads ("" for packaged QM9). The
+        featurise rule makes it a param that depends on the wildcards alone, as the labels file's
+        (:meth:`labels_checksum`): an edit inside an input folder featurises again even when the
+        file's mtime is older than the shards (a copy that keeps times, a checkout)."""
+        inputs = self.resolved.datasets[dataset]["inputs"]
+        return inputs_sha256(inputs, self.root) if inputs else ""
 
     def featurise_args(self, dataset: str) -> list[str]:
         """`pipeline featurise` options that define the dataset's content."""
