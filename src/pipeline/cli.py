@@ -78,7 +78,8 @@ def _featurise(args: argparse.Namespace) -> None:
                 "a shard job (--shard) is given the files it writes: --graphs, --answer-key, --rejects "
                 f"and --summary, not --out (missing: {', '.join(absent) or 'none'})"
             )
-        featurise_shard(settings, args.shard, ShardFiles(*(getattr(args, n) for n in _SHARD_FILES)))
+        files = ShardFiles(*(getattr(args, n) for n in _SHARD_FILES))
+        featurise_shard(settings, args.shard, files, inputs_sha256=args.inputs_sha256)
     else:
         if args.out is None:
             raise ValueError("without --shard, featurise writes a whole dataset folder: give --out DIR")
@@ -392,6 +393,11 @@ COMMANDS: dict[str, Command] = {
                 "(pipeline.data.sources.base.FRAGMENT_POLICIES)",
             ),
             RANGES_ARG,
+            Arg(
+                "--inputs-sha256",
+                help="shard job: the checksum the inputs must have (config.digest.inputs_sha256: the "
+                "workflow's plan of the job); inputs changed since are refused",
+            ),
         ),
     ),
     "featurise-merge": Command(

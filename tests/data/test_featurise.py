@@ -511,3 +511,18 @@ def test_every_qm9_value_is_inside_its_plausible_range_and_unit_or_sign_errors_a
     assert ((-homo * HARTREE_TO_EV < low) | (-homo * HARTREE_TO_EV > high)).all()  # sign-flipped
     assert not (low <= 49.9 <= high) and not (low <= 7 <= high)
     assert (u0 > ranges["u0"][1]).all()  # in hartree
+
+
+def test_a_shard_job_refuses_inputs_changed_since_it_was_planned(tmp_path):
+    from pipeline.config.digest import inputs_sha256
+
+    folder = tmp_path / "mols"
+    folder.mkdir()
+    (folder / "a.xyz").write_text("1\nmol_id=h\nH 0 0 0\n")
+    settings = FeaturiseSettings(source="files", inputs=[str(folder)])
+    planned = inputs_sha256(settings.inputs)
+    featurise_shard(settings, 0, ShardFiles.in_folder(tmp_path / "out", 0), inputs_sha256=planned)
+    with open(folder / "a.xyz", "a") as fh:
+        fh.write("1\nmol_id=he\nHe 0 0 0\n")
+    with pytest.raises(FeaturiseError, match=r"mols: changed since this job was planned"):
+        featurise_shard(settings, 0, ShardFiles.in_folder(tmp_path / "again", 0), inputs_sha256=planned)

@@ -23,8 +23,6 @@ rule featurise_shard:
         runtime=60,
     params:
         settings=plan_args("featurise_args", "dataset"),
-        # not on the command line: a param, so that editing a file inside an input folder reruns
-        inputs_sha256=plan("inputs_checksum", "dataset"),
     shell:
         "pipeline --threads {threads} featurise {params.settings} --shard {wildcards.shard}"
         " --graphs {output.graphs} --answer-key {output.answer_key} --rejects {output.rejects}"

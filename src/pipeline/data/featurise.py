@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 import torch
 
 from pipeline import __version__
+from pipeline.config import digest
 from pipeline.config.digest import file_sha256
 from pipeline.config.network import LARGEST_Z
 from pipeline.config.settings import MIN_ATOM_DISTANCE
@@ -441,13 +442,24 @@ def plan(settings: FeaturiseSettings) -> Plan:
 
 
 def featurise_shard(
-    settings: FeaturiseSettings, k: int, files: ShardFiles, the_plan: Plan | None = None
+    settings: FeaturiseSettings,
+    k: int,
+    files: ShardFiles,
+    the_plan: Plan | None = None,
+    inputs_sha256: str | None = None,
 ) -> dict:
     """Featurise shard ``k`` of ``settings.num_shards`` into ``files``; returns the shard's summary.
 
     ``the_plan`` (from :func:`plan` with the same settings) saves listing the inputs again. The
     summary records the graph shard's path and SHA-256, which the merge checks and the manifest keeps.
+    ``inputs_sha256``: the checksum the inputs must have (:func:`pipeline.config.digest.inputs_sha256`,
+    with which the workflow planned the job); inputs changed since are refused.
     """
+    if inputs_sha256 is not None and digest.inputs_sha256(settings.inputs) != inputs_sha256:
+        raise FeaturiseError(
+            f"{', '.join(settings.inputs)}: changed since this job was planned (a file edited, added "
+            "or removed); run the workflow again to featurise them as they are now"
+        )
     the_plan = the_plan or plan(settings)
     if not 0 <= k < settings.num_shards:
         raise ValueError(f"shard {k} out of range for num_shards={settings.num_shards}")

@@ -136,16 +136,9 @@ class Plan:
         QM9): adding, removing or (by a newer mtime) editing one featurises again."""
         return input_files(self.resolved.datasets[dataset]["inputs"], self.root)
 
-    def inputs_checksum(self, dataset: str) -> str:
-        """One SHA-256 of the content of every file the dataset reads ("" for packaged QM9). The
-        featurise rule makes it a param that depends on the wildcards alone, as the labels file's
-        (:meth:`labels_checksum`): an edit inside an input folder featurises again even when the
-        file's mtime is older than the shards (a copy that keeps times, a checkout)."""
-        inputs = self.resolved.datasets[dataset]["inputs"]
-        return inputs_sha256(inputs, self.root) if inputs else ""
-
     def featurise_args(self, dataset: str) -> list[str]:
-        """`pipeline featurise` options that define the dataset's content."""
+        """`pipeline featurise` options that define the dataset's content (with its input files',
+        their checksum)."""
         settings = self.resolved.datasets[dataset]
         args = ["--source", settings["source"], "--cutoff", settings["cutoff"], "--seed", settings["seed"]]
         args += ["--num-shards", settings["shards"], "--fragments", settings["fragments"]]
@@ -153,7 +146,15 @@ class Plan:
             args += ["--limit", settings["limit"]]
         args += _ranges_args(settings["oracle"])  # the dataset's own values are checked as labels are
         if settings["inputs"]:
-            args += ["--input", *settings["inputs"]]
+            # one SHA-256 of every file the dataset reads: a param of the rule, as the labels file's
+            # (labels_checksum), so an edit inside an input folder featurises again even when the
+            # file's mtime is older than the shards; the job refuses inputs changed since
+            args += [
+                "--input",
+                *settings["inputs"],
+                "--inputs-sha256",
+                inputs_sha256(settings["inputs"], self.root),
+            ]
         return [str(arg) for arg in args]
 
     def featurise_parts(self, dataset: str) -> dict[str, list[str]]:
