@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline.config import registry
+from pipeline.config.settings import DEFAULT_DUPLICATES, DUPLICATE_POLICIES
 from pipeline.plan.commands import STAGES, Stage
 
 log = logging.getLogger("pipeline")
@@ -66,6 +67,7 @@ def _featurise(args: argparse.Namespace) -> None:
         num_shards=args.num_shards or 1,
         rbf_count=args.rbf_count,
         ranges=_ranges(args),
+        duplicates=args.duplicates,
         **({"fragments": args.fragments} if args.fragments is not None else {}),
     )
     given = [f"--{name.replace('_', '-')}" for name in _SHARD_FILES if getattr(args, name) is not None]
@@ -393,6 +395,12 @@ COMMANDS: dict[str, Command] = {
                 "(pipeline.data.sources.base.FRAGMENT_POLICIES)",
             ),
             RANGES_ARG,
+            Arg(
+                "--duplicates",
+                choices=list(DUPLICATE_POLICIES),
+                default=DEFAULT_DUPLICATES,
+                help="the same molecule under two ids: 'reject' the later ones (default), or 'keep' both",
+            ),
             Arg(
                 "--inputs-sha256",
                 help="shard job: the checksum the inputs must have (config.digest.inputs_sha256: the "

@@ -269,7 +269,9 @@ def test_files_source_mixed_input_keeps_good_molecules(tmp_path):
     )
     kept = _read_graphs(tmp_path / "out")["mol_id"].to_pylist()
     assert "unknown_element-0" in kept and "truncated-0" in kept  # water and methane before the bad frames
-    assert manifest["counts"]["molecules"] == len(kept) and manifest["counts"]["rejected"] == len(rejects)
+    # mixed.sdf's water is unknown_element.xyz's: a duplicate, left in the shard but out of the dataset
+    assert manifest["counts"]["duplicates"] == 1 and manifest["duplicates"]["left_out"] == ["water"]
+    assert manifest["counts"]["molecules"] == len(kept) - 1 and manifest["counts"]["rejected"] == len(rejects)
 
 
 def test_smiles_source_end_to_end(tmp_path):
@@ -469,7 +471,7 @@ def test_an_id_that_cannot_be_kept_as_given_is_a_reject(tmp_path):
         frame.format("mol_id= homo=-8.4")
         + frame.format('mol_id="a\\nb" homo=-8.4')
         + frame.format("mol_id=007 homo=-8.4")
-        + frame.format("mol_id = spaced homo=-8.4")
+        + frame.format("mol_id = spaced homo=-8.4").replace("He", "Ne")
     )
     csv = tmp_path / "ids.csv"
     csv.write_text('id,smiles\n"two\nlines",C\ntab\there,C\nmethane,C\n')
@@ -526,3 +528,57 @@ def test_a_shard_job_refuses_inputs_changed_since_it_was_planned(tmp_path):
         fh.write("1\nmol_id=he\nHe 0 0 0\n")
     with pytest.raises(FeaturiseError, match=r"mols: changed since this job was planned"):
         featurise_shard(settings, 0, ShardFiles.in_folder(tmp_path / "again", 0), inputs_sha256=planned)
+
+
+WATER = [("O", [0.0, 0.0, 0.1173]), ("H", [0.0, 0.7572, -0.4692]), ("H", [0.0, -0.7572, -0.4692])]
+
+
+def _frame(mol_id: str, atoms, homo: float) -> str:
+    lines = [f"{symbol} {x:.6f} {y:.6f} {z:.6f}" for symbol, (x, y, z) in atoms]
+    return (
+        f"{len(atoms)}\nmol_id={mol_id} homo={homo} Properties=species:S:1:pos:R:3\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+@pytest.mark.parametrize("num_shards", [1, 3])
+def test_the_same_molecule_under_two_ids_is_kept_once_even_across_shards(tmp_path, num_shards):
+    """QM9 has pairs of one geometry with its atoms in another order; a SMILES list can name one
+    molecule twice. The first is kept; the later one is a reject naming it, left out of the answer
+    key and of every split, and counted in the manifest; a conformer with other distances is kept;
+    duplicates: keep keeps both."""
+    from pipeline.data.split import dataset_ids
+
+    c, s = np.cos(0.3), np.sin(0.3)
+    turned = [(e, [x * c - y * s, x * s + y * c, z + 5.0]) for e, (x, y, z) in WATER]  # rotated, moved
+    bent = [WATER[0], WATER[1], ("H", [0.0, -0.70, -0.55])]  # another geometry
+    (tmp_path / "w.extxyz").write_text(
+        _frame("w1", WATER, -7.5)
+        + _frame("w2", bent, -7.4)
+        + _frame("w3", [turned[1], turned[0], turned[2]], -7.5)
+    )
+    manifest = featurise(
+        FeaturiseSettings(source="files", inputs=[str(tmp_path / "w.extxyz")], num_shards=num_shards),
+        tmp_path / "x",
+    )
+    assert manifest["counts"]["duplicates"] == 1 and manifest["counts"]["molecules"] == 2
+    assert dataset_ids(tmp_path / "x").tolist() == ["w1", "w2"]
+    answers = pq.read_table(tmp_path / "x" / "answer_key.parquet").to_pandas()
+    assert answers.columns.tolist() == ["mol_id", "homo"] and answers.mol_id.tolist() == ["w1", "w2"]
+    rejects = _rejects_by_id(tmp_path / "x")
+    assert rejects["index"]["w3"] == 2 and "duplicate of 'w1' (" in rejects.reason["w3"]
+    assert "interatomic distances" in rejects.reason["w3"]
+
+    csv = tmp_path / "lib.csv"
+    csv.write_text("id,smiles\nethanol,CCO\nmethanol,CO\nethanol-again,OCC\n")
+    settings = FeaturiseSettings(source="smiles", inputs=[str(csv)], num_shards=num_shards)
+    featurise(settings, tmp_path / "s")
+    assert dataset_ids(tmp_path / "s").tolist() == ["ethanol", "methanol"]
+    reason = _rejects_by_id(tmp_path / "s").reason["ethanol-again"]
+    assert "duplicate of 'ethanol'" in reason and "canonical SMILES 'CCO'" in reason
+
+    settings.duplicates = "keep"
+    manifest = featurise(settings, tmp_path / "k")
+    assert dataset_ids(tmp_path / "k").tolist() == ["ethanol", "methanol", "ethanol-again"]
+    assert manifest["counts"]["duplicates"] == 1 and manifest["counts"]["rejected"] == 0

@@ -410,6 +410,11 @@ def helper_columns(helpers: Mapping[str, Any]) -> list[str]:
 #: Two atoms closer than this (Å) mean a broken geometry, not a molecule; an edge cutoff must exceed it.
 MIN_ATOM_DISTANCE = 0.1
 
+#: The dataset setting ``duplicates`` (the same molecule under two ids, pipeline.data.duplicates):
+#: "reject" the later ones (the first is kept), or "keep" both (counted in the manifest).
+DUPLICATE_POLICIES = ("reject", "keep")
+DEFAULT_DUPLICATES = "reject"
+
 
 def label_budget(run: Mapping[str, Any]) -> int:
     """Pool molecules a run labels over all its rounds: ``initial.size + (rounds - 1) * batch``."""

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
@@ -40,8 +41,9 @@ from pipeline import __version__
 from pipeline.config import digest
 from pipeline.config.digest import file_sha256
 from pipeline.config.network import LARGEST_Z
-from pipeline.config.settings import MIN_ATOM_DISTANCE
+from pipeline.config.settings import DEFAULT_DUPLICATES, DUPLICATE_POLICIES, MIN_ATOM_DISTANCE
 from pipeline.config.units import plausible_ranges
+from pipeline.data.duplicates import DISTANCE_TOLERANCE, find_duplicates
 from pipeline.data.sources import get_source
 from pipeline.data.sources.base import (
     DEFAULT_FRAGMENTS,
@@ -95,6 +97,8 @@ class FeaturiseSettings:
     #: The dataset's ``oracle.ranges`` (property -> [low, high], None: unchecked) over
     #: :data:`pipeline.config.units.PLAUSIBLE_RANGES`: a molecule whose own value lies outside is a reject.
     ranges: dict[str, list[float] | None] = field(default_factory=dict)
+    #: The same molecule under two ids (pipeline.data.duplicates): "reject" the later ones, or "keep".
+    duplicates: str = DEFAULT_DUPLICATES
 
     def rbf(self) -> dict[str, float]:
         """Gaussian RBF spec: ``count`` centres ``start + k * width`` from 0 up to the cutoff."""
@@ -113,6 +117,8 @@ class FeaturiseSettings:
         if self.fragments not in FRAGMENT_POLICIES:
             raise ValueError(f"fragments must be one of {list(FRAGMENT_POLICIES)}, got {self.fragments!r}")
         plausible_ranges(list(self.ranges), self.ranges)  # a malformed range, named
+        if self.duplicates not in DUPLICATE_POLICIES:
+            raise ValueError(f"duplicates must be one of {list(DUPLICATE_POLICIES)}, got {self.duplicates!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -360,6 +366,10 @@ def graph_table(
 # --------------------------------------------------------------------------------------------------
 # Shards
 
+#: Columns of a shard's answer-key part that are not properties: each molecule's origin, index and
+#: identity (Molecules.identity), which the merge reads to find and name duplicates.
+ORIGIN, INDEX, IDENTITY = "__origin", "__index", "__identity"
+
 
 def select_rows(n: int, limit: int | None, seed: int) -> np.ndarray:
     """Catalogue rows to featurise: all, or a seeded subset of ``limit`` rows kept in input order."""
@@ -474,9 +484,16 @@ def featurise_shard(
     rejects += source_rejects + check_rejects + value_rejects + geometry_rejects
 
     write_table(table, files.graphs, use_dictionary=["mol_id"])
+    rows = {
+        "mol_id": mols.mol_id.astype(str),
+        # where each molecule came from and what it is: the merge finds duplicates by them (and
+        # leaves these columns out of the answer key)
+        ORIGIN: mols.origin.astype(str),
+        INDEX: mols.index,
+        IDENTITY: pd.array(mols.identity, dtype="string"),
+    }
     answers = pa.Table.from_pandas(
-        pd.concat([pd.DataFrame({"mol_id": mols.mol_id.astype(str)}), mols.properties], axis=1),
-        preserve_index=False,
+        pd.concat([pd.DataFrame(rows), mols.properties], axis=1), preserve_index=False
     )
     write_table(answers, files.answer_key)
     write_table(_rejects_table(rejects), files.rejects)
@@ -567,7 +584,17 @@ def merge_parts(shards: Sequence[ShardFiles], out: DatasetFiles) -> dict:
             "most common reasons: " + "; ".join(f"{n} x {r}" for r, n in reasons.items())
         )
     answer_parts = [pq.read_table(files.answer_key) for files in shards]
-    write_table(pa.concat_tables(answer_parts, promote_options="permissive"), out.answer_key)
+    answers = pa.concat_tables(answer_parts, promote_options="permissive")
+    duplicate_rejects, left_out, n_duplicates = _duplicate_molecules(
+        shards, answers, settings.get("duplicates", DEFAULT_DUPLICATES)
+    )
+    if duplicate_rejects:
+        rejects = pa.concat_tables([rejects, _rejects_table(duplicate_rejects)])
+        write_table(rejects, out.rejects)
+    answers = answers.drop_columns([c for c in (ORIGIN, INDEX, IDENTITY) if c in answers.column_names])
+    if left_out:
+        answers = answers.filter(pc.invert(pc.is_in(answers["mol_id"], pa.array(left_out, pa.string()))))
+    write_table(answers, out.answer_key)
 
     targets = list(dict.fromkeys(t for s in summaries for t in s["targets"]))
     units = {t: u for s in summaries for t, u in s["units"].items()}
@@ -586,14 +613,18 @@ def merge_parts(shards: Sequence[ShardFiles], out: DatasetFiles) -> dict:
         "counts": {
             "catalogue": summaries[0]["catalogue"],
             "selected": summaries[0]["selected"],
-            "molecules": n_molecules,
+            "molecules": n_molecules - len(left_out),
             "rejected": rejects.num_rows,
+            # the same molecule under another id (pipeline.data.duplicates): found, whether rejected
+            # (duplicates.left_out: in the graph shards, but no dataset reader takes them) or kept
+            "duplicates": n_duplicates,
             "atoms": sum(s["atoms"] for s in summaries),
             "edges": sum(s["edges"] for s in summaries),
             "max_atoms": max(s["max_atoms"] for s in summaries),
             "charged": sum(s.get("charged", 0) for s in summaries),  # net charge not 0
             "open_shell": sum(s.get("open_shell", 0) for s in summaries),  # multiplicity > 1
         },
+        "duplicates": {"policy": settings.get("duplicates", DEFAULT_DUPLICATES), "left_out": left_out},
         "elements": sorted({z for s in summaries for z in s["elements"]}),
         "shards": [
             {
@@ -615,6 +646,52 @@ def merge_parts(shards: Sequence[ShardFiles], out: DatasetFiles) -> dict:
         out.rejects,
     )
     return manifest
+
+
+def _duplicate_molecules(
+    shards: Sequence[ShardFiles], answers: pa.Table, policy: str
+) -> tuple[list[Reject], list[str], int]:
+    """The same molecule under another id, across all shards (pipeline.data.duplicates): with policy
+    "reject", a reject naming the first for each later one and the ids left out of the dataset
+    (with "keep", neither); and how many were found. Parts of an older pipeline, without the
+    molecules' origins, are not searched (a warning)."""
+    if any(c not in answers.column_names for c in (ORIGIN, INDEX, IDENTITY)):
+        log.warning("%s: parts without the molecules' origins (an older pipeline): duplicates not searched",
+                    shards[0].answer_key)  # fmt: skip
+        return [], [], 0
+    graphs = pa.concat_tables([pq.read_table(f.graphs, columns=["mol_id", "z", "pos"]) for f in shards])
+    z_col, pos_col = graphs["z"].combine_chunks(), graphs["pos"].combine_chunks()
+    offsets = z_col.offsets.to_numpy()
+    z_all = z_col.values.to_numpy().astype(np.int64)
+    pos_all = pos_col.values.values.to_numpy().reshape(-1, 3).astype(np.float64)
+    z = [z_all[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    pos = [pos_all[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    ids = answers["mol_id"].to_pylist()
+    if ids != graphs["mol_id"].to_pylist():
+        raise FeaturiseError(f"{shards[0].answer_key}: the answer-key parts do not follow the graph shards")
+    identity, origin, index = (answers[c].to_pylist() for c in (IDENTITY, ORIGIN, INDEX))
+    found = find_duplicates(z, pos, identity)
+    if policy == "keep":
+        if found:
+            log.info("%d duplicates found, kept (duplicates: keep)", len(found))
+        return [], [], len(found)
+    rejects = []
+    for late, early in found.items():
+        how = (
+            f"the same canonical SMILES {identity[late]!r}"
+            if identity[late] is not None
+            else f"the same elements and interatomic distances within {DISTANCE_TOLERANCE} Å (its atoms "
+            "in another order, or its mirror image)"
+        )
+        rejects.append(
+            Reject(
+                origin[late], int(index[late]), ids[late],
+                f"duplicate of {ids[early]!r} ({origin[early]} at index {index[early]}): {how}; the "
+                "first is kept (the dataset setting duplicates: keep keeps both)",
+            )
+        )  # fmt: skip
+    log.info("%d duplicates left out", len(found))
+    return rejects, [ids[late] for late in found], len(found)
 
 
 def featurise(settings: FeaturiseSettings, out: Path, shard_size: int | None = None) -> dict:

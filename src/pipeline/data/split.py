@@ -23,10 +23,13 @@ SPLITS = ("pool", "val", "test")
 
 
 def dataset_ids(data: Path) -> np.ndarray:
-    """Molecule ids of a featurised dataset, in the order of the shards its manifest names."""
-    return np.concatenate(
+    """Molecule ids of a featurised dataset, in the order of the shards its manifest names, without
+    the duplicates its manifest leaves out (the same molecule as an earlier one under another id)."""
+    ids = np.concatenate(
         [pq.read_table(s, columns=["mol_id"])["mol_id"].to_numpy() for s in dataset_shards(data)]
     )
+    left_out = (read_manifest(data).get("duplicates") or {}).get("left_out") or []
+    return ids[~np.isin(ids.astype(str), np.asarray(left_out, dtype=str))] if left_out else ids
 
 
 def make_split(mol_ids: np.ndarray, val: int, test: int, seed: int, pool: int | None = None) -> pa.Table:

@@ -86,6 +86,10 @@ class Molecules:
     #: [N] int64 spin multiplicity 2S + 1 as the source states it, 0 where it does not (the default
     #: is then :meth:`spin_multiplicity`'s); None: stated for none.
     multiplicity: np.ndarray | None = None
+    #: [N] str or None (object): what the molecule is where the source knows it regardless of its
+    #: geometry (smiles: the canonical SMILES), which finds duplicates; None: for none
+    #: (:mod:`pipeline.data.duplicates` compares geometries).
+    identity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.mol_id)
@@ -95,6 +99,11 @@ class Molecules:
             if len(value) != n:
                 raise ValueError(f"{name} has {len(value)} entries for {n} molecules")
             setattr(self, name, value)
+        if self.identity is None:
+            self.identity = np.full(n, None, dtype=object)
+        self.identity = np.asarray(self.identity, dtype=object).reshape(-1)
+        if len(self.identity) != n:
+            raise ValueError(f"identity has {len(self.identity)} entries for {n} molecules")
 
     def n_electrons(self) -> np.ndarray:
         """[N] int64 electrons of each molecule: the sum of its atomic numbers minus its charge."""
@@ -139,6 +148,7 @@ class Molecules:
             index=self.index[rows],
             charge=self.charge[rows],
             multiplicity=self.multiplicity[rows],
+            identity=self.identity[rows],
         )
 
     @classmethod
@@ -152,6 +162,7 @@ class Molecules:
         index: Sequence[int],
         charge: Sequence[int] | None = None,
         multiplicity: Sequence[int] | None = None,
+        identity: Sequence[str | None] | None = None,
     ) -> Molecules:
         """Pack per-molecule arrays (for sources that build molecules one at a time).
 
@@ -169,6 +180,7 @@ class Molecules:
             index=np.asarray(index, dtype=np.int64),
             charge=charge,
             multiplicity=multiplicity,
+            identity=None if identity is None else np.array(list(identity) or [], dtype=object),
         )
 
 

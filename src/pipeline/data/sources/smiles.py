@@ -257,6 +257,7 @@ class SmilesSource:
         pos: list[np.ndarray] = []
         charge: list[int] = []
         multiplicity: list[int] = []
+        identity: list[str] = []
         rejects: list[Reject] = []
         for row in rows:
             smiles = payload.smiles[row]
@@ -273,6 +274,7 @@ class SmilesSource:
             pos.append(built.pos)
             charge.append(built.charge)
             multiplicity.append(built.multiplicity)
+            identity.append(built.identity)
         molecules = Molecules.from_lists(
             mol_id=entries["mol_id"].to_numpy()[kept],
             z=z,
@@ -282,6 +284,7 @@ class SmilesSource:
             index=entries["index"].to_numpy()[kept],
             charge=charge,
             multiplicity=multiplicity,
+            identity=identity,
         )
         return molecules, rejects
 
@@ -298,6 +301,7 @@ class SmilesSource:
         mol, problem = self._one_fragment(mol, smiles)
         if mol is None:
             return None, problem
+        identity = Chem.MolToSmiles(mol)  # canonical, isomeric: the same molecule whatever its SMILES
         mol = Chem.AddHs(mol)
         for random_coords in (False, True):
             params = AllChem.ETKDGv3()
@@ -330,6 +334,7 @@ class SmilesSource:
             pos=mol.GetConformer(conf_id).GetPositions(),
             charge=Chem.GetFormalCharge(mol),
             multiplicity=radicals + 1 if radicals else 0,  # 0: not stated, lowest spin
+            identity=identity,
         ), ""
 
     def _one_fragment(self, mol: Any, smiles: str) -> tuple[Any, str]:
@@ -360,6 +365,7 @@ class Built:
     pos: np.ndarray  # [n, 3] float64, Å
     charge: int  # net formal charge
     multiplicity: int  # 2S + 1 from the radical electrons; 0: none stated
+    identity: str = ""  # canonical isomeric SMILES of the molecule kept (duplicates are found by it)
 
 
 __all__ = ["Built", "SmilesPayload", "SmilesSource", "conformer_seed"]
