@@ -564,6 +564,18 @@ def test_the_same_molecule_under_two_ids_is_kept_once_even_across_shards(tmp_pat
     )
     assert manifest["counts"]["duplicates"] == 1 and manifest["counts"]["molecules"] == 2
     assert dataset_ids(tmp_path / "x").tolist() == ["w1", "w2"]
+    from pipeline.data.split import make_split, split_dataset
+
+    split = split_dataset(tmp_path / "x", tmp_path / "split.parquet", val=0, test=1, seed=0)
+    assert sorted(split["mol_id"].to_pylist()) == ["w1", "w2"]
+    # the random order is drawn over every molecule: leaving one out moves no other
+    ids = np.array([f"m{k}" for k in range(50)], dtype=object)
+    full = make_split(ids, val=5, test=5, seed=1).to_pandas().set_index("mol_id").split
+    gone = full.index[full == "test"][0]
+    less = make_split(ids, val=5, test=5, seed=1, left_out=np.array([gone])).to_pandas()
+    less = less.set_index("mol_id").split
+    assert gone not in less.index and (less == "test").sum() == 5 and (less == "val").sum() == 5
+    assert (less != full[less.index]).sum() == 2  # the next val molecule into test, a pool one into val
     answers = pq.read_table(tmp_path / "x" / "answer_key.parquet").to_pandas()
     assert answers.columns.tolist() == ["mol_id", "homo"] and answers.mol_id.tolist() == ["w1", "w2"]
     rejects = _rejects_by_id(tmp_path / "x")
