@@ -949,3 +949,14 @@ def test_editing_a_file_inside_an_input_folder_featurises_again(tmp_path):
     jobs = plan(tmp_path, config, extra=(*args[4:], manifest))
     assert count(jobs)["featurise_shard"] == 1, jobs.stdout
     assert "mols/b.xyz" in jobs[0]["input"] or any("mols/b.xyz" in j["input"] for j in jobs)
+
+
+def test_a_default_config_that_is_not_valid_yaml_is_named_with_its_line(tmp_path):
+    """The workflow reads config/config.yaml itself before Snakemake does: a YAML error names the file,
+    line and column (Snakemake's "Config file is not valid JSON or YAML" names neither). A file
+    given with --configfile is read by Snakemake before the workflow (README: the limit)."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("datasets:\n  qm9:\n    limit: [1, 2\n    seed: 3\n")
+    r = snakemake("-n", "--directory", tmp_path)
+    assert r.returncode != 0
+    assert "invalid config config/config.yaml: not valid YAML: line 4, column 9" in r.stdout, r.stdout
