@@ -771,7 +771,7 @@ def test_an_edited_labels_file_relabels_its_round_and_an_implausible_value_is_re
     assert r.returncode != 0
     refused = "results/runs/lab/round_00/labels.csv: 1 molecules have a value in 'homo [eV]'"
     assert refused in r.stdout, r.stdout
-    assert f"'{form.mol_id[1]}': 1e+30" in r.stdout and "plausible range [-50, 50] eV" in r.stdout
+    assert f"'{form.mol_id[1]}': 1e+30" in r.stdout and "plausible range [-20, -1] eV" in r.stdout
 
 
 def test_targets_an_oracle_cannot_label_are_refused_before_any_job(tmp_path):
@@ -920,3 +920,43 @@ def test_helping_properties_are_computed_once_for_all_runs_of_a_dataset(tmp_path
     assert counts["helper_chunk"] == 3 and counts["helpers"] == 2 and counts["teacher"] == 4
     assert all("--helpers results/runs/" in j["shell"] for j in jobs if j["rule"] == "teacher")
     assert leaks(jobs) == []
+
+
+def test_editing_a_file_inside_an_input_folder_featurises_again(tmp_path):
+    """A dataset whose inputs name a folder depends on every file in it by content: appending a
+    molecule to one (its mtime even set back before the shards') featurises the dataset again, as
+    a corrected labels.csv relabels its round; the folder's own mtime changes only on add/remove."""
+    mols = tmp_path / "mols"
+    mols.mkdir()
+    for name in ("a.xyz", "b.xyz"):
+        (mols / name).write_text(f"1\nmol_id=h-{name[0]}\nH 0 0 0\n")
+    config = write_yaml(
+        tmp_path / "folder.yaml",
+        {
+            "datasets": {"mine": {"source": "files", "inputs": ["mols"]}},
+            "runs": {"mine": {"dataset": "mine", "split": {"val": 1, "test": 1}}},
+        },
+    )
+    manifest = "results/data/mine/manifest.json"
+    args = ("--directory", tmp_path, "--configfile", config, "--replace-workflow-config")
+    r = snakemake("--cores", "1", *args, manifest)
+    assert r.returncode == 0, r.stdout
+    assert count(plan(tmp_path, config, extra=(*args[4:], manifest))).get("featurise_shard", 0) == 0
+    before = os.stat(mols / "b.xyz")
+    with open(mols / "b.xyz", "a") as fh:
+        fh.write("1\nmol_id=he\nHe 0 0 0\n")
+    os.utime(mols / "b.xyz", ns=(before.st_atime_ns, before.st_mtime_ns - 10**12))
+    jobs = plan(tmp_path, config, extra=(*args[4:], manifest))
+    assert count(jobs)["featurise_shard"] == 1, jobs.stdout
+    assert "mols/b.xyz" in jobs[0]["input"] or any("mols/b.xyz" in j["input"] for j in jobs)
+
+
+def test_a_default_config_that_is_not_valid_yaml_is_named_with_its_line(tmp_path):
+    """The workflow reads config/config.yaml itself before Snakemake does: a YAML error names the file,
+    line and column (Snakemake's "Config file is not valid JSON or YAML" names neither). A file
+    given with --configfile is read by Snakemake before the workflow (README: the limit)."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("datasets:\n  qm9:\n    limit: [1, 2\n    seed: 3\n")
+    r = snakemake("-n", "--directory", tmp_path)
+    assert r.returncode != 0
+    assert "invalid config config/config.yaml: not valid YAML: line 4, column 9" in r.stdout, r.stdout

@@ -29,12 +29,30 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline.config import registry
+from pipeline.config.settings import DEFAULT_DUPLICATES, DUPLICATE_POLICIES
 from pipeline.plan.commands import STAGES, Stage
 
 log = logging.getLogger("pipeline")
 
 
 _SHARD_FILES = ("graphs", "answer_key", "rejects", "summary")
+
+
+def _json_object(text: str, option: str, what: str) -> dict:
+    """The JSON object an option gives (``--ranges``, ``--settings``); an error names the option."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{option} is not a JSON object: {err}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{option} must be a JSON object{what}, got {text!r}")
+    return value
+
+
+def _ranges(args: argparse.Namespace) -> dict:
+    return _json_object(args.ranges, "--ranges", " (target -> [low, high])")
 
 
 def _featurise(args: argparse.Namespace) -> None:
@@ -48,6 +66,8 @@ def _featurise(args: argparse.Namespace) -> None:
         seed=args.seed,
         num_shards=args.num_shards or 1,
         rbf_count=args.rbf_count,
+        ranges=_ranges(args),
+        duplicates=args.duplicates,
         **({"fragments": args.fragments} if args.fragments is not None else {}),
     )
     given = [f"--{name.replace('_', '-')}" for name in _SHARD_FILES if getattr(args, name) is not None]
@@ -60,7 +80,8 @@ def _featurise(args: argparse.Namespace) -> None:
                 "a shard job (--shard) is given the files it writes: --graphs, --answer-key, --rejects "
                 f"and --summary, not --out (missing: {', '.join(absent) or 'none'})"
             )
-        featurise_shard(settings, args.shard, ShardFiles(*(getattr(args, n) for n in _SHARD_FILES)))
+        files = ShardFiles(*(getattr(args, n) for n in _SHARD_FILES))
+        featurise_shard(settings, args.shard, files, inputs_sha256=args.inputs_sha256)
     else:
         if args.out is None:
             raise ValueError("without --shard, featurise writes a whole dataset folder: give --out DIR")
@@ -117,18 +138,11 @@ def _stage(args: argparse.Namespace) -> None:
 
 
 def _label(args: argparse.Namespace) -> None:
-    import json
-
     from pipeline.label.chunks import LabelChunk
     from pipeline.label.external import LabelRequest
     from pipeline.label.oracle import OracleInput, label_holdout, label_round
 
-    try:
-        ranges = json.loads(args.ranges)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--ranges is not a JSON object: {err}") from err
-    if not isinstance(ranges, dict):
-        raise ValueError(f"--ranges must be a JSON object (target -> [low, high]), got {args.ranges!r}")
+    ranges = _ranges(args)
     parts = None
     if args.parts is not None or args.part_failures is not None:
         labels, failures = args.parts or [], args.part_failures or []
@@ -163,8 +177,6 @@ def _label(args: argparse.Namespace) -> None:
 
 
 def _label_chunk(args: argparse.Namespace) -> None:
-    import json
-
     import pyarrow.parquet as pq
 
     from pipeline.data.split import holdout_ids
@@ -178,12 +190,7 @@ def _label_chunk(args: argparse.Namespace) -> None:
         ids = holdout_ids(args.request).mol_id.to_numpy()
     else:
         ids = pq.read_table(args.request, columns=["mol_id"])["mol_id"].to_numpy()
-    try:
-        settings = json.loads(args.settings)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--settings is not a JSON object: {err}") from err
-    if not isinstance(settings, dict):
-        raise ValueError(f"--settings must be a JSON object, got {args.settings!r}")
+    settings = _json_object(args.settings, "--settings", "")
     label_chunk(args.oracle, args.data, ids, args.chunk, args.chunks, args.out, args.failures, settings)
 
 
@@ -319,6 +326,16 @@ def _stage_command(stage: Stage) -> Command:
     return Command(stage.help, _stage, args, {"stage": stage})
 
 
+#: The dataset's ``oracle.ranges``: featurisation checks the dataset's own values against them, the
+#: label commands the oracle's.
+RANGES_ARG = Arg(
+    "--ranges",
+    default="{}",
+    help="JSON object: target -> [low, high] plausible range (null: unchecked), over "
+    "config.units.PLAUSIBLE_RANGES",
+)
+
+
 ORACLE_ARGS = (
     Arg("--oracle", default="answer_key", choices=list(registry.ORACLES), help="who labels (%(default)s)"),
     Arg("--failures", required=True, type=Path, help="molecules the oracle could not label"),
@@ -342,11 +359,7 @@ ORACLE_ARGS = (
         help="external: ... and the form to fill in and save as --labels-file here (CSV)",
     ),
     Arg("--run-json", type=Path, help="run.json: the targets every label must have (external: to ask for)"),
-    Arg(
-        "--ranges",
-        default="{}",
-        help="JSON object: target -> [low, high] plausible range, over config.units.PLAUSIBLE_RANGES",
-    ),
+    RANGES_ARG,
     Arg("--labels-sha256", help="external: the SHA-256 the labels file must have"),
 )
 
@@ -380,6 +393,18 @@ COMMANDS: dict[str, Command] = {
                 help="a SMILES or SDF record of several fragments (salt, hydrate): 'largest' (default) "
                 "keeps the largest fragment, 'reject' rejects it "
                 "(pipeline.data.sources.base.FRAGMENT_POLICIES)",
+            ),
+            RANGES_ARG,
+            Arg(
+                "--duplicates",
+                choices=list(DUPLICATE_POLICIES),
+                default=DEFAULT_DUPLICATES,
+                help="the same molecule under two ids: 'reject' the later ones (default), or 'keep' both",
+            ),
+            Arg(
+                "--inputs-sha256",
+                help="shard job: the checksum the inputs must have (config.digest.inputs_sha256: the "
+                "workflow's plan of the job); inputs changed since are refused",
             ),
         ),
     ),

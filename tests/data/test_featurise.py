@@ -269,7 +269,9 @@ def test_files_source_mixed_input_keeps_good_molecules(tmp_path):
     )
     kept = _read_graphs(tmp_path / "out")["mol_id"].to_pylist()
     assert "unknown_element-0" in kept and "truncated-0" in kept  # water and methane before the bad frames
-    assert manifest["counts"]["molecules"] == len(kept) and manifest["counts"]["rejected"] == len(rejects)
+    # mixed.sdf's water is unknown_element.xyz's: a duplicate, left in the shard but out of the dataset
+    assert manifest["counts"]["duplicates"] == 1 and manifest["duplicates"]["left_out"] == ["water"]
+    assert manifest["counts"]["molecules"] == len(kept) - 1 and manifest["counts"]["rejected"] == len(rejects)
 
 
 def test_smiles_source_end_to_end(tmp_path):
@@ -379,3 +381,216 @@ def test_an_element_the_network_cannot_embed_is_rejected_naming_it(tmp_path):
 
     assert "element Rf (atomic number 104)" in reason and f"1 to {LARGEST_Z}" in reason, reason
     assert manifest["elements"] == [1, 6, 8]
+
+
+def _rejects_by_id(out: Path):
+    return pq.read_table(out / "rejects.parquet").to_pandas().set_index("mol_id")
+
+
+def test_the_datasets_own_bad_values_are_rejects_naming_file_row_and_value(tmp_path):
+    """A stray 'abc' in a property column rejects its molecule (the column stays for the others),
+    and a value outside its plausible range (1e30, a HOMO in the wrong unit) is a reject too, from
+    a SMILES CSV and an extxyz file alike; the dataset's oracle.ranges widens or switches a range."""
+    from ase import Atoms
+    from ase.io import write
+
+    csv = tmp_path / "lib.csv"
+    csv.write_text("id,smiles,homo\nethanol,CCO,-7.2\nbad_cell,CC,abc\nhuge,C,1e30\nwater,O,-7.5\n")
+    water = [[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]]
+    frames = [
+        Atoms("OH2", positions=water, info={"mol_id": "w1", "homo": -7.6}),
+        Atoms("OH2", positions=water, info={"mol_id": "w_huge", "homo": 1e30}),
+    ]
+    write(tmp_path / "w.extxyz", frames, format="extxyz")
+
+    manifest = featurise(FeaturiseSettings(source="smiles", inputs=[str(csv)]), tmp_path / "s")
+    assert _read_graphs(tmp_path / "s")["mol_id"].to_pylist() == ["ethanol", "water"]
+    assert manifest["targets"] == ["homo"]
+    answers = pq.read_table(tmp_path / "s" / "answer_key.parquet").to_pandas().set_index("mol_id")
+    assert answers.homo.to_dict() == {"ethanol": -7.2, "water": -7.5}
+    rejects = _rejects_by_id(tmp_path / "s")
+    assert rejects.origin["bad_cell"] == str(csv) and rejects["index"]["bad_cell"] == 1
+    assert "row 1" in rejects.reason["bad_cell"] and "homo 'abc'" in rejects.reason["bad_cell"]
+    assert rejects["index"]["huge"] == 2
+    assert "homo = 1e+30 eV is outside the plausible range" in rejects.reason["huge"]
+    assert "oracle.ranges.homo" in rejects.reason["huge"]
+
+    featurise(FeaturiseSettings(source="files", inputs=[str(tmp_path / "w.extxyz")]), tmp_path / "x")
+    assert _read_graphs(tmp_path / "x")["mol_id"].to_pylist() == ["w1"]
+    rejects = _rejects_by_id(tmp_path / "x")
+    assert rejects["index"]["w_huge"] == 1 and "homo = 1e+30 eV is outside" in rejects.reason["w_huge"]
+
+    off = FeaturiseSettings(source="files", inputs=[str(tmp_path / "w.extxyz")], ranges={"homo": None})
+    featurise(off, tmp_path / "off")
+    assert _read_graphs(tmp_path / "off")["mol_id"].to_pylist() == ["w1", "w_huge"]
+    narrow = FeaturiseSettings(source="smiles", inputs=[str(csv)], ranges={"homo": [-7.3, 0]})
+    featurise(narrow, tmp_path / "narrow")
+    assert _read_graphs(tmp_path / "narrow")["mol_id"].to_pylist() == ["ethanol"]
+    with pytest.raises(ValueError, match=r"oracle.ranges.homo"):
+        featurise(
+            FeaturiseSettings(source="smiles", inputs=[str(csv)], ranges={"homo": [1, 0]}), tmp_path / "z"
+        )
+
+
+def test_overflowing_coordinates_and_periodic_structures_are_rejected_naming_them(tmp_path):
+    """A coordinate of 1e300 Å would be stored as inf in the float32 shards, and a crystal (extxyz
+    Lattice with pbc, an ASE db row with pbc) would be featurised as a molecule with its cell dropped:
+    both are rejects; a molecule in a non-periodic box is kept."""
+    import ase.db
+    from ase import Atoms
+
+    water = "3\n{}\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH {} -0.7572 -0.4692\n"
+    (tmp_path / "in.extxyz").write_text(
+        water.format("mol_id=far Properties=species:S:1:pos:R:3", "1e300")
+        + water.format('mol_id=crystal Lattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3', "0.0")
+        + water.format(
+            'mol_id=boxed Lattice="5 0 0 0 5 0 0 0 5" pbc="F F F" Properties=species:S:1:pos:R:3', "0.0"
+        )
+        + water.format("mol_id=water Properties=species:S:1:pos:R:3", "0.0")
+    )
+    with ase.db.connect(tmp_path / "cells.db") as db:
+        db.write(Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]], cell=[3, 3, 4], pbc=[True, True, False]))
+    inputs = [str(tmp_path / "in.extxyz"), str(tmp_path / "cells.db")]
+    featurise(FeaturiseSettings(source="files", inputs=inputs), tmp_path / "out")
+    graphs = _read_graphs(tmp_path / "out")
+    assert graphs["mol_id"].to_pylist() == ["boxed", "water"]
+    assert all(np.isfinite(np.asarray(graphs["pos"].to_pylist()[0])).ravel())
+    rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pandas()
+    reasons = dict(zip(rejects.mol_id, rejects.reason, strict=True))
+    assert "coordinate 1e+300 Å (atom 2) is beyond" in reasons["far"]
+    assert "periodic structure (pbc along a, b, c; cell 5 x 5 x 5 Å)" in reasons["crystal"]
+    assert "periodic structure (pbc along a, b; cell 3 x 3 x 4 Å)" in reasons["cells-0"]
+
+
+def test_an_id_that_cannot_be_kept_as_given_is_a_reject(tmp_path):
+    """An empty mol_id in an extxyz comment line would make the next key (homo=-8.4) the id and
+    lose its value; a backslash would be read as an escape; a newline in a CSV id would split the
+    request files. Each is a reject naming the id; an id ASE reads as a number keeps its text."""
+    frame = "1\n{} Properties=species:S:1:pos:R:3\nHe 0.0 0.0 0.0\n"
+    (tmp_path / "ids.extxyz").write_text(
+        frame.format("mol_id= homo=-8.4")
+        + frame.format('mol_id="a\\nb" homo=-8.4')
+        + frame.format("mol_id=007 homo=-8.4")
+        + frame.format("mol_id = spaced homo=-8.4").replace("He", "Ne")
+    )
+    csv = tmp_path / "ids.csv"
+    csv.write_text('id,smiles\n"two\nlines",C\ntab\there,C\nmethane,C\n')
+    inputs = [str(tmp_path / "ids.extxyz"), str(csv)]
+    featurise(FeaturiseSettings(source="files", inputs=inputs[:1]), tmp_path / "x")
+    featurise(FeaturiseSettings(source="smiles", inputs=inputs[1:]), tmp_path / "s")
+    assert _read_graphs(tmp_path / "x")["mol_id"].to_pylist() == ["007", "spaced"]
+    answers = pq.read_table(tmp_path / "x" / "answer_key.parquet").to_pandas()
+    assert answers.homo.tolist() == [-8.4, -8.4]
+    rejects = pq.read_table(tmp_path / "x" / "rejects.parquet").to_pandas().set_index("index").reason
+    assert "empty mol_id=" in rejects[0] and "mol_id 'a\\\\nb' is read as 'anb'" in rejects[1]
+    assert _read_graphs(tmp_path / "s")["mol_id"].to_pylist() == ["methane"]
+    rejects = pq.read_table(tmp_path / "s" / "rejects.parquet").to_pandas().set_index("index").reason
+    assert "id 'two\\nlines' cannot be kept as given" in rejects[0] and "'tab\\there'" in rejects[1]
+
+
+def test_every_qm9_value_is_inside_its_plausible_range_and_unit_or_sign_errors_are_not():
+    """The default ranges (config.units.PLAUSIBLE_RANGES) refuse no molecule of QM9 (all 130,831
+    of qm9pack), and do refuse a HOMO in hartree, a sign-flipped one and QM9's U0 in hartree."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from pipeline.config.units import plausible_ranges
+    from pipeline.data.sources.qm9 import QM9_COLUMNS, qm9_csvs
+
+    columns = [column for column, _ in QM9_COLUMNS.values()]
+    options = pcsv.ConvertOptions(include_columns=columns)
+    table = pa.concat_tables([pcsv.read_csv(p, convert_options=options) for p in qm9_csvs()])
+    assert table.num_rows == 130_831
+    ranges = plausible_ranges(TARGETS)
+    assert set(ranges) == set(TARGETS)
+    for target, (column, factor) in QM9_COLUMNS.items():
+        values = table[column].to_numpy() * factor
+        low, high = ranges[target]
+        assert low <= values.min() and values.max() <= high, (target, values.min(), values.max())
+    homo, u0 = table["HOMO_au"].to_numpy(), table["InternalEnergy_0K_au"].to_numpy()
+    low, high = ranges["homo"]
+    assert ((homo < low) | (homo > high)).all()  # in hartree
+    assert ((-homo * HARTREE_TO_EV < low) | (-homo * HARTREE_TO_EV > high)).all()  # sign-flipped
+    assert not (low <= 49.9 <= high) and not (low <= 7 <= high)
+    assert (u0 > ranges["u0"][1]).all()  # in hartree
+
+
+def test_a_shard_job_refuses_inputs_changed_since_it_was_planned(tmp_path):
+    from pipeline.config.digest import inputs_sha256
+
+    folder = tmp_path / "mols"
+    folder.mkdir()
+    (folder / "a.xyz").write_text("1\nmol_id=h\nH 0 0 0\n")
+    settings = FeaturiseSettings(source="files", inputs=[str(folder)])
+    planned = inputs_sha256(settings.inputs)
+    featurise_shard(settings, 0, ShardFiles.in_folder(tmp_path / "out", 0), inputs_sha256=planned)
+    with open(folder / "a.xyz", "a") as fh:
+        fh.write("1\nmol_id=he\nHe 0 0 0\n")
+    with pytest.raises(FeaturiseError, match=r"mols: changed since this job was planned"):
+        featurise_shard(settings, 0, ShardFiles.in_folder(tmp_path / "again", 0), inputs_sha256=planned)
+
+
+WATER = [("O", [0.0, 0.0, 0.1173]), ("H", [0.0, 0.7572, -0.4692]), ("H", [0.0, -0.7572, -0.4692])]
+
+
+def _frame(mol_id: str, atoms, homo: float) -> str:
+    lines = [f"{symbol} {x:.6f} {y:.6f} {z:.6f}" for symbol, (x, y, z) in atoms]
+    return (
+        f"{len(atoms)}\nmol_id={mol_id} homo={homo} Properties=species:S:1:pos:R:3\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+@pytest.mark.parametrize("num_shards", [1, 3])
+def test_the_same_molecule_under_two_ids_is_kept_once_even_across_shards(tmp_path, num_shards):
+    """QM9 has pairs of one geometry with its atoms in another order; a SMILES list can name one
+    molecule twice. The first is kept; the later one is a reject naming it, left out of the answer
+    key and of every split, and counted in the manifest; a conformer with other distances is kept;
+    duplicates: keep keeps both."""
+    from pipeline.data.split import dataset_ids
+
+    c, s = np.cos(0.3), np.sin(0.3)
+    turned = [(e, [x * c - y * s, x * s + y * c, z + 5.0]) for e, (x, y, z) in WATER]  # rotated, moved
+    bent = [WATER[0], WATER[1], ("H", [0.0, -0.70, -0.55])]  # another geometry
+    (tmp_path / "w.extxyz").write_text(
+        _frame("w1", WATER, -7.5)
+        + _frame("w2", bent, -7.4)
+        + _frame("w3", [turned[1], turned[0], turned[2]], -7.5)
+    )
+    manifest = featurise(
+        FeaturiseSettings(source="files", inputs=[str(tmp_path / "w.extxyz")], num_shards=num_shards),
+        tmp_path / "x",
+    )
+    assert manifest["counts"]["duplicates"] == 1 and manifest["counts"]["molecules"] == 2
+    assert dataset_ids(tmp_path / "x").tolist() == ["w1", "w2"]
+    from pipeline.data.split import make_split, split_dataset
+
+    split = split_dataset(tmp_path / "x", tmp_path / "split.parquet", val=0, test=1, seed=0)
+    assert sorted(split["mol_id"].to_pylist()) == ["w1", "w2"]
+    # the random order is drawn over every molecule: leaving one out moves no other
+    ids = np.array([f"m{k}" for k in range(50)], dtype=object)
+    full = make_split(ids, val=5, test=5, seed=1).to_pandas().set_index("mol_id").split
+    gone = full.index[full == "test"][0]
+    less = make_split(ids, val=5, test=5, seed=1, left_out=np.array([gone])).to_pandas()
+    less = less.set_index("mol_id").split
+    assert gone not in less.index and (less == "test").sum() == 5 and (less == "val").sum() == 5
+    assert (less != full[less.index]).sum() == 2  # the next val molecule into test, a pool one into val
+    answers = pq.read_table(tmp_path / "x" / "answer_key.parquet").to_pandas()
+    assert answers.columns.tolist() == ["mol_id", "homo"] and answers.mol_id.tolist() == ["w1", "w2"]
+    rejects = _rejects_by_id(tmp_path / "x")
+    assert rejects["index"]["w3"] == 2 and "duplicate of 'w1' (" in rejects.reason["w3"]
+    assert "interatomic distances" in rejects.reason["w3"]
+
+    csv = tmp_path / "lib.csv"
+    csv.write_text("id,smiles\nethanol,CCO\nmethanol,CO\nethanol-again,OCC\n")
+    settings = FeaturiseSettings(source="smiles", inputs=[str(csv)], num_shards=num_shards)
+    featurise(settings, tmp_path / "s")
+    assert dataset_ids(tmp_path / "s").tolist() == ["ethanol", "methanol"]
+    reason = _rejects_by_id(tmp_path / "s").reason["ethanol-again"]
+    assert "duplicate of 'ethanol'" in reason and "canonical SMILES 'CCO'" in reason
+
+    settings.duplicates = "keep"
+    manifest = featurise(settings, tmp_path / "k")
+    assert dataset_ids(tmp_path / "k").tolist() == ["ethanol", "methanol", "ethanol-again"]
+    assert manifest["counts"]["duplicates"] == 1 and manifest["counts"]["rejected"] == 0

@@ -263,16 +263,21 @@ def test_directory_input_takes_known_extensions_sorted_and_reports_the_rest(sour
     (tmp_path / "README.md").write_text("# not molecules\n")
     (tmp_path / "d.xyx").write_text((DATA / "unknown_element.xyz").read_text())  # a typo
     (tmp_path / "c.sdf").write_text((DATA / "mixed.sdf").read_text())
+    (tmp_path / "more.xyz").mkdir()  # a folder (even one named like a file) is not read, but named
+    (tmp_path / "more.xyz" / "e.xyz").write_text((DATA / "unknown_element.xyz").read_text())
     with caplog.at_level("WARNING"):
         catalogue, molecules = build_all(source, [tmp_path])
     assert list(molecules.mol_id) == ["a-0", "b-0", "meoh-007", "water", "c-3"]
     names = {Path(r.origin).name for r in catalogue.rejects}
-    assert names == {"a.xyz", "b.xyz", "c.sdf", "README.md", "d.xyx"}
-    # the files not read are named: in the log, and in the rejects with why
-    assert "skipped 2 files" in caplog.text and "README.md" in caplog.text and "d.xyx" in caplog.text
+    assert names == {"a.xyz", "b.xyz", "c.sdf", "README.md", "d.xyx", "more.xyz"}
+    # the files and folders not read are named: in the log, and in the rejects with why
+    assert (
+        "skipped 3 files or folders" in caplog.text and "README.md" in caplog.text and "d.xyx" in caplog.text
+    )
     skipped = {Path(r.origin).name: r for r in catalogue.rejects if r.reason.startswith("skipped")}
-    assert set(skipped) == {"README.md", "d.xyx"} and {r.index for r in skipped.values()} == {-1}
+    assert set(skipped) == {"README.md", "d.xyx", "more.xyz"} and {r.index for r in skipped.values()} == {-1}
     assert "'.xyx'" in skipped["d.xyx"].reason and ".xyz" in skipped["d.xyx"].reason
+    assert "skipped: a folder; the folders inside an input folder are not read" in skipped["more.xyz"].reason
 
 
 def test_materialise_returns_the_requested_rows_in_that_order(source):
@@ -393,3 +398,21 @@ def test_binary_file_is_rejected_with_a_readable_reason(source, tmp_path, name):
         assert reject.reason == "not a valid .gz file (damaged, or not compressed with gz)"
     else:
         assert reject.reason == "not a text file (binary content)"
+
+
+def test_a_pdb_with_the_placeholder_cell_of_a_non_crystal_is_a_molecule(source, tmp_path):
+    """CRYST1 1 1 1 90 90 90 is the PDB's way of saying "not a crystal" (ASE reads it as periodic):
+    the molecule is kept; a real cell is a periodic structure, rejected."""
+    atoms = (
+        "ATOM      1  O   HOH A   1       0.000   0.000   0.117  1.00  0.00           O\n"
+        "ATOM      2  H1  HOH A   1       0.000   0.757  -0.469  1.00  0.00           H\n"
+        "ATOM      3  H2  HOH A   1       0.000  -0.757  -0.469  1.00  0.00           H\n"
+        "END\n"
+    )
+    cryst = "CRYST1{0:9.3f}{0:9.3f}{0:9.3f}  90.00  90.00  90.00 P 1           1\n"
+    (tmp_path / "placeholder.pdb").write_text(cryst.format(1.0) + atoms)
+    (tmp_path / "crystal.pdb").write_text(cryst.format(12.0) + atoms)
+    catalogue = source.catalogue([tmp_path / "placeholder.pdb", tmp_path / "crystal.pdb"])
+    assert catalogue.entries.mol_id.tolist() == ["placeholder-0"]
+    (reject,) = catalogue.rejects
+    assert reject.mol_id == "crystal-0" and "periodic structure" in reject.reason

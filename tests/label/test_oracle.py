@@ -213,6 +213,32 @@ def test_external_oracle_writes_a_request_stops_and_reads_the_filled_form(data, 
     assert failures.mol_id.tolist() == [request[1]] and failures.reason.tolist() == ["sample decomposed"]
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("charge", "1"), ("multiplicity", "3"), ("formula", "CH3"), ("n_atoms", "4")]
+)
+def test_a_labels_file_that_changes_what_was_requested_is_refused_naming_molecule_and_column(
+    data, ids, tmp_path, column, value
+):
+    """Labels of a charge or spin other than the one requested are of another species: the file is
+    refused naming the file, the molecule and the column, not read as labels of the molecule asked."""
+    request = ids[[3, 0]]
+    labels_file = tmp_path / "labels.csv"
+    with pytest.raises(LabelsNeeded):
+        external.external_labels(data, request, labels_file, _request(tmp_path), ["homo"])
+    _fill(tmp_path / "to_label.csv", labels_file, {request[0]: -7.5, request[1]: -6.25})
+    form = pd.read_csv(labels_file, dtype=str, keep_default_na=False)
+    form.loc[1, column] = value
+    form.to_csv(labels_file, index=False)
+    with pytest.raises(ValueError) as err:
+        external.external_labels(data, request, labels_file, _request(tmp_path), ["homo"])
+    message = str(err.value)
+    assert str(labels_file) in message and f"molecule '{request[1]}': {column} '{value}'" in message
+    # the form as given (without its request columns, too) is read
+    form.drop(columns=column).to_csv(labels_file, index=False)
+    labels, _ = external.external_labels(data, request, labels_file, _request(tmp_path), ["homo"])
+    assert labels.homo.tolist() == [-7.5, -6.25]
+
+
 def test_external_oracle_writes_and_reads_exactly_the_files_it_is_given(data, ids, tmp_path):
     """The request and the labels file are the paths given, in any layout: nothing is derived from
     --out's folder or from another file's name."""
@@ -418,7 +444,8 @@ def test_qc_values_that_are_missing_or_implausible_are_failures(tmp_path):
     assert pq.read_table(tmp_path / "l.parquet")["mol_id"].to_pylist() == ["a", "d"]
     failures = pq.read_table(tmp_path / "f.parquet").to_pandas().set_index("mol_id").reason.to_dict()
     assert failures == {
-        "b": "homo = 1e+30 eV is outside the plausible range [-50, 50] eV (oracle.ranges)",
+        "b": "homo = 1e+30 eV is outside the plausible range [-20, -1] eV (a wrong unit or sign? the "
+        "dataset's oracle.ranges.homo widens the range, null switches the check off)",
         "c": "no value for target 'gap' from xtb",
     }
     # oracle.ranges: a narrower range for homo, none for gap
@@ -449,7 +476,7 @@ def test_an_implausible_value_in_a_labels_file_is_refused_naming_file_molecule_c
         )
     message = str(err.value)
     assert str(path) in message and "'b': 1e+30" in message and "'homo [eV]'" in message
-    assert "outside the plausible range [-50, 50] eV" in message and "oracle.ranges.homo" in message
+    assert "outside the plausible range [-20, -1] eV" in message and "oracle.ranges.homo" in message
     assert not (tmp_path / "l.parquet").exists()
     # the same value with a reason in 'failure' is a failure, not a label
     path.write_text("mol_id,homo [eV],failure\na,-7,\nb,1e30,instrument overflow\nc,-6,\n")

@@ -101,8 +101,12 @@ def test_the_checkpoint_predicts_the_same_and_refuses_other_configs(fitted, tmp_
     again = load_kernel_student(path, {"run": "a", "student_kind": "krr"})
     np.testing.assert_array_equal(again.predict(graphs, test), student.predict(graphs, test))
     assert again.chosen() == student.chosen() and again.grid == student.grid
-    with pytest.raises(ValueError, match="different config.*run"):
+    with pytest.raises(ValueError, match=r"a checkpoint of run 'a' \(round 2\), read by run 'b'"):
         load_kernel_student(path, {"run": "b", "student_kind": "krr"})
+    with pytest.raises(ValueError, match=r"the checkpoint of round 2 of run 'a', read as round 1's"):
+        load_kernel_student(path, {"run": "a", "student_kind": "krr"}, round=1)
+    with pytest.raises(ValueError, match=r"different config \(differs at student_kind\)"):
+        load_kernel_student(path, {"run": "a", "student_kind": "other"}, round=2)
     with pytest.raises(ValueError, match="a kernel student .*not a network checkpoint"):
         load_checkpoint(path)
 

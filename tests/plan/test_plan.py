@@ -12,7 +12,7 @@ from snakemake.utils import validate
 from tiny import TINY_RUN
 
 from pipeline.config.digest import file_sha256
-from pipeline.config.settings import repeated_keys_error, resolve
+from pipeline.config.settings import config_file_error, resolve
 from pipeline.plan import ROUND_FILES, Plan
 from pipeline.plan.paths import PATHS
 
@@ -85,6 +85,8 @@ def test_compute_oracle_jobs_get_chunks_threads_and_a_gpu_where_asked():
     assert "answer_key" not in holdout and "answer_key" not in plan.label_input("r", "01")
     args = plan.holdout_args("r", holdout)
     assert json.loads(args[args.index("--ranges") + 1]) == {"homo": [-30, 10]}
+    featurise = plan.featurise_args("qm9")  # the dataset's own values are checked against the same ranges
+    assert json.loads(featurise[featurise.index("--ranges") + 1]) == {"homo": [-30, 10]}
     assert args[args.index("--parts") + 1 : args.index("--part-failures")] == holdout["parts"]
     assert plan.label_input("r", "01")["parts"][0] == "results/runs/r/round_01/label_parts/chunk-000.parquet"
 
@@ -282,10 +284,24 @@ def test_a_key_given_twice_is_named_with_its_file_and_lines(tmp_path):
     good, twice = tmp_path / "good.yaml", tmp_path / "twice.yaml"
     good.write_text("runs: {}\n")
     twice.write_text("runs:\n  r:\n    batch: 3\n    batch: 4\n")
-    assert repeated_keys_error([str(good), str(tmp_path / "missing.yaml")]) is None
-    assert repeated_keys_error([str(good), str(twice)]) == (
+    assert config_file_error([str(good), str(tmp_path / "missing.yaml")]) is None
+    assert config_file_error([str(good), str(twice)]) == (
         f"invalid config {twice}: a key is given twice, and only the last would count: "
         "line 4: key 'batch' in runs.r (first at line 3)"
+    )
+
+
+def test_a_config_file_that_is_not_valid_yaml_is_named_with_its_line_and_column(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("runs:\n  r:\n    batch: [1, 2\n    seed: 3\n")
+    assert config_file_error([str(broken)]) == (
+        f"invalid config {broken}: not valid YAML: line 4, column 9: expected ',' or ']', but got ':' "
+        "(while parsing a flow sequence at line 3)"
+    )
+    tabs = tmp_path / "tabs.yaml"
+    tabs.write_text("runs:\n\tr: {}\n")
+    assert config_file_error([str(tabs)]).startswith(
+        f"invalid config {tabs}: not valid YAML: line 2, column 1: "
     )
 
 

@@ -223,6 +223,40 @@ def test_checkpoint_of_another_run_config_is_refused(two_rounds, tmp_path):
         )
 
 
+def test_a_checkpoint_of_another_round_or_run_is_refused_naming_both(two_rounds, tmp_path):
+    """Round 0's teacher.pt copied over round 1's is refused by round 1's student, round 0's
+    student.pt by round 1's pseudo-labels, and a checkpoint of another run by name; the legitimate
+    reads (round 1's teacher warm-starting from round 0's: the two_rounds fixture) pass."""
+    root = two_rounds
+    common = {"run_json": root / "run.json", "data": root / "data", "split_path": root / "split.parquet"}
+    d = root / "round_01"
+    with pytest.raises(
+        ValueError, match=r"teacher.pt: the checkpoint of round 0 of run 't', read as round 1's"
+    ):
+        stages.student(
+            **common, labelled_path=d / "labelled.parquet", holdout_path=root / "holdout.parquet",
+            teacher_path=root / "round_00" / "teacher.pt", round=1, out=tmp_path / "s.pt",
+            summary=tmp_path / "s.json",
+        )  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"student.pt: the checkpoint of round 0 of run 't', read as round 1's"
+    ):
+        stages.pseudo_label(
+            **common, labelled_path=d / "labelled.parquet", checkpoint=root / "round_00" / "student.pt",
+            out=tmp_path / "p.parquet",
+        )  # fmt: skip
+    assert not (tmp_path / "s.pt").exists() and not (tmp_path / "p.parquet").exists()
+    write_json(dict(SETTINGS, run="u"), tmp_path / "run.json")
+    with pytest.raises(ValueError, match=r"a checkpoint of run 't' \(round 1\), read by run 'u'"):
+        stages.embed(
+            tmp_path / "run.json", root / "data", root / "split.parquet", d / "teacher.pt", tmp_path / "e"
+        )
+    assert (
+        load_checkpoint(d / "teacher.pt", RunConfig.read(root / "run.json").as_dict(), round=1)[1]["run"]
+        == "t"
+    )
+
+
 def test_random_initial_picks_are_seeded(run, tmp_path):
     a = stages.initial(run / "run.json", run / "data", run / "split.parquet", tmp_path / "a.parquet")
     b = stages.initial(run / "run.json", run / "data", run / "split.parquet", tmp_path / "b.parquet")
@@ -669,6 +703,9 @@ def test_a_run_copies_round_0_only_from_a_run_that_did_the_same(two_rounds, tmp_
             assert mine["config"] == RunConfig.read(tmp_path / "run.json").as_dict() != theirs["config"]
             assert all(torch.equal(mine["state_dict"][k], v) for k, v in theirs["state_dict"].items())
             assert torch.equal(mine["rng"]["torch"], theirs["rng"]["torch"])
+            assert (mine["run"], mine["round"]) == ("other", 0)  # later rounds read it as their own
+            if name == "teacher.pt":
+                load_checkpoint(tmp_path / "round_00" / name, mine["config"], round=0)
         else:
             assert (tmp_path / "round_00" / name).read_bytes() == (source / name).read_bytes(), name
     assert "selected.parquet" not in ROUND_0_COPIED

@@ -13,11 +13,9 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The workflow imports the package's light modules (names, config resolution, the plan; stdlib
-# only), from this checkout, whichever Python runs Snakemake.
-sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+# (the package's src/ is on sys.path: rules/config_files.smk)
 from pipeline.plan import PATHS, ROUND_0_SHARED, Plan
-from pipeline.config.settings import repeated_keys_error, resolve
+from pipeline.config.settings import resolve
 
 
 def _validate(config):
@@ -35,11 +33,6 @@ def _validate(config):
             "(every key is described in workflow/schemas/config.schema.yaml)"
         ) from None
 
-
-# A key stated twice in a config file is an error (YAML would keep the last one silently).
-_twice = repeated_keys_error(workflow.configfiles)
-if _twice:
-    raise WorkflowError(_twice)
 
 # Validated (defaults filled in), benchmarks (base + per-method overrides x seeds) expanded into
 # runs, checked across keys, and every run's settings (run.json) resolved: pipeline.config.settings.

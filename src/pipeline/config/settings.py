@@ -41,7 +41,7 @@ __all__ = [
     "non_finite_numbers",
     "resolve",
     "round_0_sources",
-    "repeated_keys_error",
+    "config_file_error",
     "run_name",
 ]
 
@@ -410,6 +410,11 @@ def helper_columns(helpers: Mapping[str, Any]) -> list[str]:
 #: Two atoms closer than this (Å) mean a broken geometry, not a molecule; an edge cutoff must exceed it.
 MIN_ATOM_DISTANCE = 0.1
 
+#: The dataset setting ``duplicates`` (the same molecule under two ids, pipeline.data.duplicates):
+#: "reject" the later ones (the first is kept), or "keep" both (counted in the manifest).
+DUPLICATE_POLICIES = ("reject", "keep")
+DEFAULT_DUPLICATES = "reject"
+
 
 def label_budget(run: Mapping[str, Any]) -> int:
     """Pool molecules a run labels over all its rounds: ``initial.size + (rounds - 1) * batch``."""
@@ -571,13 +576,24 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-def repeated_keys_error(configfiles: Iterable[str]) -> str | None:
-    """The error of the first config file that states a key twice (YAML would keep the last one
-    silently), naming every such key and its lines; None when none does. Files that do not exist
+def config_file_error(configfiles: Iterable[str]) -> str | None:
+    """The error of the first config file that is not valid YAML (naming its line and column, which
+    Snakemake's own message does not) or that states a key twice (YAML would keep the last one
+    silently; naming every such key and its lines); None when none does. Files that do not exist
     are skipped (Snakemake reports them itself)."""
+    import yaml
+
     for path in dict.fromkeys(map(str, configfiles)):
         if Path(path).exists():
-            twice = duplicate_keys(Path(path).read_text())
+            try:
+                twice = duplicate_keys(Path(path).read_text())
+            except yaml.MarkedYAMLError as err:
+                mark = err.problem_mark or err.context_mark
+                where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+                context = f" ({err.context} at line {err.context_mark.line + 1})" if err.context_mark else ""
+                return f"invalid config {path}: not valid YAML: {where}{err.problem}{context}"
+            except yaml.YAMLError as err:
+                return f"invalid config {path}: not valid YAML: {err}"
             if twice:
                 return (
                     f"invalid config {path}: a key is given twice, and only the last would count: "

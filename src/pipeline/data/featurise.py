@@ -33,13 +33,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
 from pipeline import __version__
+from pipeline.config import digest
 from pipeline.config.digest import file_sha256
 from pipeline.config.network import LARGEST_Z
-from pipeline.config.settings import MIN_ATOM_DISTANCE
+from pipeline.config.settings import DEFAULT_DUPLICATES, DUPLICATE_POLICIES, MIN_ATOM_DISTANCE
+from pipeline.config.units import plausible_ranges
+from pipeline.data.duplicates import DISTANCE_TOLERANCE, find_duplicates
 from pipeline.data.sources import get_source
 from pipeline.data.sources.base import (
     DEFAULT_FRAGMENTS,
@@ -58,6 +62,7 @@ from pipeline.data.store import (
     write_json,
     write_table,
 )
+from pipeline.data.values import value_problems
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,10 @@ log = logging.getLogger(__name__)
 _PAIRS_PER_BLOCK = 4_000_000
 #: Charge and multiplicity are stored as int16.
 _INT16_MAX = 32767
+#: Largest coordinate magnitude (Å) a molecule may have. Shards store coordinates as float32, which
+#: overflows to inf above 3.4e38 and, at 1e4 Å, still keeps 0.001 Å (its spacing there is 0.001 Å):
+#: farther out the geometry would be stored wrong without a word.
+MAX_COORDINATE = 1e4
 
 
 class FeaturiseError(RuntimeError):
@@ -85,6 +94,11 @@ class FeaturiseSettings:
     #: Several disconnected fragments in one record (a salt, a hydrate): "largest" keeps the largest
     #: (organic first), "reject" rejects the record (smiles and sdf; pipeline.data.sources.base).
     fragments: str = DEFAULT_FRAGMENTS
+    #: The dataset's ``oracle.ranges`` (property -> [low, high], None: unchecked) over
+    #: :data:`pipeline.config.units.PLAUSIBLE_RANGES`: a molecule whose own value lies outside is a reject.
+    ranges: dict[str, list[float] | None] = field(default_factory=dict)
+    #: The same molecule under two ids (pipeline.data.duplicates): "reject" the later ones, or "keep".
+    duplicates: str = DEFAULT_DUPLICATES
 
     def rbf(self) -> dict[str, float]:
         """Gaussian RBF spec: ``count`` centres ``start + k * width`` from 0 up to the cutoff."""
@@ -102,6 +116,9 @@ class FeaturiseSettings:
             raise ValueError(f"rbf_count must be >= 1, got {self.rbf_count}")
         if self.fragments not in FRAGMENT_POLICIES:
             raise ValueError(f"fragments must be one of {list(FRAGMENT_POLICIES)}, got {self.fragments!r}")
+        plausible_ranges(list(self.ranges), self.ranges)  # a malformed range, named
+        if self.duplicates not in DUPLICATE_POLICIES:
+            raise ValueError(f"duplicates must be one of {list(DUPLICATE_POLICIES)}, got {self.duplicates!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -218,7 +235,8 @@ def compute_edges(n_atoms: np.ndarray, pos: np.ndarray, cutoff: float) -> Edges:
 
 def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
     """Checks every source shares: atom count, atomic numbers (an element, and one the network can
-    embed: 1..:data:`~pipeline.config.network.LARGEST_Z`), finite coordinates, and a charge and
+    embed: 1..:data:`~pipeline.config.network.LARGEST_Z`), finite coordinates within
+    ±:data:`MAX_COORDINATE` Å, and a charge and
     stated multiplicity the electron count can have (electrons left; 2S = multiplicity - 1 of the
     same parity as the electron count, and no more unpaired electrons than electrons).
 
@@ -230,13 +248,15 @@ def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
     bad_z[atom_mol[(mols.z < 1) | (mols.z > LARGEST_Z)]] = True
     bad_pos = np.zeros(len(mols), dtype=bool)
     bad_pos[atom_mol[~np.isfinite(mols.pos).all(axis=1)]] = True
+    far = np.zeros(len(mols), dtype=bool)
+    far[atom_mol[~(np.abs(mols.pos) <= MAX_COORDINATE).all(axis=1)]] = True
     empty = mols.n_atoms < 1
     electrons = mols.n_electrons()
     stated = mols.multiplicity > 0
     unpaired = mols.multiplicity - 1
     bad_charge = (electrons < 1) | (np.abs(mols.charge) > _INT16_MAX)
     bad_spin = stated & (((unpaired - electrons) % 2 != 0) | (unpaired > electrons) | (unpaired > _INT16_MAX))
-    bad = bad_z | bad_pos | empty | bad_charge | bad_spin
+    bad = bad_z | bad_pos | far | empty | bad_charge | bad_spin
     rejects = []
     ptr = mols.atom_ptr
     for m in np.flatnonzero(bad):
@@ -255,6 +275,14 @@ def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
         elif bad_pos[m]:
             atom = int(np.flatnonzero(~np.isfinite(mols.pos[ptr[m] : ptr[m + 1]]).all(axis=1))[0])
             reason = f"NaN or infinite coordinate (atom {atom})"
+        elif far[m]:
+            pos = mols.pos[ptr[m] : ptr[m + 1]]
+            atom = int(np.flatnonzero(~(np.abs(pos) <= MAX_COORDINATE).all(axis=1))[0])
+            reason = (
+                f"coordinate {np.abs(pos[atom]).max():g} Å (atom {atom}) is beyond ±{MAX_COORDINATE:g} Å, "
+                "where the shards' float32 would not keep the geometry (overflow to inf above 3.4e38); "
+                "a coordinate in the wrong unit, or a typing error?"
+            )
         elif bad_charge[m]:
             reason = f"charge {int(mols.charge[m]):+d} leaves {int(electrons[m])} electrons"
         else:
@@ -264,6 +292,26 @@ def check_molecules(mols: Molecules) -> tuple[np.ndarray, list[Reject]]:
                 "parity of the electron count; check the charge and multiplicity the input states"
             )
         rejects.append(Reject(str(mols.origin[m]), int(mols.index[m]), str(mols.mol_id[m]), reason))
+    return ~bad, rejects
+
+
+def check_properties(
+    mols: Molecules, ranges: dict[str, list[float] | None] | None = None
+) -> tuple[np.ndarray, list[Reject]]:
+    """The dataset's own values: a value that is infinite, or outside its property's plausible range
+    (:func:`pipeline.config.units.plausible_ranges`: the dataset's ``oracle.ranges`` over the
+    defaults), makes its molecule a reject naming the property, the value and the range, as a lab's
+    or an oracle's label would be refused. NaN is a missing value, not a bad one.
+
+    Returns a boolean mask of molecules that pass and a reject for each one that does not.
+    """
+    columns = list(mols.properties.columns)
+    problems = value_problems(mols.properties, columns, plausible_ranges(columns, ranges))
+    bad = np.array([bool(p) for p in problems], dtype=bool)
+    rejects = [
+        Reject(str(mols.origin[m]), int(mols.index[m]), str(mols.mol_id[m]), "; ".join(problems[m]))
+        for m in np.flatnonzero(bad)
+    ]
     return ~bad, rejects
 
 
@@ -318,6 +366,10 @@ def graph_table(
 # --------------------------------------------------------------------------------------------------
 # Shards
 
+#: Columns of a shard's answer-key part that are not properties: each molecule's origin, index and
+#: identity (Molecules.identity), which the merge reads to find and name duplicates.
+ORIGIN, INDEX, IDENTITY = "__origin", "__index", "__identity"
+
 
 def select_rows(n: int, limit: int | None, seed: int) -> np.ndarray:
     """Catalogue rows to featurise: all, or a seeded subset of ``limit`` rows kept in input order."""
@@ -330,6 +382,25 @@ def shard_rows(rows: np.ndarray, num_shards: int, k: int) -> np.ndarray:
     """Contiguous slice ``k`` of ``num_shards`` near-equal slices of ``rows``."""
     bounds = np.linspace(0, len(rows), num_shards + 1).round().astype(int)
     return rows[bounds[k] : bounds[k + 1]]
+
+
+def _unkeepable_ids(entries: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, list[Reject]]:
+    """Drop rows whose mol_id cannot be kept as given: empty, or holding a character that is not
+    printable (a newline, a tab: the request files of the external oracle, a CSV or an extxyz comment
+    line, would split or rewrite it)."""
+    ids = entries.mol_id.iloc[rows].astype(str)
+    bad = np.array([not (m and m.isprintable()) for m in ids], dtype=bool)
+    rejects = [
+        Reject(
+            str(entries.origin.iat[r]),
+            int(entries["index"].iat[r]),
+            str(entries.mol_id.iat[r]),
+            f"id {entries.mol_id.iat[r]!r} cannot be kept as given: it is empty or holds a newline, "
+            "tab or other control character",
+        )
+        for r in rows[bad]
+    ]
+    return rows[~bad], rejects
 
 
 def _duplicates(entries: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, list[Reject]]:
@@ -363,7 +434,7 @@ class Plan:
     catalogue: Catalogue
     rows: np.ndarray  # catalogue rows to featurise, in input order, duplicates removed
     selected: int  # rows taken by the limit, before duplicates were removed
-    rejects: list[Reject]  # input-level and duplicate-id rejects
+    rejects: list[Reject]  # input-level, unkeepable-id and duplicate-id rejects
 
 
 def plan(settings: FeaturiseSettings) -> Plan:
@@ -374,18 +445,31 @@ def plan(settings: FeaturiseSettings) -> Plan:
         source.fragments = settings.fragments
     catalogue = source.catalogue([Path(p) for p in settings.inputs])
     rows = select_rows(len(catalogue.entries), settings.limit, settings.seed)
-    unique_rows, dup_rejects = _duplicates(catalogue.entries, rows)
-    return Plan(settings, source, catalogue, unique_rows, len(rows), list(catalogue.rejects) + dup_rejects)
+    kept, id_rejects = _unkeepable_ids(catalogue.entries, rows)
+    unique_rows, dup_rejects = _duplicates(catalogue.entries, kept)
+    rejects = list(catalogue.rejects) + id_rejects + dup_rejects
+    return Plan(settings, source, catalogue, unique_rows, len(rows), rejects)
 
 
 def featurise_shard(
-    settings: FeaturiseSettings, k: int, files: ShardFiles, the_plan: Plan | None = None
+    settings: FeaturiseSettings,
+    k: int,
+    files: ShardFiles,
+    the_plan: Plan | None = None,
+    inputs_sha256: str | None = None,
 ) -> dict:
     """Featurise shard ``k`` of ``settings.num_shards`` into ``files``; returns the shard's summary.
 
     ``the_plan`` (from :func:`plan` with the same settings) saves listing the inputs again. The
     summary records the graph shard's path and SHA-256, which the merge checks and the manifest keeps.
+    ``inputs_sha256``: the checksum the inputs must have (:func:`pipeline.config.digest.inputs_sha256`,
+    with which the workflow planned the job); inputs changed since are refused.
     """
+    if inputs_sha256 is not None and digest.inputs_sha256(settings.inputs) != inputs_sha256:
+        raise FeaturiseError(
+            f"{', '.join(settings.inputs)}: changed since this job was planned (a file edited, added "
+            "or removed); run the workflow again to featurise them as they are now"
+        )
     the_plan = the_plan or plan(settings)
     if not 0 <= k < settings.num_shards:
         raise ValueError(f"shard {k} out of range for num_shards={settings.num_shards}")
@@ -394,13 +478,22 @@ def featurise_shard(
     mine = shard_rows(the_plan.rows, settings.num_shards, k)
     mols, source_rejects = the_plan.source.materialise(the_plan.catalogue, mine, settings.seed)
     ok, check_rejects = check_molecules(mols)
-    table, mols, geometry_rejects = graph_table(mols.take(ok), settings.cutoff, settings.rbf())
-    rejects += source_rejects + check_rejects + geometry_rejects
+    mols = mols.take(ok)
+    plausible, value_rejects = check_properties(mols, settings.ranges)
+    table, mols, geometry_rejects = graph_table(mols.take(plausible), settings.cutoff, settings.rbf())
+    rejects += source_rejects + check_rejects + value_rejects + geometry_rejects
 
     write_table(table, files.graphs, use_dictionary=["mol_id"])
+    rows = {
+        "mol_id": mols.mol_id.astype(str),
+        # where each molecule came from and what it is: the merge finds duplicates by them (and
+        # leaves these columns out of the answer key)
+        ORIGIN: mols.origin.astype(str),
+        INDEX: mols.index,
+        IDENTITY: pd.array(mols.identity, dtype="string"),
+    }
     answers = pa.Table.from_pandas(
-        pd.concat([pd.DataFrame({"mol_id": mols.mol_id.astype(str)}), mols.properties], axis=1),
-        preserve_index=False,
+        pd.concat([pd.DataFrame(rows), mols.properties], axis=1), preserve_index=False
     )
     write_table(answers, files.answer_key)
     write_table(_rejects_table(rejects), files.rejects)
@@ -491,7 +584,17 @@ def merge_parts(shards: Sequence[ShardFiles], out: DatasetFiles) -> dict:
             "most common reasons: " + "; ".join(f"{n} x {r}" for r, n in reasons.items())
         )
     answer_parts = [pq.read_table(files.answer_key) for files in shards]
-    write_table(pa.concat_tables(answer_parts, promote_options="permissive"), out.answer_key)
+    answers = pa.concat_tables(answer_parts, promote_options="permissive")
+    duplicate_rejects, left_out, n_duplicates = _duplicate_molecules(
+        shards, answers, settings.get("duplicates", DEFAULT_DUPLICATES)
+    )
+    if duplicate_rejects:
+        rejects = pa.concat_tables([rejects, _rejects_table(duplicate_rejects)])
+        write_table(rejects, out.rejects)
+    answers = answers.drop_columns([c for c in (ORIGIN, INDEX, IDENTITY) if c in answers.column_names])
+    if left_out:
+        answers = answers.filter(pc.invert(pc.is_in(answers["mol_id"], pa.array(left_out, pa.string()))))
+    write_table(answers, out.answer_key)
 
     targets = list(dict.fromkeys(t for s in summaries for t in s["targets"]))
     units = {t: u for s in summaries for t, u in s["units"].items()}
@@ -510,14 +613,18 @@ def merge_parts(shards: Sequence[ShardFiles], out: DatasetFiles) -> dict:
         "counts": {
             "catalogue": summaries[0]["catalogue"],
             "selected": summaries[0]["selected"],
-            "molecules": n_molecules,
+            "molecules": n_molecules - len(left_out),
             "rejected": rejects.num_rows,
+            # the same molecule under another id (pipeline.data.duplicates): found, whether rejected
+            # (duplicates.left_out: in the graph shards, but no dataset reader takes them) or kept
+            "duplicates": n_duplicates,
             "atoms": sum(s["atoms"] for s in summaries),
             "edges": sum(s["edges"] for s in summaries),
             "max_atoms": max(s["max_atoms"] for s in summaries),
             "charged": sum(s.get("charged", 0) for s in summaries),  # net charge not 0
             "open_shell": sum(s.get("open_shell", 0) for s in summaries),  # multiplicity > 1
         },
+        "duplicates": {"policy": settings.get("duplicates", DEFAULT_DUPLICATES), "left_out": left_out},
         "elements": sorted({z for s in summaries for z in s["elements"]}),
         "shards": [
             {
@@ -539,6 +646,52 @@ def merge_parts(shards: Sequence[ShardFiles], out: DatasetFiles) -> dict:
         out.rejects,
     )
     return manifest
+
+
+def _duplicate_molecules(
+    shards: Sequence[ShardFiles], answers: pa.Table, policy: str
+) -> tuple[list[Reject], list[str], int]:
+    """The same molecule under another id, across all shards (pipeline.data.duplicates): with policy
+    "reject", a reject naming the first for each later one and the ids left out of the dataset
+    (with "keep", neither); and how many were found. Parts of an older pipeline, without the
+    molecules' origins, are not searched (a warning)."""
+    if any(c not in answers.column_names for c in (ORIGIN, INDEX, IDENTITY)):
+        log.warning("%s: parts without the molecules' origins (an older pipeline): duplicates not searched",
+                    shards[0].answer_key)  # fmt: skip
+        return [], [], 0
+    graphs = pa.concat_tables([pq.read_table(f.graphs, columns=["mol_id", "z", "pos"]) for f in shards])
+    z_col, pos_col = graphs["z"].combine_chunks(), graphs["pos"].combine_chunks()
+    offsets = z_col.offsets.to_numpy()
+    z_all = z_col.values.to_numpy().astype(np.int64)
+    pos_all = pos_col.values.values.to_numpy().reshape(-1, 3).astype(np.float64)
+    z = [z_all[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    pos = [pos_all[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    ids = answers["mol_id"].to_pylist()
+    if ids != graphs["mol_id"].to_pylist():
+        raise FeaturiseError(f"{shards[0].answer_key}: the answer-key parts do not follow the graph shards")
+    identity, origin, index = (answers[c].to_pylist() for c in (IDENTITY, ORIGIN, INDEX))
+    found = find_duplicates(z, pos, identity)
+    if policy == "keep":
+        if found:
+            log.info("%d duplicates found, kept (duplicates: keep)", len(found))
+        return [], [], len(found)
+    rejects = []
+    for late, early in found.items():
+        how = (
+            f"the same canonical SMILES {identity[late]!r}"
+            if identity[late] is not None
+            else f"the same elements and interatomic distances within {DISTANCE_TOLERANCE} Å (its atoms "
+            "in another order, or its mirror image)"
+        )
+        rejects.append(
+            Reject(
+                origin[late], int(index[late]), ids[late],
+                f"duplicate of {ids[early]!r} ({origin[early]} at index {index[early]}): {how}; the "
+                "first is kept (the dataset setting duplicates: keep keeps both)",
+            )
+        )  # fmt: skip
+    log.info("%d duplicates left out", len(found))
+    return rejects, [ids[late] for late in found], len(found)
 
 
 def featurise(settings: FeaturiseSettings, out: Path, shard_size: int | None = None) -> dict:

@@ -22,30 +22,49 @@ log = logging.getLogger(__name__)
 SPLITS = ("pool", "val", "test")
 
 
-def dataset_ids(data: Path) -> np.ndarray:
-    """Molecule ids of a featurised dataset, in the order of the shards its manifest names."""
-    return np.concatenate(
+def dataset_ids(data: Path, duplicates: bool = False) -> np.ndarray:
+    """Molecule ids of a featurised dataset, in the order of the shards its manifest names, without
+    the duplicates its manifest leaves out (the same molecule as an earlier one under another id;
+    with ``duplicates``, with them)."""
+    ids = np.concatenate(
         [pq.read_table(s, columns=["mol_id"])["mol_id"].to_numpy() for s in dataset_shards(data)]
     )
+    return ids if duplicates else ids[~np.isin(ids.astype(str), left_out_ids(data))]
 
 
-def make_split(mol_ids: np.ndarray, val: int, test: int, seed: int, pool: int | None = None) -> pa.Table:
+def left_out_ids(data: Path) -> np.ndarray:
+    """Ids the dataset's manifest leaves out: duplicates of an earlier molecule (featurise_merge)."""
+    return np.asarray((read_manifest(data).get("duplicates") or {}).get("left_out") or [], dtype=str)
+
+
+def make_split(
+    mol_ids: np.ndarray,
+    val: int,
+    test: int,
+    seed: int,
+    pool: int | None = None,
+    left_out: np.ndarray | None = None,
+) -> pa.Table:
     """Assign ``test`` and ``val`` molecules at random (seeded), the rest (or ``pool`` of it) to the pool.
 
-    Rows keep the dataset order; molecules left out by a ``pool`` cap are not in the table.
+    Rows keep the dataset order; molecules left out by a ``pool`` cap are not in the table, nor are
+    those in ``left_out`` (duplicates). The random order is drawn over all ``mol_ids``, so leaving a
+    few out changes only where they would have been.
     """
     n = len(mol_ids)
     for name, size in (("val", val), ("test", test), ("pool", pool)):
         if size is not None and size < 0:
             raise ValueError(f"split size {name} must be >= 0, got {size}")
-    if val + test >= n:
-        raise ValueError(f"val ({val}) + test ({test}) leave no pool molecule out of {n}")
-    available = n - val - test
+    taken = ~np.isin(np.asarray(mol_ids).astype(str), left_out if left_out is not None else [])
+    if val + test >= taken.sum():
+        raise ValueError(f"val ({val}) + test ({test}) leave no pool molecule out of {int(taken.sum())}")
+    available = int(taken.sum()) - val - test
     if pool is not None and pool > available:
         raise ValueError(
             f"pool of {pool} asked for, but only {available} molecules remain after val and test"
         )
     order = np.random.default_rng(seed).permutation(n)
+    order = order[taken[order]]
     label = np.full(n, "", dtype=object)
     label[order[:test]] = "test"
     label[order[test : test + val]] = "val"
@@ -84,7 +103,8 @@ def split_dataset(
                 f"{data}: the dataset has no {absent} (its answer key holds "
                 f"{', '.join(have) or 'no target'}); fix the run's targets, or the dataset's input files"
             )
-    table = make_split(dataset_ids(data), val=val, test=test, seed=seed, pool=pool)
+    ids = dataset_ids(data, duplicates=True)
+    table = make_split(ids, val=val, test=test, seed=seed, pool=pool, left_out=left_out_ids(data))
     counts = {s: int(np.sum(table["split"].to_numpy() == s)) for s in SPLITS}
     if budget is not None and budget > counts["pool"]:
         raise ValueError(

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from pipeline.config import registry
 from pipeline.config.registry import OracleInfo
-from pipeline.config.units import TARGET_UNITS
+from pipeline.data.values import value_problems
 
 #: Oracle name -> what it is (kind, targets, what its jobs need): the registry's.
 ORACLES: dict[str, OracleInfo] = registry.ORACLES
@@ -44,23 +44,10 @@ def screen(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split an oracle's ``labels`` into (labels, failures): a molecule without a finite value for one
     of ``targets``, or (with ``ranges``: target -> (low, high)) with a value outside its range, is a
-    failure with the reason, e.g. "no value for target 'homo' in the answer key" (``where`` ends the
-    reason) or "homo = 1e+30 eV is outside the plausible range [-50, 50] eV". Row order is kept."""
-    ranges = ranges or {}
-    reasons = [[] for _ in range(len(labels))]
-    for target in targets:
-        values = pd.to_numeric(labels[target], errors="coerce").to_numpy(np.float64)
-        unit = f" {TARGET_UNITS[target]}" if target in TARGET_UNITS else ""
-        for k in np.flatnonzero(~np.isfinite(values)):
-            what = "no value" if np.isnan(values[k]) else f"a non-finite value ({values[k]})"
-            reasons[k].append(f"{what} for target {target!r} {where}")
-        if target in ranges:
-            low, high = ranges[target]
-            for k in np.flatnonzero(np.isfinite(values) & ((values < low) | (values > high))):
-                reasons[k].append(
-                    f"{target} = {values[k]:g}{unit} is outside the plausible range "
-                    f"[{low:g}, {high:g}]{unit} (oracle.ranges)"
-                )
+    failure with the reason (:func:`pipeline.data.values.value_problems`), e.g. "no value for target
+    'homo' in the answer key" (``where`` ends the reason) or "homo = 1e+30 eV is outside the
+    plausible range [-50, 50] eV ...". Row order is kept."""
+    reasons = value_problems(labels, targets, ranges or {}, missing=where)
     failed = np.array([bool(r) for r in reasons], dtype=bool)
     failures = pd.DataFrame(
         {

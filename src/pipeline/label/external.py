@@ -41,6 +41,10 @@ def _header(target: str) -> str:
     return f"{target} [{TARGET_UNITS.get(target, '?')}]"
 
 
+#: The columns of the request form that say what was asked (the species and its size); a labels file
+#: that changes one is refused: its labels are of another species than the one requested.
+REQUEST_COLUMNS = ("formula", "n_atoms", "charge", "multiplicity")
+
 _HEADER = re.compile(r"^\s*(?P<name>[^\[\]]+?)\s*(?:\[\s*(?P<unit>[^\]]*?)\s*\])?\s*$")
 
 
@@ -56,8 +60,19 @@ def write_request(
     Both state each molecule's net charge and spin multiplicity (info keys ``charge`` and
     ``multiplicity`` in the xyz file, columns in the form): the species to compute.
     """
-    from ase import Atoms
     from ase.io import write
+
+    atoms, asked = _asked(data, mol_ids)
+    with atomic_path(xyz) as tmp:
+        write(tmp, atoms, format="extxyz")
+    form = asked.assign(**{_header(t): np.nan for t in targets}, failure="")
+    with atomic_path(csv) as tmp:
+        form.to_csv(tmp, index=False)
+
+
+def _asked(data: str | Path, mol_ids: Sequence[str] | np.ndarray) -> tuple[list, pd.DataFrame]:
+    """The requested molecules as ASE Atoms, and the form's ``mol_id`` and :data:`REQUEST_COLUMNS`."""
+    from ase import Atoms
 
     geometries = read_geometries(data, mol_ids)
     atoms = [
@@ -65,8 +80,6 @@ def write_request(
                                                   "multiplicity": g.multiplicity})
         for g in geometries
     ]  # fmt: skip
-    with atomic_path(xyz) as tmp:
-        write(tmp, atoms, format="extxyz")
     form = pd.DataFrame(
         {
             "mol_id": [g.mol_id for g in geometries],
@@ -74,12 +87,36 @@ def write_request(
             "n_atoms": [len(a) for a in atoms],
             "charge": [g.charge for g in geometries],
             "multiplicity": [g.multiplicity for g in geometries],
-            **{_header(t): np.nan for t in targets},
-            "failure": "",
         }
     )
-    with atomic_path(csv) as tmp:
-        form.to_csv(tmp, index=False)
+    return atoms, form
+
+
+def _changed_request(where: str, frame: pd.DataFrame, ids: pd.Series, data: str | Path) -> str | None:
+    """Why the request columns of a labels file differ from what was asked (naming the molecule, the
+    column and both values), or None: the file does not change them, or has none of them."""
+    present = [column for column in REQUEST_COLUMNS if column in frame.columns]
+    if not present:
+        return None
+    asked = _asked(data, ids.to_numpy())[1].set_index("mol_id")
+    changed = []
+    for column in present:
+        given, wanted = frame[column].str.strip().to_numpy(), asked.loc[ids, column].to_numpy()
+        if column != "formula":
+            numbers = pd.to_numeric(pd.Series(given), errors="coerce").to_numpy(np.float64)
+            differs = ~(numbers == wanted.astype(np.float64))
+        else:
+            differs = given != wanted.astype(str)
+        changed += [(ids.iat[k], column, given[k], wanted[k]) for k in np.flatnonzero(differs)]
+    if not changed:
+        return None
+    shown = "; ".join(f"molecule {m!r}: {c} {g!r}, asked {w!r}" for m, c, g, w in changed[:3])
+    more = f" (and {len(changed) - 3} more cells)" if len(changed) > 3 else ""
+    return (
+        f"{where}: the request's columns were changed: {shown}{more}. The labels must be of the species "
+        "requested (another charge or spin is another molecule): label it as asked and leave these "
+        "columns as the form gives them, or give a reason in the 'failure' column"
+    )
 
 
 def read_external_labels(
@@ -88,6 +125,7 @@ def read_external_labels(
     targets: Sequence[str],
     ranges: dict[str, tuple[float, float]] | None = None,
     sha256: str | None = None,
+    data: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read and validate a labels file from a person or lab: (labels, failures).
 
@@ -101,6 +139,10 @@ def read_external_labels(
 
     ``sha256``: the file must have these bytes (the checksum the workflow planned the job with and
     records in the labels' metadata); a file changed since is refused.
+
+    ``data``: the dataset folder the request was written from; the file's request columns
+    (:data:`REQUEST_COLUMNS`: a molecule's formula, atom count, charge and multiplicity), where it
+    keeps them, must be as the request gave them.
     """
     where = str(path)
     raw = Path(path).read_bytes()
@@ -154,6 +196,9 @@ def read_external_labels(
             f"{where}: {'; '.join(problems)} (filled in for another request? The picks change when "
             f"earlier labels change: delete the file to get a new form)"
         )
+    changed = _changed_request(where, frame, ids, data) if data is not None else None
+    if changed is not None:
+        raise ValueError(changed)
     reason = frame["failure"].str.strip() if "failure" in frame.columns else pd.Series("", index=frame.index)
     failed = reason != ""
     values = pd.DataFrame({"mol_id": ids})
@@ -204,7 +249,7 @@ def external_labels(
     """
     labels_file = Path(labels_file)
     if labels_file.exists():
-        labels, failures = read_external_labels(labels_file, mol_ids, targets, ranges, sha256)
+        labels, failures = read_external_labels(labels_file, mol_ids, targets, ranges, sha256, data)
         log.info("%s: %d labels, %d failures", labels_file, len(labels), len(failures))
         return labels, failures
     xyz, csv = request

@@ -9,7 +9,7 @@ network's by construction), or the round's teacher's node embeddings (:class:`Te
 issue #25's lever e: a kernel on the representation ASGN learnt from the whole pool), each
 feature standardised on the training atoms. Its checkpoint (``student.pt``) holds what predicting
 needs but the training molecules' vectors, which are recomputed from the graphs by id (and, for
-teacher features, the teacher, whose checksum the checkpoint records):
+teacher features, the teacher, whose weights' checksum the checkpoint records):
 :func:`save_kernel_student`, :func:`load_kernel_student`; ~100 MB of FCHL19 vectors at 1,000 labels
 against ~3 s to compute them.
 """
@@ -36,6 +36,7 @@ __all__ = [
     "KERNEL_STUDENT_VERSION",
     "KernelStudent",
     "TeacherFeatures",
+    "weights_sha256",
     "fit_kernel_student",
     "load_kernel_student",
     "save_kernel_student",
@@ -203,6 +204,19 @@ class KernelStudent:
         return {t: {"sigma": m.sigma, "lambda": m.lam} for t, m in self.models.items()}
 
 
+def weights_sha256(model: torch.nn.Module) -> str:
+    """Hex SHA-256 of a model's weights (every state-dict tensor, by name): what a kernel student on
+    teacher features records of its teacher. Unlike the file's checksum it survives a checkpoint's
+    settings being rewritten (a run that copies another's round 0 renames the copy's run)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _element_blocks(atoms: AtomSet) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per element: its atoms' vectors, their squared norms and their molecules."""
     out = {}
@@ -297,7 +311,8 @@ def save_kernel_student(
     teacher_sha256: str | None = None,
 ) -> None:
     """Write ``student`` to ``path`` atomically, loadable with ``torch.load(weights_only=True)``;
-    ``teacher_sha256``: the checksum of the teacher file whose embeddings are its features."""
+    ``teacher_sha256``: the checksum of the weights of the teacher whose embeddings are its features
+    (:func:`weights_sha256`)."""
     from pipeline.data.store import atomic_path
 
     if student.teacher is not None and teacher_sha256 is None:
@@ -306,6 +321,7 @@ def save_kernel_student(
         "version": KERNEL_STUDENT_VERSION,
         "kind": "krr",
         "config": config,
+        "run": config.get("run"),
         "round": int(round),
         "features": student.features,
         "teacher": None
@@ -338,12 +354,14 @@ def save_kernel_student(
 def load_kernel_student(
     path: str | Path,
     config: dict[str, Any] | None = None,
+    round: int | None = None,
     teacher: ASGNModel | None = None,
     teacher_sha256: str | None = None,
 ) -> KernelStudent:
-    """The kernel student stored at ``path``; with ``config``, refused unless made under it. One on
-    teacher features needs that ``teacher`` (and refuses a ``teacher_sha256`` other than its own)."""
-    from pipeline.learn.checkpoint import config_differences
+    """The kernel student stored at ``path``; with ``config`` (and ``round``), refused unless made for
+    that run (and round) under it (:func:`pipeline.learn.checkpoint.check_made_for`). One on teacher
+    features needs that ``teacher`` (and refuses a ``teacher_sha256`` other than its own)."""
+    from pipeline.learn.checkpoint import check_made_for
 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -358,12 +376,7 @@ def load_kernel_student(
             f"{path}: a kernel student of version {payload.get('version')}, this pipeline reads "
             f"{KERNEL_STUDENT_VERSION}; delete it and the files made from it to make them again"
         )
-    if config is not None and payload["config"] != config:
-        raise ValueError(
-            f"{path} was made with a different config (differs at "
-            f"{', '.join(config_differences(payload['config'], config))}); "
-            "delete it or use the config it was made with"
-        )
+    check_made_for(path, payload, config, round)
     models = {
         t: KernelRidge(
             float(m["sigma"]),

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config.digest import file_sha256
+from pipeline.config.digest import file_sha256, input_files, inputs_sha256
 from pipeline.config.registry import INITIAL_STRATEGIES, ORACLES, STRATEGIES, STUDENTS
-from pipeline.config.settings import Resolved, label_budget
+from pipeline.config.settings import DEFAULT_DUPLICATES, Resolved, label_budget
 from pipeline.plan.commands import STAGES
 from pipeline.plan.paths import (
     BENCHMARK_OUTPUTS,
@@ -132,18 +132,31 @@ class Plan:
     # -------------------------------------------------------------------------------- featurise
 
     def molecule_files(self, dataset: str) -> list[str]:
-        """The dataset's input files or folders (none for packaged QM9): editing one featurises again."""
-        return self.resolved.datasets[dataset]["inputs"]
+        """The dataset's input files and folders, each folder with the files in it (none for packaged
+        QM9): adding, removing or (by a newer mtime) editing one featurises again."""
+        return input_files(self.resolved.datasets[dataset]["inputs"], self.root)
 
     def featurise_args(self, dataset: str) -> list[str]:
-        """`pipeline featurise` options that define the dataset's content."""
+        """`pipeline featurise` options that define the dataset's content (with its input files',
+        their checksum)."""
         settings = self.resolved.datasets[dataset]
         args = ["--source", settings["source"], "--cutoff", settings["cutoff"], "--seed", settings["seed"]]
         args += ["--num-shards", settings["shards"], "--fragments", settings["fragments"]]
         if settings["limit"] is not None:
             args += ["--limit", settings["limit"]]
+        args += _ranges_args(settings["oracle"])  # the dataset's own values are checked as labels are
+        if settings["duplicates"] != DEFAULT_DUPLICATES:  # the default is left out: older jobs stand
+            args += ["--duplicates", settings["duplicates"]]
         if settings["inputs"]:
-            args += ["--input", *settings["inputs"]]
+            # one SHA-256 of every file the dataset reads: a param of the rule, as the labels file's
+            # (labels_checksum), so an edit inside an input folder featurises again even when the
+            # file's mtime is older than the shards; the job refuses inputs changed since
+            args += [
+                "--input",
+                *settings["inputs"],
+                "--inputs-sha256",
+                inputs_sha256(settings["inputs"], self.root),
+            ]
         return [str(arg) for arg in args]
 
     def featurise_parts(self, dataset: str) -> dict[str, list[str]]:
@@ -296,9 +309,7 @@ class Plan:
     def _oracle_args(self, run: str, round: str | None, input: Input) -> list[str]:
         """The label rules' oracle options: its name, run.json, its ranges, and what it reads."""
         oracle = self.oracle(run)
-        args = ["--oracle", oracle["name"], "--run-json", input["run_json"]]
-        if oracle["ranges"]:
-            args += ["--ranges", json.dumps(oracle["ranges"], sort_keys=True)]
+        args = ["--oracle", oracle["name"], "--run-json", input["run_json"], *_ranges_args(oracle)]
         kind = self.oracle_kind(run)
         if kind == "lookup":
             args += ["--answer-key", input["answer_key"]]
@@ -634,3 +645,9 @@ class Plan:
 def _previous(round: str) -> str:
     """The round before ``round``, in 2 digits."""
     return f"{int(round) - 1:02d}"
+
+
+def _ranges_args(oracle: Mapping[str, Any]) -> list[str]:
+    """``--ranges`` of a dataset's ``oracle.ranges`` (none where it sets none): the featurise and
+    label commands check values against the same ranges."""
+    return ["--ranges", json.dumps(oracle["ranges"], sort_keys=True)] if oracle["ranges"] else []

@@ -139,9 +139,10 @@ class RoundContext:
         """This round's seed for ``purpose`` (:func:`derive_seed`)."""
         return derive_seed(self.cfg.seed, self.round, purpose)
 
-    def load(self, checkpoint: Path) -> ASGNModel:
-        """The model of ``checkpoint`` on the device; refused if made under another run config."""
-        model, _ = load_checkpoint(checkpoint, self.cfg.as_dict(), self.device)
+    def load(self, checkpoint: Path, round: int | None = None) -> ASGNModel:
+        """The model of ``checkpoint`` on the device; refused if made for another run or under another
+        run config, or (``round`` given) in another round."""
+        model, _ = load_checkpoint(checkpoint, self.cfg.as_dict(), self.device, round)
         return model
 
     def new_model(self, seed: int) -> ASGNModel:

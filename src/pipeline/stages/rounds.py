@@ -33,7 +33,6 @@ import pyarrow.parquet as pq
 import torch
 
 from pipeline.config import registry
-from pipeline.config.digest import file_sha256
 from pipeline.config.settings import RunConfig
 from pipeline.data.store import write_json, write_table
 from pipeline.label.provenance import read_labelling
@@ -158,7 +157,7 @@ def teacher(
         h_lab, h_unl = values[: len(lab_idx)], values[len(lab_idx) :]
     seed = ctx.seed("teacher")
     warm = previous is not None and train_cfg.warm_start
-    model = ctx.load(previous) if warm else ctx.new_model(seed)
+    model = ctx.load(previous, round - 1) if warm else ctx.new_model(seed)  # the previous round's
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     data_r = TeacherData(lab_idx, y_lab, unl_idx, y_pseudo, h_lab, h_unl)
@@ -279,7 +278,7 @@ def student(
         return record
     if teacher_path is None:
         raise ValueError("the network student is fine-tuned from the round's teacher: give --teacher-path")
-    teacher_model = ctx.load(teacher_path)
+    teacher_model = ctx.load(teacher_path, round)
 
     def holdout_mae(m: ASGNModel) -> dict[str, dict[str, float]]:
         """Val and test MAE per target of model ``m``."""
@@ -335,7 +334,7 @@ def _kernel_student(
     from pipeline.learn.kernel_student import fit_kernel_student, save_kernel_student
 
     cfg, graphs = ctx.cfg, ctx.graphs
-    teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path)
+    teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path, ctx.round)
     fitted = fit_kernel_student(graphs, lab_idx, y_lab, where["val"], y_val, cfg.targets, cfg.krr, teacher)
     errors = {}
     for part, y in (("val", y_val), ("test", y_test)):
@@ -355,16 +354,21 @@ def _kernel_student(
     }
 
 
-def _kernel_teacher(ctx: RoundContext, teacher_path: Path | None) -> tuple[ASGNModel | None, str | None]:
-    """The teacher whose embeddings a kernel student compares, and its file's checksum (``None, None``
-    unless ``krr.features`` is teacher)."""
+def _kernel_teacher(
+    ctx: RoundContext, teacher_path: Path | None, round: int | None
+) -> tuple[ASGNModel | None, str | None]:
+    """The teacher (of ``round``) whose embeddings a kernel student compares, and its file's checksum
+    (``None, None`` unless ``krr.features`` is teacher)."""
     if ctx.cfg.krr.features != "teacher":
         return None, None
     if teacher_path is None:
         raise ValueError(
             "krr.features teacher: the kernel student reads the round's teacher; give --teacher-path"
         )
-    return ctx.load(teacher_path), file_sha256(teacher_path)
+    from pipeline.learn.kernel_student import weights_sha256
+
+    teacher = ctx.load(teacher_path, round)
+    return teacher, weights_sha256(teacher)
 
 
 def pseudo_label(
@@ -382,14 +386,17 @@ def pseudo_label(
     kernel student on teacher features also reads that teacher (``teacher_path``)."""
     ctx = RoundContext.read(run_json, 0, data, split_path)
     _, unl_idx = ctx.pool_parts(pq.read_table(labelled_path)["mol_id"].to_numpy())
+    # the student must be of the round the labels are: the last round labelled.parquet records
+    round = max((r["round"] for r in read_labelling(labelled_path) if "round" in r), default=None)
     if ctx.cfg.student_kind == "krr":
         from pipeline.learn.kernel_student import load_kernel_student
 
-        teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path)
-        student = load_kernel_student(checkpoint, ctx.cfg.as_dict(), teacher, teacher_sha256)
+        teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path, round)
+        student = load_kernel_student(checkpoint, ctx.cfg.as_dict(), round, teacher, teacher_sha256)
         pred = student.predict(ctx.graphs, unl_idx)
     else:
-        pred, _ = infer(ctx.load(checkpoint), ctx.graphs, unl_idx, ctx.train.eval_batch_size, ctx.train.amp)
+        model = ctx.load(checkpoint, round)
+        pred, _ = infer(model, ctx.graphs, unl_idx, ctx.train.eval_batch_size, ctx.train.amp)
     pred = pred.astype(np.float64) + ctx.baseline(baseline)[unl_idx]
     table = _frame(ctx.graphs.mol_id[unl_idx], pred, ctx.cfg.targets)
     write_table(table, out)
@@ -503,7 +510,7 @@ def share_round_0(
         with atomic_path(Path(out_round) / name) as tmp:
             if source.suffix == ".pt":  # a checkpoint records its run's settings: now this run's
                 payload = torch.load(source, map_location="cpu", weights_only=True)
-                torch.save({**payload, "config": own}, tmp)
+                torch.save({**payload, "config": own, "run": own["run"]}, tmp)
             else:
                 shutil.copyfile(source, tmp)
     log.info("round 0 of %s copied from %s (%d files)", own["run"], source_round, len(ROUND_0_COPIED))
@@ -515,7 +522,7 @@ def _pool_model(ctx: RoundContext, checkpoint: Path | None) -> tuple[Any, dict[s
     if ctx.data is None or ctx.split_path is None or checkpoint is None:
         raise ValueError(f"strategy {ctx.cfg.strategy!r} needs --data, --split-path and --checkpoint")
     pool = ctx.where["pool"]
-    return ctx.load(checkpoint), dict(zip(ctx.graphs.mol_id[pool], pool, strict=True))
+    return ctx.load(checkpoint, ctx.round), dict(zip(ctx.graphs.mol_id[pool], pool, strict=True))
 
 
 def _kernel_variance(
@@ -527,8 +534,8 @@ def _kernel_variance(
 
     if ctx.data is None or ctx.split_path is None or checkpoint is None:
         raise ValueError(f"strategy {ctx.cfg.strategy!r} needs --data, --split-path and --checkpoint")
-    teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path)
-    student = load_kernel_student(checkpoint, ctx.cfg.as_dict(), teacher, teacher_sha256)
+    teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path, ctx.round)
+    student = load_kernel_student(checkpoint, ctx.cfg.as_dict(), ctx.round, teacher, teacher_sha256)
     index = ctx.graphs.index_of(list(ids))
 
     def variance_picks(rows: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:

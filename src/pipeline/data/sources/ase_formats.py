@@ -20,6 +20,7 @@ from pipeline.data.sources.records import (
     as_number,
     check_z,
     id_text,
+    periodic,
     state_of,
     symbols_of,
 )
@@ -74,6 +75,7 @@ def read_db(path: Path, stem: str, out: Collected) -> None:
             index += 1
             continue
         charge, multiplicity, problem = state_of(kv)
+        problem = problem or periodic(row.pbc, np.linalg.norm(np.asarray(row.cell, dtype=np.float64), axis=1))
         if len(z) == 0:
             out.reject(origin, index, mol_id, f"{where}: molecule has no atoms")
         elif problem is not None:

@@ -86,6 +86,10 @@ class Molecules:
     #: [N] int64 spin multiplicity 2S + 1 as the source states it, 0 where it does not (the default
     #: is then :meth:`spin_multiplicity`'s); None: stated for none.
     multiplicity: np.ndarray | None = None
+    #: [N] str or None (object): what the molecule is where the source knows it regardless of its
+    #: geometry (smiles: the canonical SMILES), which finds duplicates; None: for none
+    #: (:mod:`pipeline.data.duplicates` compares geometries).
+    identity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.mol_id)
@@ -95,6 +99,11 @@ class Molecules:
             if len(value) != n:
                 raise ValueError(f"{name} has {len(value)} entries for {n} molecules")
             setattr(self, name, value)
+        if self.identity is None:
+            self.identity = np.full(n, None, dtype=object)
+        self.identity = np.asarray(self.identity, dtype=object).reshape(-1)
+        if len(self.identity) != n:
+            raise ValueError(f"identity has {len(self.identity)} entries for {n} molecules")
 
     def n_electrons(self) -> np.ndarray:
         """[N] int64 electrons of each molecule: the sum of its atomic numbers minus its charge."""
@@ -139,6 +148,7 @@ class Molecules:
             index=self.index[rows],
             charge=self.charge[rows],
             multiplicity=self.multiplicity[rows],
+            identity=self.identity[rows],
         )
 
     @classmethod
@@ -152,6 +162,7 @@ class Molecules:
         index: Sequence[int],
         charge: Sequence[int] | None = None,
         multiplicity: Sequence[int] | None = None,
+        identity: Sequence[str | None] | None = None,
     ) -> Molecules:
         """Pack per-molecule arrays (for sources that build molecules one at a time).
 
@@ -169,6 +180,7 @@ class Molecules:
             index=np.asarray(index, dtype=np.int64),
             charge=charge,
             multiplicity=multiplicity,
+            identity=None if identity is None else np.array(list(identity) or [], dtype=object),
         )
 
 
@@ -242,20 +254,21 @@ def split_suffix(path: Path) -> tuple[str, str | None, str]:
 def expand_inputs(inputs: Sequence[Path | str], suffixes: frozenset[str]) -> tuple[list[Path], list[Reject]]:
     """Files named by ``inputs``: directories become their files with a known suffix, sorted by name.
 
-    The other files of a directory (hidden ones aside) are skipped loudly: a warning, and a reject
-    (index -1) each, so that a file with a mistyped extension does not vanish unnoticed.
+    The other files of a directory (hidden ones aside), and its subfolders (folders are not read
+    recursively), are skipped loudly: a warning, and a reject (index -1) each, so that a file with a
+    mistyped extension or a folder of molecules does not vanish unnoticed.
     """
     files: list[Path] = []
     rejects: list[Reject] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            visible = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-            found = [p for p in visible if split_suffix(p)[0] in suffixes]
-            skipped = [p for p in visible if split_suffix(p)[0] not in suffixes]
+            visible = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+            found = [p for p in visible if p.is_file() and split_suffix(p)[0] in suffixes]
+            skipped = [p for p in visible if p not in found]
             if skipped:
                 log.warning(
-                    "%s: skipped %d files of a type this source does not read: %s",
+                    "%s: skipped %d files or folders of a type this source does not read: %s",
                     path,
                     len(skipped),
                     ", ".join(p.name for p in skipped[:10]) + (", ..." if len(skipped) > 10 else ""),
@@ -263,7 +276,10 @@ def expand_inputs(inputs: Sequence[Path | str], suffixes: frozenset[str]) -> tup
             for p in skipped:
                 kind = split_suffix(p)[0] or "no extension"
                 reason = (
-                    f"skipped: not a molecule file ({kind!r}); in a directory only "
+                    "skipped: a folder; the folders inside an input folder are not read (name it in "
+                    "inputs to read it)"
+                    if p.is_dir()
+                    else f"skipped: not a molecule file ({kind!r}); in a directory only "
                     f"{', '.join(sorted(suffixes))} files are read (name a file explicitly to try it)"
                 )
                 rejects.append(Reject(str(p), -1, None, reason))

@@ -1,17 +1,19 @@
 """Molecules from structure files: xyz/extxyz, sdf/mol, ASE databases, and anything else ASE reads.
 
 Every input is a file or a directory (every file in it with a known extension, sorted by name; the
-other files of a directory are logged and listed as rejects, "skipped: ..."). Files are parsed whole in
-:meth:`FilesSource.catalogue` (reading structure files is I/O-bound and cheap next to featurisation);
-:meth:`FilesSource.materialise` only gathers the requested rows.
+other files of a directory, and its subfolders, are logged and listed as rejects, "skipped: ...").
+Files are parsed whole in :meth:`FilesSource.catalogue` (reading structure files is I/O-bound and cheap
+next to featurisation); :meth:`FilesSource.materialise` only gathers the requested rows.
 
 A problem with one molecule never loses the others: each bad frame or record becomes a
 :class:`~pipeline.data.sources.base.Reject` naming the file and the 0-based position of the molecule in it
 (and its id, from the file or the automatic one), and a file that cannot be read at all becomes a
 reject with index -1 (a binary file where text is expected: "not a text file (binary content)").
-Coordinates are kept in Å as read; properties (numeric extxyz info keys, calculator energies, numeric
-SDF tags, numeric ASE db key-value pairs) are kept under the names the file gives them, in the units
-the file gives them.
+A periodic structure (``pbc`` true with a cell, as an extxyz ``Lattice`` gives by default) is a
+reject: it is no molecule, and its cell would be dropped
+(:func:`~pipeline.data.sources.records.periodic`). Coordinates are kept in Å as read; properties
+(numeric extxyz info keys, calculator energies, numeric SDF tags, numeric ASE db key-value pairs) are
+kept under the names the file gives them, in the units the file gives them.
 
 Ids: a molecule's own (an ``id`` or ``mol_id`` info key, tag or key-value pair; an SDF title line),
 else an automatic ``{file}-{position}``, where ``{file}`` is the file's stem (``mols.xyz`` frame 3:

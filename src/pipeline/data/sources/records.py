@@ -164,10 +164,32 @@ def add_atoms(out: Collected, origin: str, index: int, stem: str, atoms: Any, wh
         out.reject(origin, index, mol_id, f"{where}: {error}")
         return
     charge, multiplicity, problem = state_of(atoms.info)
+    problem = problem or periodic(atoms.pbc, np.linalg.norm(np.asarray(atoms.cell), axis=1))
     if problem is not None:
         out.reject(origin, index, mol_id, f"{where}: {problem}")
         return
     out.add(origin, index, mol_id, z, atoms.positions, props, charge, multiplicity)
+
+
+#: Cell lengths (Å) up to this are no cell (:func:`periodic`).
+_NO_CELL = 1.001
+
+
+def periodic(pbc: Any, lengths: np.ndarray) -> str | None:
+    """Why a structure with periodic boundary conditions (``pbc`` true along any axis; extxyz's
+    ``Lattice`` with ``pbc`` left out is periodic) is no molecule, or None: featurised as a molecule
+    its cell would be dropped and the atoms across its faces would not see each other. An axis of
+    1 Å or less is no cell: PDB's ``CRYST1 1 1 1`` is its placeholder for "not a crystal", which ASE
+    reads as periodic."""
+    flags = np.asarray(pbc, dtype=bool).reshape(-1)
+    axes = [axis for axis, on, length in zip("abc", flags, lengths, strict=False) if on and length > _NO_CELL]
+    if not axes:
+        return None
+    cell = " x ".join(f"{length:g}" for length in lengths)
+    return (
+        f"periodic structure (pbc along {', '.join(axes)}; cell {cell} Å): a crystal or slab, not a "
+        'molecule, and its cell would be dropped (pbc="F F F" if it is a molecule in a box)'
+    )
 
 
 def symbols_of(z: np.ndarray) -> list[str]:

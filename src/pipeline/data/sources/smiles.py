@@ -23,7 +23,11 @@ default) the largest fragment is kept, preferring organic ones, as RDKit's stand
 ``C[NH3+].[Cl-]`` becomes methylammonium, charge +1, and ``CC(=O)[O-].[Na+]`` acetate, charge -1.
 With ``fragments: reject`` the molecule is rejected with a reason naming its fragments.
 
-Property columns are kept under their CSV names, in the units the CSV uses. A CSV whose rows do not
+Property columns are kept under their CSV names, in the units the CSV uses. A column most of whose
+filled cells are numbers is a property column, and a row with any other text in it (``abc``; empty
+cells and NA are missing values) is a reject naming the row, column and cell; a column mostly of text
+(a note) is no property and is ignored with a warning. Values outside their plausible range are
+rejected by the featuriser (:func:`pipeline.data.featurise.check_properties`). A CSV whose rows do not
 fit its header (a row with more or fewer fields, a comma at the end of each row, a header column
 without a name) is rejected whole, naming the lines: read anyway, its columns would shift
 (:func:`pipeline.data.sources.base.csv_shape_problem`).
@@ -83,15 +87,17 @@ def _find_column(columns: Sequence[str], wanted: str) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def _property_column(values: pd.Series) -> tuple[pd.Series | None, str | None]:
-    """(float column, None) if every filled cell is a number, else (None, an offending cell)."""
+def _property_column(values: pd.Series) -> tuple[pd.Series | None, np.ndarray]:
+    """(float column, [N] bool: cells that are not numbers) if most filled cells are numbers, else
+    (None, the non-numeric cells): a column of text (a note, a name) is no property, while a property
+    column with a stray ``abc`` is one whose bad cells are their molecules' rejects."""
     text = values.str.strip()
     missing = text.str.lower().isin(MISSING)
     numbers = pd.to_numeric(text.where(~missing), errors="coerce")
-    bad = numbers.isna() & ~missing
-    if bad.any():
-        return None, str(text[bad].iloc[0])
-    return numbers.astype(np.float64), None
+    bad = (numbers.isna() & ~missing).to_numpy()
+    if bad.any() and bad.sum() >= (~missing).sum() - bad.sum():
+        return None, bad
+    return numbers.astype(np.float64), bad
 
 
 @dataclass
@@ -192,14 +198,19 @@ class SmilesSource:
         smiles = table[smiles_column].str.strip()
 
         properties: dict[str, pd.Series] = {}
+        not_numbers: list[list[str]] = [[] for _ in range(len(table))]
         for column in table.columns:
             if column in (id_column, smiles_column):
                 continue
-            values, offending = _property_column(table[column])
+            values, bad = _property_column(table[column])
             if values is None:
-                log.warning("%s: column %r is not numeric (e.g. %r); ignored", origin, column, offending)
+                if bad.any():
+                    offending = str(table[column].str.strip()[bad].iloc[0])
+                    log.warning("%s: column %r is not numeric (e.g. %r); ignored", origin, column, offending)
                 continue
             properties[column] = values
+            for row in np.flatnonzero(bad):
+                not_numbers[row].append(f"{column} {table[column].iat[row].strip()!r}")
 
         rejects = []
         empty_id, empty_smiles = ids.eq(""), smiles.eq("")
@@ -209,7 +220,18 @@ class SmilesSource:
             )
             mol_id = ids.iloc[row] or None
             rejects.append(Reject(origin, int(row), mol_id, f"row {row}: empty {problems} cell"))
-        keep = ~(empty_id | empty_smiles).to_numpy()
+        unreadable = np.array([bool(cells) for cells in not_numbers], dtype=bool)
+        for row in np.flatnonzero(unreadable & ~(empty_id | empty_smiles).to_numpy()):
+            rejects.append(
+                Reject(
+                    origin,
+                    int(row),
+                    ids.iloc[row],
+                    f"row {row}: not a number in a property column: {', '.join(not_numbers[row])} "
+                    "(an empty cell or NA is a missing value)",
+                )
+            )
+        keep = ~(empty_id | empty_smiles).to_numpy() & ~unreadable
         meta = pd.DataFrame(
             {
                 "mol_id": ids.to_numpy()[keep],
@@ -235,6 +257,7 @@ class SmilesSource:
         pos: list[np.ndarray] = []
         charge: list[int] = []
         multiplicity: list[int] = []
+        identity: list[str] = []
         rejects: list[Reject] = []
         for row in rows:
             smiles = payload.smiles[row]
@@ -251,6 +274,7 @@ class SmilesSource:
             pos.append(built.pos)
             charge.append(built.charge)
             multiplicity.append(built.multiplicity)
+            identity.append(built.identity)
         molecules = Molecules.from_lists(
             mol_id=entries["mol_id"].to_numpy()[kept],
             z=z,
@@ -260,6 +284,7 @@ class SmilesSource:
             index=entries["index"].to_numpy()[kept],
             charge=charge,
             multiplicity=multiplicity,
+            identity=identity,
         )
         return molecules, rejects
 
@@ -276,6 +301,7 @@ class SmilesSource:
         mol, problem = self._one_fragment(mol, smiles)
         if mol is None:
             return None, problem
+        identity = Chem.MolToSmiles(mol)  # canonical, isomeric: the same molecule whatever its SMILES
         mol = Chem.AddHs(mol)
         for random_coords in (False, True):
             params = AllChem.ETKDGv3()
@@ -308,6 +334,7 @@ class SmilesSource:
             pos=mol.GetConformer(conf_id).GetPositions(),
             charge=Chem.GetFormalCharge(mol),
             multiplicity=radicals + 1 if radicals else 0,  # 0: not stated, lowest spin
+            identity=identity,
         ), ""
 
     def _one_fragment(self, mol: Any, smiles: str) -> tuple[Any, str]:
@@ -338,6 +365,7 @@ class Built:
     pos: np.ndarray  # [n, 3] float64, Å
     charge: int  # net formal charge
     multiplicity: int  # 2S + 1 from the radical electrons; 0: none stated
+    identity: str = ""  # canonical isomeric SMILES of the molecule kept (duplicates are found by it)
 
 
 __all__ = ["Built", "SmilesPayload", "SmilesSource", "conformer_seed"]

@@ -19,7 +19,9 @@ from pipeline.data.sources.base import (
 )
 from pipeline.data.sources.records import ID_KEYS, Collected, add_atoms, id_text
 
-_ID_IN_COMMENT = re.compile(r"""(?:^|\s)(mol_id|id)\s*=\s*("[^"]*"|'[^']*'|\S+)""")
+_ID_IN_COMMENT = re.compile(r"""(?:^|\s)(mol_id|id)\s*=\s*("[^"]*"|'[^']*'|[^\s=]+)(?=\s|$)""")
+#: An id key with nothing after its "=", or only the next key=value (ASE would take that for the id).
+_EMPTY_ID = re.compile(r"""(?:^|\s)(mol_id|id)\s*=\s*(?:$|""|''|[^\s="']+\s*=)""")
 
 
 def _count(line: str) -> int | None:
@@ -41,10 +43,39 @@ def _is_float(token: str) -> bool:
 
 
 def _frame_id(comment: str) -> str | None:
-    found = dict(m.groups() for m in _ID_IN_COMMENT.finditer(comment))
+    found = _id_keys(comment)
     for key in ID_KEYS:
         if key in found:
             return id_text(found[key])
+    return None
+
+
+def _id_keys(comment: str) -> dict[str, str]:
+    """The id keys of a comment line and their values as written (quotes kept)."""
+    return dict(m.groups() for m in _ID_IN_COMMENT.finditer(comment))
+
+
+def _id_problem(comment: str, atoms: Any) -> str | None:
+    """Why the id of a frame cannot be kept as the comment line gives it, or None; sets the id ASE
+    read back to the text as written where ASE only made a number of it (``mol_id=007``).
+
+    An empty ``mol_id=`` makes ASE take the next key (``homo=-8.4``) for the id and lose its value;
+    a backslash in an id is read as an escape (``"a\\nb"`` becomes ``anb``).
+    """
+    empty = _EMPTY_ID.search(comment)
+    if empty is not None:
+        return (
+            f"empty {empty.group(1)}= in the comment line: the next key would be read as the id and its "
+            "value lost; give an id or leave the key out"
+        )
+    found = _id_keys(comment)
+    key = next((k for k in ID_KEYS if k in found), None)
+    if key is None or atoms is None:
+        return None
+    written, read = id_text(found[key]), atoms.info.get(key)
+    if isinstance(read, str) and id_text(read) != written:
+        return f"{key} {written!r} is read as {id_text(read)!r} (a backslash is an escape in extxyz)"
+    atoms.info[key] = written  # a number to ASE (007, 1.50): the id as written
     return None
 
 
@@ -186,7 +217,8 @@ def read_xyz(path: Path, compression: str | None, stem: str, out: Collected) -> 
             out.add(origin, frame, default_id, plain[0], plain[1], {})
             continue
         atoms, problem = _parse_xyz_frame(frame_lines, first)
-        if atoms is None:
+        problem = problem or _id_problem(comment, atoms)
+        if problem is not None:
             out.reject(origin, frame, default_id, f"frame {frame} (line {first + 1}): {problem}")
             continue
         add_atoms(out, origin, frame, stem, atoms, where=f"frame {frame} (line {first + 1})")
