@@ -1,9 +1,9 @@
 """The names the package and the workflow share, each with what it needs: the one place they live.
 
-Molecule sources, selection strategies, oracles, teacher and student kinds and initial-selection
-strategies are chosen by name in the config. This module says, for each name, what the workflow
-must wire up (a strategy's inputs, an oracle's kind, targets, GPU and settings, a source's
-implementation), and
+Molecule sources, selection strategies, oracles, teacher and student kinds, backbones and
+initial-selection strategies are chosen by name in the config. This module says, for each name,
+what the workflow must wire up (a strategy's inputs, an oracle's kind, targets, GPU and settings, a
+source's implementation), and
 the package's implementations are keyed by these same names (:mod:`pipeline.data.sources`,
 :mod:`pipeline.selection.strategies`, :mod:`pipeline.label.oracle`, :mod:`pipeline.label.qc`,
 :mod:`pipeline.stages.rounds`).
@@ -250,12 +250,10 @@ class BackboneInfo:
     """A representation the network can be built on (``model.backbone``)."""
 
     description: str
-    #: "module:Class" of the representation, built as ``Class(hidden, n_interactions, ...)`` by
+    #: "module:Class" of the representation, built as ``Class.from_config(model_config)`` by
     #: :class:`pipeline.model.asgn.ASGNModel`; its ``forward(z, edge_index, dist, pos)`` gives the
     #: scalar node features h [a, H] the heads read
     module: str
-    #: whether it reads the coordinates (bond directions), not only the pair distances
-    equivariant: bool
 
     def load(self) -> type:
         return _function(self.module)
@@ -265,13 +263,11 @@ BACKBONES: dict[str, BackboneInfo] = {
     "schnet": BackboneInfo(
         "SchNet (Schütt et al. 2017), the paper's: continuous filters over the pair distances",
         "pipeline.model.schnet:SchNet",
-        equivariant=False,
     ),
     "visnet": BackboneInfo(
         "ViSNet (Wang et al. 2024, PyG's layers): scalar and vector features, attention over "
         "neighbours within model.visnet.cutoff",
         "pipeline.model.visnet:ViSNet",
-        equivariant=True,
     ),
 }
 

@@ -313,7 +313,8 @@ def train_teacher(
 
 
 def _noisy(batch: GraphBatch, sigma: float, generator: torch.Generator) -> GraphBatch:
-    """The batch with Gaussian noise on every distance (the same for (i, j) and (j, i))."""
+    """The batch with Gaussian noise on every distance (the same for (i, j) and (j, i)); the
+    coordinates, from which an equivariant backbone takes the bond directions, are unchanged."""
     src, dst = batch.edge_index
     lo, hi = torch.minimum(src, dst), torch.maximum(src, dst)
     pair = lo * batch.z.numel() + hi  # one key per unordered pair
