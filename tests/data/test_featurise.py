@@ -400,6 +400,7 @@ def test_the_datasets_own_bad_values_are_rejects_naming_file_row_and_value(tmp_p
     frames = [
         Atoms("OH2", positions=water, info={"mol_id": "w1", "homo": -7.6}),
         Atoms("OH2", positions=water, info={"mol_id": "w_huge", "homo": 1e30}),
+        Atoms("OH2", positions=water, info={"mol_id": "w_text", "homo": "abc", "note": "text is fine"}),
     ]
     write(tmp_path / "w.extxyz", frames, format="extxyz")
 
@@ -419,6 +420,7 @@ def test_the_datasets_own_bad_values_are_rejects_naming_file_row_and_value(tmp_p
     assert _read_graphs(tmp_path / "x")["mol_id"].to_pylist() == ["w1"]
     rejects = _rejects_by_id(tmp_path / "x")
     assert rejects["index"]["w_huge"] == 1 and "homo = 1e+30 eV is outside" in rejects.reason["w_huge"]
+    assert rejects["index"]["w_text"] == 2 and "homo=abc is not a number" in rejects.reason["w_text"]
 
     off = FeaturiseSettings(source="files", inputs=[str(tmp_path / "w.extxyz")], ranges={"homo": None})
     featurise(off, tmp_path / "off")

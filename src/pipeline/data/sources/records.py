@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.config.units import TARGETS
 from pipeline.data.sources.base import (
     Reject,
     UnknownElement,
@@ -151,6 +152,16 @@ def _atoms_properties(atoms: Any) -> tuple[dict[str, float], str | None]:
     return props, mol_id
 
 
+def _text_target(info: dict[str, Any]) -> str | None:
+    """Why a structure's info is refused: a key named like a canonical target (``homo``, ``u0``, ...)
+    whose value is not a number (``homo=abc``); None if there is none. Other text-valued keys are
+    descriptions, not properties, and are left out quietly."""
+    for key, value in info.items():
+        if key in TARGETS and as_number(value) is None:
+            return f"{key}={_shown(value)} is not a number (a property named like a target must be one)"
+    return None
+
+
 def add_atoms(out: Collected, origin: str, index: int, stem: str, atoms: Any, where: str) -> None:
     props, mol_id = _atoms_properties(atoms)
     mol_id = mol_id or f"{stem}-{index}"
@@ -164,6 +175,7 @@ def add_atoms(out: Collected, origin: str, index: int, stem: str, atoms: Any, wh
         out.reject(origin, index, mol_id, f"{where}: {error}")
         return
     charge, multiplicity, problem = state_of(atoms.info)
+    problem = problem or _text_target(atoms.info)
     problem = problem or periodic(atoms.pbc, np.linalg.norm(np.asarray(atoms.cell), axis=1))
     if problem is not None:
         out.reject(origin, index, mol_id, f"{where}: {problem}")
