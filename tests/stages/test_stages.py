@@ -246,6 +246,11 @@ def test_a_checkpoint_of_another_round_or_run_is_refused_naming_both(two_rounds,
             out=tmp_path / "p.parquet",
         )  # fmt: skip
     assert not (tmp_path / "s.pt").exists() and not (tmp_path / "p.parquet").exists()
+    copied = tmp_path / "round_01" / "teacher.pt"  # round 0's teacher where round 1's belongs
+    copied.parent.mkdir()
+    copied.write_bytes((root / "round_00" / "teacher.pt").read_bytes())
+    with pytest.raises(ValueError, match=r"the checkpoint of round 0 of run 't', read as round 1's"):
+        stages.embed(**common, checkpoint=copied, out=tmp_path / "e.parquet")
     write_json(dict(SETTINGS, run="u"), tmp_path / "run.json")
     with pytest.raises(ValueError, match=r"a checkpoint of run 't' \(round 1\), read by run 'u'"):
         stages.embed(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -191,10 +192,14 @@ def teacher(
 
 
 def embed(run_json: Path, data: Path, split_path: Path, checkpoint: Path, out: Path) -> pa.Table:
-    """Graph embeddings z_G of every pool molecule (labelled or not) under the teacher."""
+    """Graph embeddings z_G of every pool molecule (labelled or not) under the teacher. A teacher
+    in a ``round_XX`` folder (as the workflow keeps them) must be round XX's: one copied there from
+    another round is refused."""
     ctx = RoundContext.read(run_json, 0, data, split_path)
     graphs, pool = ctx.graphs, ctx.where["pool"]
-    _, emb = infer(ctx.load(checkpoint), graphs, pool, ctx.train.eval_batch_size, ctx.train.amp)
+    folder = re.fullmatch(r"round_(\d+)", Path(checkpoint).parent.name)
+    model = ctx.load(checkpoint, int(folder.group(1)) if folder else None)
+    _, emb = infer(model, graphs, pool, ctx.train.eval_batch_size, ctx.train.amp)
     width = emb.shape[1]
     table = pa.table(
         {
