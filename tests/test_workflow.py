@@ -605,22 +605,28 @@ def test_benchmark_cpu_plan_expands_methods_and_seeds(tmp_path):
     config = REPO / "config" / "benchmark-cpu.yaml"
     ssl = plan(tmp_path, config, extra=("--replace-workflow-config", "results/benchmark/ssl/table.md"))
     counts = count(ssl)
-    # krr's one-round runs train no teacher: its student reads none and no selection follows
-    assert counts["teacher"] == 11 * 3 and counts["student"] == 13 * 3 and "select" not in counts
+    # krr's and krr_delta's one-round runs train no teacher: their students read none and no
+    # selection follows; krr_teacher's student reads its teacher's embeddings
+    assert counts["teacher"] == 15 * 3 and counts["student"] == 17 * 3 and "select" not in counts
     (krr,) = [j for j in ssl if j["rule"] == "student" and "ssl-krr-s1" in j["output"][0]]
     assert "--teacher-path" not in krr["shell"] and not any(p.endswith(".pt") for p in krr["input"])
-    # xTB once for the dataset: helpers of two methods, the delta baselines of three
-    assert counts["helper_chunk"] == 8 and counts["helpers"] == 6 and counts["baseline"] == 9
+    (on_teacher,) = [j for j in ssl if j["rule"] == "student" and "ssl-krr_teacher-s1" in j["output"][0]]
+    assert "--teacher-path results/runs/ssl-krr_teacher-s1/round_00/teacher.pt" in on_teacher["shell"]
+    # xTB once for the dataset: helpers of two methods, the delta baselines of five
+    assert counts["helper_chunk"] == 8 and counts["helpers"] == 6 and counts["baseline"] == 15
     (table,) = [j for j in ssl if j["rule"] == "benchmark_table"]
     assert "--derived asgn_t=asgn" in table["shell"] and "--baseline supervised" in table["shell"]
     assert "--paired-csv results/benchmark/ssl/paired.csv" in table["shell"]
     al = plan(tmp_path, config, extra=("--replace-workflow-config", "results/benchmark/al/table.md"))
     counts = count(al)
     # asgn, random and asgn_s train 5 rounds' teachers; asgn_random, lcmd, kmeanspp and bait copy
-    # asgn's round 0; krr and krr_delta need a teacher only for the embeddings their random picks
-    # read (not in round 4)
-    assert counts["teacher"] == 3 * 3 * 5 + 6 * 3 * 4 and counts["share_round_0"] == 4 * 3
-    assert counts["select"] == 9 * 3 * 4  # no picks after the last round
+    # asgn's round 0; krr and krr_delta need a teacher only for the embeddings table every select
+    # job reads the pool's ids from (not in round 4); krr_variance and krr_delta_variance differ
+    # from them only in the strategy, so they copy their round 0 and train rounds 1-3's
+    assert counts["teacher"] == 3 * 3 * 5 + 6 * 3 * 4 + 2 * 3 * 3 and counts["share_round_0"] == 6 * 3
+    assert counts["select"] == 11 * 3 * 4  # no picks after the last round
+    (variance,) = [j for j in al if j["rule"] == "select" and "al-krr_variance-s1/round_02" in j["output"][0]]
+    assert "--checkpoint results/runs/al-krr_variance-s1/round_02/student.pt" in variance["shell"]
     teachers = {j["output"][0]: j["shell"] for j in al if j["rule"] == "teacher"}
     assert "--previous" not in teachers["results/runs/al-random-s1/round_02/teacher.pt"]
     assert "--previous" in teachers["results/runs/al-asgn-s1/round_02/teacher.pt"]
