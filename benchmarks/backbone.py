@@ -35,6 +35,7 @@ from pipeline.config.network import ModelConfig
 from pipeline.data.featurise import FeaturiseSettings, featurise
 from pipeline.data.graphs import GraphBatch, GraphSet, load_graphs
 from pipeline.model.asgn import ASGNModel
+from pipeline.model.visnet import stored_neighbours
 
 EPOCH_TARGET_S = 10.0  # one teacher epoch over all of QM9 on an H100
 
@@ -122,15 +123,11 @@ def visnet_trainers(
     current: dict[str, GraphBatch] = {}
 
     class StoredNeighbours(torch.nn.Module):
-        """PyG's ``Distance`` from the stored graph: the pairs within the cutoff, and self-loops."""
+        """PyG's ``Distance`` from the stored graph, as our backbone builds it (the same edges)."""
 
         def forward(self, pos: torch.Tensor, batch: torch.Tensor):
             b = current["batch"]
-            keep = b.dist < cutoff
-            loops = torch.arange(len(pos), device=pos.device).expand(2, -1)
-            edge_index = torch.cat([b.edge_index[:, keep], loops], dim=1)
-            edge_vec = pos[edge_index[0]] - pos[edge_index[1]]
-            return edge_index, torch.cat([b.dist[keep], pos.new_zeros(len(pos))]), edge_vec
+            return stored_neighbours(b.edge_index, b.dist, pos, cutoff)
 
     pyg = ViSNet(hidden_channels=hidden, num_layers=layers, cutoff=cutoff, max_z=cfg.mask_token + 1).to(
         device

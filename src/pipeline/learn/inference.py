@@ -32,13 +32,22 @@ def infer(
     return torch.cat(preds).cpu().numpy(), torch.cat(embs).cpu().numpy()
 
 
-def infer_nodes(model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """[a, H] float32 node embeddings h of the atoms of the molecules at ``index``, molecule after
-    molecule in that order (as ``graphs.batch(index)`` holds them); no autocast: they are features."""
+def infer_nodes(
+    model: ASGNModel, graphs: GraphSet, index: np.ndarray, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """[a, H] float32 node embeddings h and [a] int64 atomic numbers of the atoms of the molecules at
+    ``index``, molecule after molecule in that order (as ``graphs.batch(index)`` holds them); no
+    autocast: they are features."""
     index = torch.as_tensor(np.asarray(index), dtype=torch.long, device=graphs.device)
+    nodes, z = [], []
     with evaluating(model), torch.no_grad():
-        out = [model(graphs.batch(idx)).node.float().cpu() for idx in batches(index, batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, model.config.hidden), np.float32)
+        for idx in batches(index, batch_size):
+            b = graphs.batch(idx)
+            nodes.append(model(b).node.float().cpu())
+            z.append(b.z.cpu())
+    if not nodes:
+        return np.zeros((0, model.config.hidden), np.float32), np.zeros(0, np.int64)
+    return torch.cat(nodes).numpy(), torch.cat(z).numpy().astype(np.int64)
 
 
 def infer_gradients(

@@ -85,11 +85,9 @@ class TeacherFeatures:
         from pipeline.learn.inference import infer_nodes
 
         index = np.asarray(index, dtype=np.int64)
-        x = infer_nodes(self.model, graphs, index, self.batch_size).astype(np.float64)
+        x, z = infer_nodes(self.model, graphs, index, self.batch_size)
         counts = graphs.n_atoms[torch.as_tensor(index)].cpu().numpy() if len(index) else np.zeros(0, np.int64)
-        owner = np.repeat(np.arange(len(index)), counts)
-        z = graphs.batch(index).z.cpu().numpy() if len(index) else np.zeros(0, np.int64)
-        return AtomSet(x, owner, z.astype(np.int64), len(index))
+        return AtomSet(x.astype(np.float64), np.repeat(np.arange(len(index)), counts), z, len(index))
 
     def fit(self, atoms: AtomSet) -> AtomSet:
         """Standardise on ``atoms`` (the training molecules' raw embeddings); they, standardised."""

@@ -29,6 +29,21 @@ from torch_geometric.nn.models.visnet import ViSNetBlock
 from pipeline.config.network import ModelConfig, VisnetSettings
 
 
+def stored_neighbours(
+    edge_index: Tensor, dist: Tensor, pos: Tensor, cutoff: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """What PyG's ViSNet ``Distance`` module returns, from the stored graph instead of
+    ``radius_graph``: the directed pairs shorter than ``cutoff`` plus every atom's self-loop
+    (``edge_index`` [2, e'], source first), their lengths (0 for a self-loop) and their vectors
+    ``pos[source] - pos[target]``."""
+    keep = dist < cutoff
+    loops = torch.arange(pos.shape[0], device=pos.device)
+    edge_index = torch.cat([edge_index[:, keep], loops.expand(2, -1)], dim=1)
+    edge_weight = torch.cat([dist[keep].to(pos.dtype), pos.new_zeros(pos.shape[0])])
+    edge_vec = pos.index_select(0, edge_index[0]) - pos.index_select(0, edge_index[1])
+    return edge_index, edge_weight, edge_vec
+
+
 class ViSNet(nn.Module):
     """Scalar node features h [a, H] of :class:`ViSNetBlock` from the stored graph.
 
@@ -78,11 +93,7 @@ class ViSNet(nn.Module):
             [a, H] scalar node features.
         """
         block = self.block
-        keep = dist < self.cutoff
-        loops = torch.arange(z.shape[0], device=z.device)
-        edge_index = torch.cat([edge_index[:, keep], loops.expand(2, -1)], dim=1)
-        edge_weight = torch.cat([dist[keep].to(pos.dtype), pos.new_zeros(z.shape[0])])
-        edge_vec = pos.index_select(0, edge_index[0]) - pos.index_select(0, edge_index[1])
+        edge_index, edge_weight, edge_vec = stored_neighbours(edge_index, dist, pos, self.cutoff)
         # unit vectors; a self-loop's stays 0 (its spherical harmonics are then 0 too)
         edge_vec = edge_vec / edge_vec.norm(dim=1, keepdim=True).clamp(min=1e-12)
 

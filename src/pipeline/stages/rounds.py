@@ -521,11 +521,16 @@ def share_round_0(
     log.info("round 0 of %s copied from %s (%d files)", own["run"], source_round, len(ROUND_0_COPIED))
 
 
+def _require_model_inputs(ctx: RoundContext, checkpoint: Path | None) -> None:
+    """A strategy that reads a model (network or kernel) needs the graphs, the split and a checkpoint."""
+    if ctx.data is None or ctx.split_path is None or checkpoint is None:
+        raise ValueError(f"strategy {ctx.cfg.strategy!r} needs --data, --split-path and --checkpoint")
+
+
 def _pool_model(ctx: RoundContext, checkpoint: Path | None) -> tuple[Any, dict[str, int]]:
     """The checkpoint's model (on the device) and each pool molecule's position in ``ctx.graphs``:
     what a strategy that reads a network is computed from."""
-    if ctx.data is None or ctx.split_path is None or checkpoint is None:
-        raise ValueError(f"strategy {ctx.cfg.strategy!r} needs --data, --split-path and --checkpoint")
+    _require_model_inputs(ctx, checkpoint)
     pool = ctx.where["pool"]
     return ctx.load(checkpoint, ctx.round), dict(zip(ctx.graphs.mol_id[pool], pool, strict=True))
 
@@ -537,8 +542,7 @@ def _kernel_variance(
     round's kernel student's greedy posterior-variance picks among them."""
     from pipeline.learn.kernel_student import load_kernel_student
 
-    if ctx.data is None or ctx.split_path is None or checkpoint is None:
-        raise ValueError(f"strategy {ctx.cfg.strategy!r} needs --data, --split-path and --checkpoint")
+    _require_model_inputs(ctx, checkpoint)
     teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path, ctx.round)
     student = load_kernel_student(checkpoint, ctx.cfg.as_dict(), ctx.round, teacher, teacher_sha256)
     index = ctx.graphs.index_of(list(ids))
