@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU wheel on disk; a plain `torch` requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,slurm,qc]'
+	$(PY) -m pip install --quiet -e '.[dev,slurm,qc,ani]'
 	touch $@
 
 demo: $(STAMP)

@@ -605,15 +605,18 @@ def test_benchmark_cpu_plan_expands_methods_and_seeds(tmp_path):
     config = REPO / "config" / "benchmark-cpu.yaml"
     ssl = plan(tmp_path, config, extra=("--replace-workflow-config", "results/benchmark/ssl/table.md"))
     counts = count(ssl)
-    # krr's and krr_delta's one-round runs train no teacher: their students read none and no
-    # selection follows; krr_teacher's student reads its teacher's embeddings
-    assert counts["teacher"] == 15 * 3 and counts["student"] == 17 * 3 and "select" not in counts
+    # the krr methods' one-round runs train no teacher (but krr_teacher's): their students read
+    # none and no selection follows; krr_teacher's student reads its teacher's embeddings
+    assert counts["teacher"] == 15 * 3 and counts["student"] == 19 * 3 and "select" not in counts
     (krr,) = [j for j in ssl if j["rule"] == "student" and "ssl-krr-s1" in j["output"][0]]
     assert "--teacher-path" not in krr["shell"] and not any(p.endswith(".pt") for p in krr["input"])
     (on_teacher,) = [j for j in ssl if j["rule"] == "student" and "ssl-krr_teacher-s1" in j["output"][0]]
     assert "--teacher-path results/runs/ssl-krr_teacher-s1/round_00/teacher.pt" in on_teacher["shell"]
-    # xTB once for the dataset: helpers of two methods, the delta baselines of five
-    assert counts["helper_chunk"] == 8 and counts["helpers"] == 6 and counts["baseline"] == 15
+    # each cheap method once for the dataset (xTB: helpers of two methods, the delta baselines of
+    # five; ANI-1x and ANI-1ccx: one each), 8 chunks
+    assert counts["helper_chunk"] == 3 * 8 and counts["helpers"] == 6 and counts["baseline"] == 7 * 3
+    chunks = [j["shell"] for j in ssl if j["rule"] == "helper_chunk"]
+    assert sum("--oracle ani1ccx" in shell for shell in chunks) == 8
     (table,) = [j for j in ssl if j["rule"] == "benchmark_table"]
     assert "--derived asgn_t=asgn" in table["shell"] and "--baseline supervised" in table["shell"]
     assert "--paired-csv results/benchmark/ssl/paired.csv" in table["shell"]

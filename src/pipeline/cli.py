@@ -522,14 +522,14 @@ COMMANDS: dict[str, Command] = {
         ),
     ),
     "label-chunk": Command(
-        "QC oracle (pyscf, xtb): label one chunk of the requested molecules",
+        "computing oracle (pyscf, xtb, ani1x, ani1ccx): label one chunk of the requested molecules",
         _label_chunk,
         (
             Arg(
                 "--oracle",
                 required=True,
-                choices=[name for name, info in registry.ORACLES.items() if info.kind == "compute"],
-                help="the quantum-chemistry oracle",
+                choices=registry.COMPUTING_ORACLES,
+                help="the computing oracle",
             ),
             Arg("--data", required=True, type=Path, help="dataset folder (the geometries)"),
             Arg(

@@ -62,7 +62,7 @@ def test_implementations_are_keyed_by_the_registry():
         (
             label_base.get_oracle,
             "orca",
-            "unknown oracle 'orca'; choose one of answer_key, pyscf, xtb, external",
+            "unknown oracle 'orca'; choose one of answer_key, pyscf, xtb, ani1x, ani1ccx, external",
         ),
         (registry.teacher_info, "vat", "unknown train.semi 'vat'; choose one of asgn, mean_teacher"),
         (registry.initial_info, "gmm", "unknown initial_strategy 'gmm'; choose one of random, kcenter"),

@@ -244,12 +244,18 @@ def test_delta_runs_read_their_baseline_made_from_the_datasets_xtb_chunks():
         assert "baseline" not in plan.stage_input(stage, "plain", round), stage
     with pytest.raises(ValueError, match="learns no target relative to a cheap method"):
         plan.baseline_input("plain")
-    for bad, message in (
-        ({"lumo": "homo"}, r"delta.properties: \['lumo'\] are not targets of the run"),
-        ({"homo": "u0"}, r"the xtb oracle does not compute \['u0'\]"),
+    for source, bad, message in (
+        ("xtb", {"lumo": "homo"}, r"delta.properties: \['lumo'\] are not targets of the run"),
+        ("xtb", {"homo": "u0"}, r"the xtb oracle does not compute \['u0'\]"),
+        ("ani1x", {"homo": "homo"}, r"the ani1x oracle does not compute \['homo'\]"),  # energy only
     ):
         with pytest.raises(ValueError, match=message):
-            make_plan({"d": {**RUN, "delta": {"source": "xtb", "properties": bad}}})
+            make_plan({"d": {**RUN, "delta": {"source": source, "properties": bad}}})
+    u0 = {**RUN, "targets": ["homo", "u0"], "delta": {"source": "ani1ccx", "properties": {"u0": "energy"}}}
+    ani = make_plan({"d": u0})
+    assert ani.baseline_input("d")["parts"] == ani.helper_chunk_files("qm9", "ani1ccx")["parts"]
+    with pytest.raises(ValueError, match=r"ani1x oracle .* cannot label .* \(it labels no target: it is"):
+        make_plan({"r": RUN}, oracle={"name": "ani1x"})  # a potential's energy is no QM9 target
 
 
 def test_targets_and_reports_cover_every_run_round_and_benchmark():

@@ -15,6 +15,7 @@ from snakemake.utils import validate
 
 # (the package's src/ is on sys.path: rules/config_files.smk)
 from pipeline.plan import PATHS, ROUND_0_SHARED, Plan
+from pipeline.config.registry import COMPUTING_ORACLES
 from pipeline.config.settings import resolve
 
 

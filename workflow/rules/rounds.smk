@@ -149,9 +149,10 @@ rule holdout_chunk:
         LABEL_CHUNK_SHELL
 
 
-# Helping properties (run key helpers): xtb computes them for every molecule of the dataset, once,
-# in helper_chunks jobs; each run's helpers job keeps its pool's (or reads them from the answer key,
-# for helpers.source dataset: never the run's targets), and its teachers learn them.
+# Helping properties (run key helpers): a computing oracle (xtb, ani1x, ani1ccx) computes them for
+# every molecule of the dataset, once, in helper_chunks jobs; each run's helpers job keeps its pool's
+# (or reads them from the answer key, for helpers.source dataset: never the run's targets), and its
+# teachers learn them.
 rule helper_chunk:
     input:
         unpack(plan("dataset_files", "dataset")),
@@ -163,7 +164,7 @@ rule helper_chunk:
     benchmark:
         "logs/timings/helper_chunk/{dataset}/{source}/chunk-{chunk}.tsv"
     wildcard_constraints:
-        source="xtb",
+        source="|".join(COMPUTING_ORACLES),
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
@@ -198,7 +199,7 @@ rule helpers:
 
 
 # Delta learning (run key delta): the cheap method's value of each delta target for every pool, val
-# and test molecule, from the dataset's helper chunks (the same xtb jobs as the helpers').
+# and test molecule, from the dataset's helper chunks (the same jobs as the helpers').
 rule baseline:
     input:
         unpack(plan("baseline_input", "run")),

@@ -190,8 +190,27 @@ ORACLES: dict[str, OracleInfo] = {
         columns=(*_QC_TARGETS, "energy"),
         single_point="pipeline.label.qc:xtb_single_point",
     ),
+    # pretrained potentials (pipeline.label.ani): a total energy of H, C, N, O molecules, no target;
+    # cheap methods for helpers and delta learning
+    "ani1x": OracleInfo(
+        "compute",
+        "ANI-1x neural-network potential (torchani; wB97x/6-31G(d) energies; H, C, N, O)",
+        targets=(),
+        columns=("energy",),
+        single_point="pipeline.label.ani:ani1x_single_point",
+    ),
+    "ani1ccx": OracleInfo(
+        "compute",
+        "ANI-1ccx neural-network potential (torchani; CCSD(T)*/CBS energies; H, C, N, O)",
+        targets=(),
+        columns=("energy",),
+        single_point="pipeline.label.ani:ani1ccx_single_point",
+    ),
     "external": OracleInfo("external", "labels computed or measured elsewhere, read from a file"),
 }
+
+#: The oracles that compute (label_chunk and helper_chunk jobs): QC engines and pretrained potentials.
+COMPUTING_ORACLES: tuple[str, ...] = tuple(name for name, info in ORACLES.items() if info.kind == "compute")
 
 #: datasets.*.source: molecule source name -> "module:class" of its implementation
 #: (:func:`pipeline.data.sources.get_source` imports it on first use, so QM9 does not pay for RDKit).

@@ -487,12 +487,13 @@ def check_config(config: Mapping[str, Any]) -> list[str]:
             continue
         dataset = datasets[run["dataset"]]
         oracle = dataset["oracle"]["name"]
-        can = ORACLES[oracle].targets
-        cannot = sorted(set(run["targets"]) - set(can or run["targets"]))
+        can = ORACLES[oracle].targets  # None: any target (the answer key, a labels file)
+        cannot = sorted(set(run["targets"]) - set(run["targets"] if can is None else can))
         if cannot:
+            labels = ", ".join(can) or "no target: it is a cheap method for helpers and delta"
             errors.append(
                 f"{at}.targets: the {oracle} oracle of dataset '{run['dataset']}' cannot label "
-                f"{cannot} (it labels {', '.join(can or ())})"
+                f"{cannot} (it labels {labels})"
             )
         helpers = run["helpers"]
         if helpers.get("properties"):

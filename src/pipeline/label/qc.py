@@ -516,8 +516,7 @@ def label_molecules(
     """
     info = registry.ORACLES.get(oracle)
     if info is None or info.single_point is None:
-        computing = [name for name, o in registry.ORACLES.items() if o.single_point is not None]
-        raise ValueError(f"unknown QC oracle {oracle!r}; known: {computing}")
+        raise ValueError(f"unknown QC oracle {oracle!r}; known: {list(registry.COMPUTING_ORACLES)}")
     charges = [0] * len(mol_ids) if charges is None else list(charges)
     multiplicities = [None] * len(mol_ids) if multiplicities is None else list(multiplicities)
     lengths = (len(mol_ids), len(z_list), len(pos_list), len(charges), len(multiplicities))
