@@ -2,10 +2,10 @@
 
     python docs/measured/record.py RESULTS_DIR DEST_DIR RUN [RUN ...]
 
-For each run: run.json, every round's student.json and teacher.json (where the round has one) and
-selected.parquet (the picks), and learning_curve.csv (written from the student.json files, as the
-workflow's learning_curve rule does, when the run folder has none). A run whose last round has no
-student.json yet is skipped with a message: record it when it has finished.
+For each run: run.json, every round's student.json, teacher.json and predictions.parquet (where the
+round has one) and selected.parquet (the picks), and learning_curve.csv (written from the
+student.json files, as the workflow's learning_curve rule does, when the run folder has none). A run
+whose last round has no student.json yet is skipped with a message: record it when it has finished.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.config.settings import RunConfig
 from pipeline.reports.runs import learning_curve
 
-COPIED = ("student.json", "teacher.json", "selected.parquet")
+COPIED = ("student.json", "teacher.json", "selected.parquet", "predictions.parquet")
 
 
 def record(results: Path, dest: Path, run: str) -> bool:

@@ -196,14 +196,16 @@ def test_a_krr_student_reads_no_teacher_and_holds_no_gpu():
     assert "teacher_path" in plan.stage_input("student", "net", "00")
     krr = plan.stage_input("student", "krr", "00")
     assert "teacher_path" not in krr
-    options = plan.stage_options("student", "krr", "00", krr, {"out": "s.pt", "summary": "s.json"})
-    assert "--teacher-path" not in options and options[-4:] == ["--out", "s.pt", "--summary", "s.json"]
+    outputs = {"out": "s.pt", "summary": "s.json", "predictions": "p.parquet"}
+    options = plan.stage_options("student", "krr", "00", krr, outputs)
+    assert "--teacher-path" not in options
+    assert options[-6:] == ["--out", "s.pt", "--summary", "s.json", "--predictions", "p.parquet"]
 
 
 def test_a_krr_student_on_teacher_features_and_its_pseudo_labels_read_the_teacher():
     features = {"features": "teacher"}
     plan = make_plan({"net": RUN, "krr": {**RUN, "student_kind": "krr", "krr": features}})
-    outputs = {"out": "s.pt", "summary": "s.json"}
+    outputs = {"out": "s.pt", "summary": "s.json", "predictions": "p.parquet"}
     for run in ("net", "krr"):
         assert plan.stage_input("student", run, "01")["teacher_path"] == PATHS.of(
             "teacher", run=run, round="01"

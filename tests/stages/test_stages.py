@@ -87,6 +87,7 @@ def _round(root, r, select=True):
         round=r,
         out=d / "student.pt",
         summary=d / "student.json",
+        predictions=d / "predictions.parquet",
     )
     stages.pseudo_label(
         **common,
@@ -127,6 +128,7 @@ def test_every_round_writes_its_files_and_labels_grow_by_batch(two_rounds):
             "embeddings.parquet",
             "student.pt",
             "student.json",
+            "predictions.parquet",
             "pseudo_labels.parquet",
             "selected.parquet",
         ):
@@ -164,6 +166,18 @@ def test_summaries_report_what_a_user_reads(two_rounds):
     assert groups["labels"] == {"weight": 1.0, "labels": 36} and groups["pseudo_labels"]["weight"] == 1.0
     assert groups["pseudo_labels"]["labels"] == 2 * teacher["unlabelled"]
     assert {"property", "atom_type", "distance", "clustering"} <= set(teacher["epochs"][0])
+    # each val and test molecule's prediction and label: their errors are student.json's
+    predictions = pq.read_table(two_rounds / "round_01" / "predictions.parquet").to_pandas()
+    holdout = pq.read_table(two_rounds / "holdout.parquet").to_pandas().set_index("mol_id")
+    assert predictions.mol_id.tolist() == predictions.mol_id.unique().tolist()
+    assert sorted(predictions.mol_id) == sorted(holdout.index)
+    assert (predictions.part.to_numpy() == holdout.loc[predictions.mol_id, "split"].to_numpy()).all()
+    for target in ("homo", "u0"):
+        np.testing.assert_array_equal(predictions[f"{target}_label"], holdout.loc[predictions.mol_id, target])
+        for part in ("val", "test"):
+            rows = predictions[predictions.part == part]
+            error = (rows[target] - rows[f"{target}_label"]).abs().mean()
+            assert error == pytest.approx(student[f"{part}_mae"][target], rel=1e-5)
 
 
 def test_selection_is_reproducible(two_rounds, tmp_path):
@@ -236,7 +250,7 @@ def test_a_checkpoint_of_another_round_or_run_is_refused_naming_both(two_rounds,
         stages.student(
             **common, labelled_path=d / "labelled.parquet", holdout_path=root / "holdout.parquet",
             teacher_path=root / "round_00" / "teacher.pt", round=1, out=tmp_path / "s.pt",
-            summary=tmp_path / "s.json",
+            summary=tmp_path / "s.json", predictions=tmp_path / "s.predictions.parquet",
         )  # fmt: skip
     with pytest.raises(
         ValueError, match=r"student.pt: the checkpoint of round 0 of run 't', read as round 1's"
@@ -384,6 +398,7 @@ def test_a_krr_student_predicts_and_pseudo_labels_without_the_teacher(run, tmp_p
         run_json=tmp_path / "run.json", data=tmp_path / "data", split_path=tmp_path / "split.parquet",
         labelled_path=d / "labelled.parquet", holdout_path=tmp_path / "holdout.parquet", round=0,
         out=tmp_path / "again.pt", summary=tmp_path / "again.json",
+        predictions=tmp_path / "again.predictions.parquet",
     )  # fmt: skip
     assert again["test_mae"] == record["test_mae"]  # no teacher given, the same result
 
@@ -417,6 +432,7 @@ def test_a_krr_student_on_the_teachers_embeddings_reads_that_teacher_only(run, t
         stages.student(
             **common, labelled_path=d / "labelled.parquet", holdout_path=tmp_path / "holdout.parquet",
             round=0, out=tmp_path / "again.pt", summary=tmp_path / "again.json",
+            predictions=tmp_path / "again.predictions.parquet",
         )  # fmt: skip
     other = tmp_path / "other.pt"  # another teacher: the same run, other weights
     model = ctx.load(d / "teacher.pt")
@@ -500,9 +516,18 @@ def test_delta_learning_predicts_the_baseline_plus_the_learnt_difference(run, tm
         "round": 0,
     }
     with pytest.raises(ValueError, match="learns \\['homo', 'u0'\\] relative to xtb: give --baseline"):
-        stages.student(**student, out=d / "student.pt", summary=d / "student.json")
+        stages.student(
+            **student,
+            out=d / "student.pt",
+            summary=d / "student.json",
+            predictions=d / "student.predictions.parquet",
+        )
     record = stages.student(
-        **student, out=d / "student.pt", summary=d / "student.json", baseline=root / "baseline.parquet"
+        **student,
+        out=d / "student.pt",
+        summary=d / "student.json",
+        predictions=d / "student.predictions.parquet",
+        baseline=root / "baseline.parquet",
     )
     assert record["delta"] == delta and record["baseline_missing"] == {"val": 0, "test": 0}
     assert all(v < 1e-6 for v in record["test_mae"].values()), record["test_mae"]
@@ -518,9 +543,25 @@ def test_delta_learning_predicts_the_baseline_plus_the_learnt_difference(run, tm
     table.loc[table.mol_id == test_id, "homo"] = np.nan
     write_table(pa.Table.from_pandas(table, preserve_index=False), root / "baseline.parquet")
     again = stages.student(
-        **student, out=d / "s2.pt", summary=d / "s2.json", baseline=root / "baseline.parquet"
+        **student,
+        out=d / "s2.pt",
+        summary=d / "s2.json",
+        predictions=d / "s2.predictions.parquet",
+        baseline=root / "baseline.parquet",
     )
     assert again["baseline_missing"] == {"val": 0, "test": 1} and np.isfinite(again["test_mae"]["homo"])
+    # predictions.parquet: the baseline plus the learnt difference, the labels in the target's units;
+    # the molecule without a baseline is listed without a prediction
+    first = pq.read_table(d / "student.predictions.parquet").to_pandas().set_index("mol_id")
+    np.testing.assert_allclose(
+        first[["homo", "u0"]].to_numpy(), key.loc[first.index, ["homo", "u0"]], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        first[["homo_label", "u0_label"]].to_numpy(), key.loc[first.index, ["homo", "u0"]]
+    )
+    second = pq.read_table(d / "s2.predictions.parquet").to_pandas().set_index("mol_id")
+    assert np.isnan(second.loc[test_id, "homo"]) and second["homo"].isna().sum() == 1
+    assert second.loc[test_id, "part"] == "test" and np.isfinite(second.loc[test_id, "u0"])
 
 
 def test_a_network_teacher_and_student_learn_the_difference_to_the_baseline(run, tmp_path):
@@ -541,7 +582,7 @@ def test_a_network_teacher_and_student_learn_the_difference_to_the_baseline(run,
                    summary=d / "teacher.json", **base)  # fmt: skip
     stages.student(**common, labelled_path=d / "labelled.parquet", holdout_path=root / "holdout.parquet",
                    round=0, teacher_path=d / "teacher.pt", out=d / "student.pt", summary=d / "student.json",
-                   **base)  # fmt: skip
+                   predictions=d / "predictions.parquet", **base)  # fmt: skip
     model, _ = load_checkpoint(d / "student.pt")
     # the scaling was fitted on the differences: zero for HOMO (no spread: the floor), u0 unchanged
     assert abs(float(model.property_head.shift[0])) < 1e-6
@@ -616,6 +657,7 @@ def test_without_a_student_the_teacher_is_the_result(two_rounds, tmp_path):
     record = stages.student(
         **common, labelled_path=labelled, holdout_path=two_rounds / "holdout.parquet",
         teacher_path=tmp_path / "t.pt", round=0, out=tmp_path / "s.pt", summary=tmp_path / "s.json",
+        predictions=tmp_path / "s.predictions.parquet",
     )  # fmt: skip
     assert record["epochs"] == 0 and record["fine_tuned"] is False
     assert record["test_mae"] == record["teacher_test_mae"] and record["val_mae"] == record["teacher_val_mae"]
@@ -642,7 +684,7 @@ def test_a_round_reports_the_molecules_the_oracle_could_not_label(two_rounds, tm
     )
     student = stages.student(
         **common, labelled_path=labelled, holdout_path=holdout, teacher_path=tmp_path / "t.pt", round=0,
-        out=tmp_path / "s.pt", summary=tmp_path / "s.json",
+        out=tmp_path / "s.pt", summary=tmp_path / "s.json", predictions=tmp_path / "s.predictions.parquet",
     )  # fmt: skip
     assert teacher["labelled"] == student["labelled"] == 9  # 10 picks, one without u0
     assert teacher["label_failures"] == student["label_failures"] == 1
@@ -753,7 +795,7 @@ def test_helping_properties_are_the_teachers_extra_outputs_and_not_the_students(
     summary = stages.student(
         **common, labelled_path=labelled, holdout_path=root / "holdout.parquet",
         teacher_path=tmp_path / "teacher.pt", round=0, out=tmp_path / "student.pt",
-        summary=tmp_path / "s.json",
+        summary=tmp_path / "s.json", predictions=tmp_path / "s.predictions.parquet",
     )  # fmt: skip
     assert set(summary["test_mae"]) == set(summary["teacher_test_mae"]) == {"homo", "u0"}
     assert torch.load(tmp_path / "student.pt", weights_only=True)["model_config"]["targets"] == ["homo", "u0"]

@@ -271,6 +271,7 @@ rule student:
     output:
         out=PATHS.student,
         summary=PATHS.student_json,
+        predictions=PATHS.predictions,
     log:
         "logs/student/{run}/round_{round}.log",
     benchmark:

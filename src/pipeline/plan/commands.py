@@ -170,6 +170,12 @@ STAGES: dict[str, Stage] = {
             Option(
                 "--summary", Path, "summary to write (round_XX/student.json: val and test MAE)", required=True
             ),
+            Option(
+                "--predictions",
+                Path,
+                "each val and test molecule's prediction and label to write (round_XX/predictions.parquet)",
+                required=True,
+            ),
         ),
     ),
     "pseudo-label": Stage(

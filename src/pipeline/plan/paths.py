@@ -81,6 +81,7 @@ class Paths:
     embeddings: str = f"{ROUND_DIR}/embeddings.parquet"
     student: str = f"{ROUND_DIR}/student.pt"
     student_json: str = f"{ROUND_DIR}/student.json"
+    predictions: str = f"{ROUND_DIR}/predictions.parquet"  # the student's, per val/test molecule
     pseudo_labels: str = f"{ROUND_DIR}/pseudo_labels.parquet"
     selected: str = f"{ROUND_DIR}/selected.parquet"
     embedding_map: str = f"{ROUND_DIR}/embedding_map.png"
@@ -110,6 +111,7 @@ ROUND_OUTPUTS = (
     "embeddings",
     "student",
     "student_json",
+    "predictions",
     "pseudo_labels",
     "selected",
 )

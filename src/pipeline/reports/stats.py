@@ -253,7 +253,7 @@ def label_efficiency(
     return frame.astype({"threshold": float, "labels": float, "saving": float})
 
 
-def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float, float]:
+def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float, float]:
     """Mean, sample std and Student-t interval (n - 1 degrees of freedom) of the mean of ``values``.
 
     NaN for all four with no values; with one value, its mean alone (std and interval NaN).
@@ -325,11 +325,11 @@ def paired_differences(
         for method in others:
             pair = test.reindex(columns=[method, baseline]).dropna()
             mae, base = pair[method].to_numpy(float), pair[baseline].to_numpy(float)
-            mean_diff, std_diff, ci_low, ci_high = _t_interval(mae - base, confidence)
-            ratio, _, ratio_low, ratio_high = _t_interval(mae / base, confidence)
+            mean_diff, std_diff, ci_low, ci_high = t_interval(mae - base, confidence)
+            ratio, _, ratio_low, ratio_high = t_interval(mae / base, confidence)
             val_pair = val.reindex(columns=[method, baseline]).dropna()
             val_diff = val_pair[method].to_numpy(float) - val_pair[baseline].to_numpy(float)
-            val_mean, _, val_low, val_high = _t_interval(val_diff, confidence)
+            val_mean, _, val_low, val_high = t_interval(val_diff, confidence)
             rows.append(
                 (target, method, baseline, budget, len(pair), mean_diff, std_diff, ci_low, ci_high)
                 + (ratio, ratio_low, ratio_high, val_mean, val_low, val_high)

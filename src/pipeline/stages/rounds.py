@@ -220,11 +220,13 @@ def student(
     round: int,
     out: Path,
     summary: Path,
+    predictions: Path,
     teacher_path: Path | None = None,
     baseline: Path | None = None,
 ) -> dict:
     """student_r: teacher_r's weights (``teacher_path``) fine-tuned on L_r (early stopping on val);
-    val and test MAE.
+    val and test MAE, and each val and test molecule's prediction (``predictions``:
+    :func:`_write_predictions`).
 
     With ``student: false`` in the run config (ASGN-T) the teacher itself is evaluated and saved.
     With ``student_kind: krr`` the student is kernel ridge regression fitted on L_r, its grid chosen
@@ -275,9 +277,12 @@ def student(
         counts["baseline_missing"] = {
             part: int(np.isnan(base[where[part]]).any(axis=1).sum()) for part in ("val", "test")
         }
+    labels = {"val": y_val, "test": y_test}
     if cfg.student_kind == "krr":
-        record = {**counts, **_kernel_student(ctx, lab_idx, y_lab, where, y_val, y_test, out, teacher_path)}
+        held, kernel_record = _kernel_student(ctx, lab_idx, y_lab, where, labels, out, teacher_path)
+        record = {**counts, **kernel_record}
         record["seconds"] = time.perf_counter() - start
+        _write_predictions(predictions, ctx, where, held, labels, base)
         write_json(record, summary)
         log.info("round %d, %d labels: krr test MAE %s", round, len(lab_idx), record["test_mae"])
         return record
@@ -285,24 +290,28 @@ def student(
         raise ValueError("the network student is fine-tuned from the round's teacher: give --teacher-path")
     teacher_model = ctx.load(teacher_path, round)
 
-    def holdout_mae(m: ASGNModel) -> dict[str, dict[str, float]]:
-        """Val and test MAE per target of model ``m``."""
-        errors = {}
-        for part, y in (("val", y_val), ("test", y_test)):
-            pred, _ = infer(m, graphs, where[part], train_cfg.eval_batch_size, train_cfg.amp)
-            errors[part] = dict(zip(cfg.targets, map(float, mae(pred, y)), strict=True))
-        return errors
+    def holdout(m: ASGNModel) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+        """Val and test MAE per target of model ``m``, and its predictions (as learnt: minus the base)."""
+        errors, held = {}, {}
+        for part, y in labels.items():
+            held[part], _ = infer(m, graphs, where[part], train_cfg.eval_batch_size, train_cfg.amp)
+            errors[part] = dict(zip(cfg.targets, map(float, mae(held[part], y)), strict=True))
+        return errors, held
 
     model = transfer(teacher_model, cfg.targets)  # the targets' outputs (not the helpers')
     # the teacher's own error, before fine-tuning (the ASGN-T ablation without a run of its own)
-    teacher_mae = holdout_mae(model)
+    teacher_mae, held = holdout(model)
     history: list[dict] = []
     if cfg.student:
         gen = torch.Generator().manual_seed(ctx.seed("student"))
         with _training_of(cfg, round):
             history = train_student(model, graphs, lab_idx, y_lab, where["val"], y_val, train_cfg, gen)
-    student_mae = holdout_mae(model) if cfg.student else teacher_mae  # unchanged copy: same error
+    if cfg.student:  # else an unchanged copy: the same errors and predictions
+        student_mae, held = holdout(model)
+    else:
+        student_mae = teacher_mae
     save_checkpoint(out, model, cfg.as_dict(), round)
+    _write_predictions(predictions, ctx, where, held, labels, base)
     best = min(history, key=lambda r: r["val_score"])["epoch"] if history else None
     record = {
         **counts,
@@ -323,31 +332,61 @@ def student(
     return record
 
 
+def _write_predictions(
+    path: Path,
+    ctx: RoundContext,
+    where: dict[str, np.ndarray],
+    predicted: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    base: np.ndarray,
+) -> None:
+    """predictions.parquet: for each val and test molecule with a label (``mol_id``, ``part``), each
+    target's prediction (``{target}``) and label (``{target}_label``) in the target's units, the
+    cheap method's value added back under delta learning (NaN where it failed: no prediction).
+    ``predicted`` and ``labels`` are as learnt (minus ``base``), [n, T] per part."""
+    columns: dict[str, Any] = {"mol_id": [], "part": []}
+    for target in ctx.cfg.targets:
+        columns[target], columns[f"{target}_label"] = [], []
+    for part, rows in where.items():
+        if part not in predicted:
+            continue
+        columns["mol_id"] += ctx.graphs.mol_id[rows].astype(str).tolist()
+        columns["part"] += [part] * len(rows)
+        for k, target in enumerate(ctx.cfg.targets):
+            columns[target] += (np.asarray(predicted[part])[:, k] + base[rows, k]).tolist()
+            columns[f"{target}_label"] += (labels[part][:, k] + base[rows, k]).tolist()
+    types = {name: pa.float64() for name in columns if name not in ("mol_id", "part")}
+    schema = pa.schema([("mol_id", pa.string()), ("part", pa.string()), *types.items()])
+    write_table(pa.table(columns, schema=schema), path)
+
+
 def _kernel_student(
     ctx: RoundContext,
     lab_idx: np.ndarray,
     y_lab: np.ndarray,
     where: dict[str, np.ndarray],
-    y_val: np.ndarray,
-    y_test: np.ndarray,
+    labels: dict[str, np.ndarray],
     out: Path,
     teacher_path: Path | None,
-) -> dict:
+) -> tuple[dict[str, np.ndarray], dict]:
     """The krr student of the round (:mod:`pipeline.learn.kernel_student`): fitted on the labelled
     molecules (on the embeddings of the teacher at ``teacher_path`` with ``krr.features:
-    teacher``), its grid chosen on val; written to ``out``; its part of student.json."""
+    teacher``), its grid chosen on val; written to ``out``; its val and test predictions (as learnt)
+    and its part of student.json."""
     from pipeline.learn.kernel_student import fit_kernel_student, save_kernel_student
 
     cfg, graphs = ctx.cfg, ctx.graphs
     teacher, teacher_sha256 = _kernel_teacher(ctx, teacher_path, ctx.round)
-    fitted = fit_kernel_student(graphs, lab_idx, y_lab, where["val"], y_val, cfg.targets, cfg.krr, teacher)
-    errors = {}
-    for part, y in (("val", y_val), ("test", y_test)):
-        errors[part] = dict(
-            zip(cfg.targets, map(float, mae(fitted.predict(graphs, where[part]), y)), strict=True)
-        )
+    fitted = fit_kernel_student(
+        graphs, lab_idx, y_lab, where["val"], labels["val"], cfg.targets, cfg.krr, teacher
+    )
+    held = {part: fitted.predict(graphs, where[part]) for part in labels}
+    errors = {
+        part: dict(zip(cfg.targets, map(float, mae(held[part], y)), strict=True))
+        for part, y in labels.items()
+    }
     save_kernel_student(out, fitted, cfg.as_dict(), ctx.round, teacher_sha256)
-    return {
+    return held, {
         "kind": "krr",
         "features": fitted.features,
         "fine_tuned": False,
