@@ -37,7 +37,8 @@ def predictions(part: str, method: str, round: str | None) -> dict[int, pd.DataF
         if round is not None:
             rounds = [p for p in rounds if p.parent.name == f"round_{int(round):02d}"]
         if not rounds:
-            print(f"{folder.name}: no predictions.parquet{'' if round is None else f' in round {round}'}, left out")
+            where = "" if round is None else f" in round {round}"
+            print(f"{folder.name}: no predictions.parquet{where}, left out")
             continue
         table = pd.read_parquet(rounds[-1])
         out[int(match.group(1))] = table[table.part == "test"].set_index("mol_id")
@@ -70,8 +71,8 @@ def compare(part: str, baseline: str, methods: list[str], round: str | None) -> 
             mean, std, _, _ = t_interval(values, 0.95)
             ratio, _, low, high = t_interval(values / base, 0.95)
             rows.append((target, m, len(seeds), min(counts), mean, std, ratio, low, high))
-    columns = ["target", "method", "seeds", "molecules", "test_mae", "std", "ratio", "ratio_low", "ratio_high"]
-    return pd.DataFrame(rows, columns=columns)
+    columns = ["target", "method", "seeds", "molecules", "test_mae", "std", "ratio"]
+    return pd.DataFrame(rows, columns=[*columns, "ratio_low", "ratio_high"])
 
 
 if __name__ == "__main__":
