@@ -78,6 +78,16 @@ def fchl19(
     return AtomSet(np.ascontiguousarray(x, dtype=np.float64), owner, z.astype(np.int64), len(atom_ptr) - 1)
 
 
+def squared_distances(
+    xa: np.ndarray, xb: np.ndarray, na: np.ndarray | None = None, nb: np.ndarray | None = None
+) -> np.ndarray:
+    """[n_a, n_b] squared Euclidean distances between the rows of ``xa`` and ``xb`` by one matrix
+    product (``na``, ``nb``: their squared norms, when known), rounding below zero clipped."""
+    na = (xa**2).sum(1) if na is None else na
+    nb = (xb**2).sum(1) if nb is None else nb
+    return np.maximum(na[:, None] + nb[None, :] - 2.0 * (xa @ xb.T), 0.0)
+
+
 def local_kernels(a: AtomSet, b: AtomSet, sigmas: Sequence[float], block: int = 4096) -> np.ndarray:
     """[S, n_a, n_b] the local Gaussian kernel between the molecules of ``a`` and ``b`` for each
     sigma: per element, the squared distances of its atoms in ``a`` to its atoms in ``b`` (one
@@ -93,8 +103,7 @@ def local_kernels(a: AtomSet, b: AtomSet, sigmas: Sequence[float], block: int = 
         rows = np.flatnonzero(a.z == element)
         for start in range(0, len(rows), block):
             part = rows[start : start + block]
-            xa = a.x[part]
-            d2 = np.maximum((xa**2).sum(1)[:, None] + nb[None, :] - 2.0 * (xa @ xb.T), 0.0)
+            d2 = squared_distances(a.x[part], xb, nb=nb)
             to_a = _molecule_sums(a.owner[part], a.n_molecules).T  # [n_a, atoms of the block]
             for k, sigma in enumerate(sigmas):
                 out[k] += to_a @ (np.exp(d2 * (-0.5 / sigma**2)) @ to_b)
@@ -112,9 +121,7 @@ def self_kernels(atoms: AtomSet, sigma: float) -> np.ndarray:
     ends = np.r_[starts[1:], len(order)]
     x = atoms.x[order]
     for a, b in zip(starts, ends, strict=True):
-        block = x[a:b]
-        sq = (block**2).sum(1)
-        d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (block @ block.T), 0.0)
+        d2 = squared_distances(x[a:b], x[a:b])
         out[atoms.owner[order[a]]] += np.exp(d2 * (-0.5 / sigma**2)).sum()
     return out
 

@@ -27,7 +27,15 @@ import torch
 from pipeline.config.training import KernelSettings
 from pipeline.config.units import EXTENSIVE_TARGETS
 from pipeline.data.graphs import GraphSet
-from pipeline.learn.kernel_ridge import AtomSet, KernelRidge, fchl19, local_kernels, select, self_kernels
+from pipeline.learn.kernel_ridge import (
+    AtomSet,
+    KernelRidge,
+    fchl19,
+    local_kernels,
+    select,
+    self_kernels,
+    squared_distances,
+)
 
 if TYPE_CHECKING:
     from pipeline.model.asgn import ASGNModel
@@ -233,7 +241,7 @@ def _kernel_column(atoms: AtomSet, blocks: dict, m: int, sigma: float) -> np.nda
     for element in np.unique(atoms.z[mine]):
         x, norms, owner = blocks[int(element)]
         xm = atoms.x[mine & (atoms.z == element)]
-        d2 = np.maximum(norms[:, None] + (xm**2).sum(1)[None, :] - 2.0 * (x @ xm.T), 0.0)
+        d2 = squared_distances(x, xm, na=norms)
         out += np.bincount(owner, weights=np.exp(d2 * (-0.5 / sigma**2)).sum(1), minlength=atoms.n_molecules)
     return out
 
