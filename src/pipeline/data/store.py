@@ -30,7 +30,7 @@ FORMAT_VERSION = 3
 #: What a shard of an older version lacks, for the message that refuses it.
 _OLDER_FORMATS = {
     1: "version 1 has no charge or multiplicity of the molecules, nor their bonds",
-    2: "version 2 has no bonds of the molecules (the 2D graph)",
+    2: "version 2 has no bonds of the molecules, their 2D graph",
 }
 
 #: One row per molecule. Edges are all ordered pairs (i, j), i != j, closer than the cutoff, in

@@ -148,21 +148,22 @@ def perceive_bonds(
             except ValueError as error:
                 problems.append(str(error))
     for connected in connectivities:
-        for charged_fragments in (True, False):
-            mol = Chem.Mol(connected)
-            try:
-                with CaptureRDKit():
-                    rdDetermineBonds.DetermineBondOrders(
-                        mol,
-                        charge=int(charge),
-                        allowChargedFragments=charged_fragments,
-                        embedChiral=False,
-                        maxIterations=MAX_BOND_ORDER_ITERATIONS,
-                    )
-            except Exception as error:
-                problems.append(_message(error))
-                continue
-            return rdkit_bonds(mol), ""
+        mol = Chem.Mol(connected)
+        try:
+            with CaptureRDKit():
+                # formal charges where the valences need them, adding up to the molecule's charge (the
+                # alternative, radicals, would not hold the bond orders to the charge at all)
+                rdDetermineBonds.DetermineBondOrders(
+                    mol,
+                    charge=int(charge),
+                    allowChargedFragments=True,
+                    embedChiral=False,
+                    maxIterations=MAX_BOND_ORDER_ITERATIONS,
+                )
+        except Exception as error:  # RDKit raising on one molecule must not stop the shard
+            problems.append(_message(error))
+            continue
+        return rdkit_bonds(mol), ""
     reasons = "; ".join(dict.fromkeys(problems)) or "RDKit found none"
     reasons = reasons if len(reasons) <= 300 else reasons[:297] + "..."
     return None, f"bonds could not be perceived from the geometry with charge {int(charge):+d} ({reasons})"
