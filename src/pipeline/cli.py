@@ -29,7 +29,12 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline.config import registry
-from pipeline.config.settings import DEFAULT_DUPLICATES, DUPLICATE_POLICIES
+from pipeline.config.settings import (
+    DEFAULT_DUPLICATES,
+    DEFAULT_MISSING_BONDS,
+    DUPLICATE_POLICIES,
+    MISSING_BOND_POLICIES,
+)
 from pipeline.plan.commands import STAGES, Stage
 
 log = logging.getLogger("pipeline")
@@ -68,6 +73,7 @@ def _featurise(args: argparse.Namespace) -> None:
         rbf_count=args.rbf_count,
         ranges=_ranges(args),
         duplicates=args.duplicates,
+        missing_bonds=args.missing_bonds,
         **({"fragments": args.fragments} if args.fragments is not None else {}),
     )
     given = [f"--{name.replace('_', '-')}" for name in _SHARD_FILES if getattr(args, name) is not None]
@@ -400,6 +406,13 @@ COMMANDS: dict[str, Command] = {
                 choices=list(DUPLICATE_POLICIES),
                 default=DEFAULT_DUPLICATES,
                 help="the same molecule under two ids: 'reject' the later ones (default), or 'keep' both",
+            ),
+            Arg(
+                "--missing-bonds",
+                choices=list(MISSING_BOND_POLICIES),
+                default=DEFAULT_MISSING_BONDS,
+                help="a molecule whose bonds cannot be perceived from its geometry: 'keep' it with its 3D "
+                "graph only (default; has_bonds false, listed in the manifest), or 'reject' it",
             ),
             Arg(
                 "--inputs-sha256",

@@ -74,6 +74,34 @@ def test_subset_by_ids_keeps_requested_order(dataset):
         load_graphs(dataset, mol_ids=["nope"])
 
 
+def test_bonds_follow_the_molecules_through_batches_subsets_and_devices(dataset):
+    """A batch's bonds number its atoms as the batch does; a subset keeps each molecule's bonds."""
+    graphs = load_graphs(dataset)
+    rows = pq.read_table(dataset / "graphs").to_pylist()
+    assert graphs.has_bonds.tolist() == [True] * 40 and graphs.bond_type.dtype == torch.int64
+    index = [17, 3, 3, 39, 0]
+    b, bonds = graphs.batch(index), graphs.bonds(index)
+    assert bonds.has_bonds.tolist() == [True] * 5
+    start = 0
+    for g, m in enumerate(index):
+        row = rows[m]
+        n = len(row["bond_src"])
+        mine = slice(start, start + n)
+        start += n
+        offset = int(b.atom_ptr[g])
+        assert (bonds.bond_index[0, mine] - offset).tolist() == row["bond_src"]
+        assert (bonds.bond_index[1, mine] - offset).tolist() == row["bond_dst"]
+        assert bonds.bond_type[mine].tolist() == row["bond_type"]
+        assert torch.all(b.batch[bonds.bond_index[:, mine]] == g)  # never across molecules
+    assert start == bonds.bond_index.shape[1] == len(bonds.bond_type)
+    # a bond joins atoms of the stored geometry within 2 Å
+    assert (b.pos[bonds.bond_index[0]] - b.pos[bonds.bond_index[1]]).norm(dim=1).max() < 2.0
+    sub = graphs.subset(index).to("cpu")
+    again = sub.bonds(range(5))
+    assert torch.equal(again.bond_index, bonds.bond_index) and torch.equal(again.bond_type, bonds.bond_type)
+    assert sub.bond_src.dtype == torch.int32 and sub.bond_ptr.tolist()[-1] == start
+
+
 def test_missing_dataset_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="featurise the dataset first"):
         load_graphs(tmp_path / "absent")
@@ -140,27 +168,35 @@ def test_a_dataset_without_manifest_says_featurise_first(dataset):
             read(dataset)
 
 
-def _as_format_1(shard) -> None:
-    """Rewrite ``shard`` as the pipeline before charges wrote it (no charge or multiplicity column)."""
-    table = pq.read_table(shard).drop_columns(["charge", "multiplicity"])
+#: What each older format lacks: its columns, and the words of the message that refuses it.
+OLDER_FORMATS = {
+    1: (["charge", "multiplicity", "bond_src", "bond_dst", "bond_type", "has_bonds"], "no charge"),
+    2: (["bond_src", "bond_dst", "bond_type", "has_bonds"], "no bonds"),
+}
+
+
+def _as_format(shard, version: int) -> None:
+    """Rewrite ``shard`` as the pipeline of format ``version`` wrote it (without the later columns)."""
+    table = pq.read_table(shard).drop_columns(OLDER_FORMATS[version][0])
     meta = dict(table.schema.metadata)
-    meta[b"format_version"] = b"1"
+    meta[b"format_version"] = str(version).encode()
     pq.write_table(table.replace_schema_metadata(meta), shard)
 
 
+@pytest.mark.parametrize("version", sorted(OLDER_FORMATS))
 @pytest.mark.parametrize("reader", ["load_graphs", "read_geometries"])
-def test_shards_of_the_format_without_charges_are_refused_saying_featurise_again(dataset, reader):
+def test_shards_of_an_older_format_are_refused_saying_featurise_again(dataset, reader, version):
     import hashlib
     import json
 
     shard = dataset / "graphs" / "shard-00001.parquet"
-    _as_format_1(shard)
+    _as_format(shard, version)
     manifest = json.loads((dataset / "manifest.json").read_text())
     for entry in manifest["shards"]:  # a consistent old dataset, checksums and all
         if "sha256" in entry:
             entry["sha256"] = hashlib.sha256((dataset / entry["path"]).read_bytes()).hexdigest()
     (dataset / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(
-        ValueError, match=r"shard-00001\.parquet: graph format version 1.*featurise the dataset"
-    ):
+    lacks = OLDER_FORMATS[version][1]
+    message = rf"shard-00001\.parquet: graph format version {version}, .*{lacks}.*featurise the dataset again"
+    with pytest.raises(ValueError, match=message):
         READERS[reader](dataset)

@@ -403,3 +403,30 @@ def test_student_gradient_features_give_the_select_job_the_students_checkpoint()
     assert "checkpoint" not in plan.stage_input("select", "e", "01")
     with pytest.raises(ValueError, match="selection_features: strategy random picks on no feature map"):
         make_plan({"r": {**RUN, "strategy": "random", "selection_features": "student_gradients"}})
+
+
+def test_the_bonds_setting_reaches_the_featurise_job_and_its_default_lives_once():
+    """``bonds.missing`` (a molecule whose bonds cannot be perceived): 'reject' is on the featurise
+    command line; the default, 'keep', is left out as ``duplicates``' is, and is the same in the
+    schema, the featuriser's settings and the CLI."""
+    import yaml
+
+    from pipeline.cli import build_parser
+    from pipeline.config.settings import DEFAULT_MISSING_BONDS
+    from pipeline.data.featurise import FeaturiseSettings
+
+    def featurise_args(bonds: dict | None) -> list[str]:
+        dataset = {"source": "qm9", **({"bonds": bonds} if bonds is not None else {})}
+        config = {"datasets": {"qm9": dataset}, "runs": {"r": RUN}}
+        return Plan(resolve(config, lambda c: validate(c, schema=SCHEMA))).featurise_args("qm9")
+
+    args = featurise_args({"missing": "reject"})
+    assert args[args.index("--missing-bonds") + 1] == "reject"
+    assert "--missing-bonds" not in featurise_args(None) and "--missing-bonds" not in featurise_args({})
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    missing = schema["$defs"]["dataset"]["properties"]["bonds"]["properties"]["missing"]
+    parsed = build_parser().parse_args(["featurise", "--source", "qm9", "--out", "x"])
+    assert missing["default"] == DEFAULT_MISSING_BONDS == FeaturiseSettings("qm9").missing_bonds
+    assert parsed.missing_bonds == DEFAULT_MISSING_BONDS
+    with pytest.raises(ValueError, match="missing_bonds must be one of"):
+        FeaturiseSettings("qm9", missing_bonds="drop").validate()

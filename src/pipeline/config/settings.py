@@ -415,6 +415,12 @@ MIN_ATOM_DISTANCE = 0.1
 DUPLICATE_POLICIES = ("reject", "keep")
 DEFAULT_DUPLICATES = "reject"
 
+#: The dataset setting ``bonds.missing`` (a molecule whose bonds cannot be perceived from its geometry,
+#: pipeline.data.sources.bonds): "keep" it with its 3D graph only (``has_bonds`` false; listed in the
+#: manifest), or "reject" it.
+MISSING_BOND_POLICIES = ("keep", "reject")
+DEFAULT_MISSING_BONDS = "keep"
+
 
 def label_budget(run: Mapping[str, Any]) -> int:
     """Pool molecules a run labels over all its rounds: ``initial.size + (rounds - 1) * batch``."""

@@ -18,6 +18,11 @@ where they come from; where a source does not state them: neutral, and the lowes
 electron count allows). They are what the quantum-chemistry oracles compute; the model does not see
 them. A charge or multiplicity the electron count cannot have is a reject, as is a record of several
 fragments under ``fragments: reject`` (:data:`pipeline.data.sources.base.FRAGMENT_POLICIES`).
+
+Each molecule's bonds (its 2D graph) go into the shards too: as its source gives them (smiles, sdf), or
+perceived from its geometry and charge (:func:`pipeline.data.sources.bonds.complete_bonds`). A molecule
+whose bonds cannot be perceived is kept with its 3D graph only (``has_bonds`` false, named in a
+warning, the shard's summary and the manifest) or rejected, as the dataset's ``bonds.missing`` says.
 """
 
 from __future__ import annotations
@@ -41,7 +46,13 @@ from pipeline import __version__
 from pipeline.config import digest
 from pipeline.config.digest import file_sha256
 from pipeline.config.network import LARGEST_Z
-from pipeline.config.settings import DEFAULT_DUPLICATES, DUPLICATE_POLICIES, MIN_ATOM_DISTANCE
+from pipeline.config.settings import (
+    DEFAULT_DUPLICATES,
+    DEFAULT_MISSING_BONDS,
+    DUPLICATE_POLICIES,
+    MIN_ATOM_DISTANCE,
+    MISSING_BOND_POLICIES,
+)
 from pipeline.config.units import plausible_ranges
 from pipeline.data.duplicates import DISTANCE_TOLERANCE, find_duplicates
 from pipeline.data.sources import get_source
@@ -53,6 +64,7 @@ from pipeline.data.sources.base import (
     Reject,
     Source,
 )
+from pipeline.data.sources.bonds import complete_bonds
 from pipeline.data.sources.records import symbols_of
 from pipeline.data.store import (
     FORMAT_VERSION,
@@ -99,6 +111,9 @@ class FeaturiseSettings:
     ranges: dict[str, list[float] | None] = field(default_factory=dict)
     #: The same molecule under two ids (pipeline.data.duplicates): "reject" the later ones, or "keep".
     duplicates: str = DEFAULT_DUPLICATES
+    #: A molecule whose bonds cannot be perceived from its geometry (the dataset's ``bonds.missing``):
+    #: "keep" it without a 2D graph (``has_bonds`` false), or "reject" it.
+    missing_bonds: str = DEFAULT_MISSING_BONDS
 
     def rbf(self) -> dict[str, float]:
         """Gaussian RBF spec: ``count`` centres ``start + k * width`` from 0 up to the cutoff."""
@@ -119,6 +134,10 @@ class FeaturiseSettings:
         plausible_ranges(list(self.ranges), self.ranges)  # a malformed range, named
         if self.duplicates not in DUPLICATE_POLICIES:
             raise ValueError(f"duplicates must be one of {list(DUPLICATE_POLICIES)}, got {self.duplicates!r}")
+        if self.missing_bonds not in MISSING_BOND_POLICIES:
+            raise ValueError(
+                f"missing_bonds must be one of {list(MISSING_BOND_POLICIES)}, got {self.missing_bonds!r}"
+            )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,6 +196,18 @@ class Edges:
     ptr: np.ndarray  # [N + 1] int64
     closest: np.ndarray  # [N] float64: smallest interatomic distance (inf for one atom)
     closest_pair: np.ndarray  # [N, 2] int64: the atoms at that distance (-1 for one atom)
+
+    def take(self, keep: np.ndarray) -> Edges:
+        """The edges of the molecules selected by boolean mask ``keep`` ([N])."""
+        edge_keep = np.repeat(keep, np.diff(self.ptr))
+        return Edges(
+            src=self.src[edge_keep],
+            dst=self.dst[edge_keep],
+            dist=self.dist[edge_keep],
+            ptr=np.concatenate([[0], np.cumsum(np.diff(self.ptr)[keep])]),
+            closest=self.closest[keep],
+            closest_pair=self.closest_pair[keep],
+        )
 
 
 def compute_edges(n_atoms: np.ndarray, pos: np.ndarray, cutoff: float) -> Edges:
@@ -316,9 +347,15 @@ def check_properties(
 
 
 def graph_table(
-    mols: Molecules, cutoff: float, rbf: dict[str, float]
+    mols: Molecules, cutoff: float, rbf: dict[str, float], missing_bonds: str = DEFAULT_MISSING_BONDS
 ) -> tuple[pa.Table, Molecules, list[Reject]]:
-    """The Parquet graph table of ``mols``; molecules with two atoms closer than 0.1 Å are rejected."""
+    """The Parquet graph table of ``mols``; molecules with two atoms closer than 0.1 Å are rejected.
+
+    The bonds a molecule's source did not give are perceived from its geometry
+    (:func:`~pipeline.data.sources.bonds.complete_bonds`); where they cannot be, ``missing_bonds``
+    "keep" keeps the molecule without them (``has_bonds`` false; a warning names it) and "reject"
+    rejects it.
+    """
     edges = compute_edges(mols.n_atoms, mols.pos, cutoff)
     too_close = edges.closest < MIN_ATOM_DISTANCE
     rejects = [
@@ -332,17 +369,20 @@ def graph_table(
         for m in np.flatnonzero(too_close)
     ]
     if too_close.any():
-        keep = ~too_close
-        edge_keep = np.repeat(keep, np.diff(edges.ptr))
-        mols = mols.take(keep)
-        edges = Edges(
-            src=edges.src[edge_keep],
-            dst=edges.dst[edge_keep],
-            dist=edges.dist[edge_keep],
-            ptr=np.concatenate([[0], np.cumsum(np.diff(edges.ptr)[keep])]),
-            closest=edges.closest[keep],
-            closest_pair=edges.closest_pair[keep],
-        )
+        mols, edges = mols.take(~too_close), edges.take(~too_close)
+    mols, problems = complete_bonds(mols)
+    if problems and missing_bonds == "reject":
+        for m, problem in problems.items():
+            reason = f"{problem}; bonds.missing: keep keeps such a molecule without its 2D graph"
+            rejects.append(Reject(str(mols.origin[m]), int(mols.index[m]), str(mols.mol_id[m]), reason))
+        keep = np.ones(len(mols), dtype=bool)
+        keep[list(problems)] = False
+        mols, edges = mols.take(keep), edges.take(keep)
+    elif problems:
+        for m, problem in problems.items():
+            log.warning("%s (%s, index %d): %s; kept without its 2D graph (bonds.missing: keep)",
+                        mols.mol_id[m], mols.origin[m], mols.index[m], problem)  # fmt: skip
+    bond_off = pa.array(mols.bond_ptr.astype(np.int32))
     atom_off = pa.array(mols.atom_ptr.astype(np.int32))
     edge_off = pa.array(edges.ptr.astype(np.int32))
     xyz = pa.FixedSizeListArray.from_arrays(pa.array(mols.pos.astype(np.float32).ravel()), 3)
@@ -357,6 +397,10 @@ def graph_table(
             pa.ListArray.from_arrays(edge_off, pa.array(edges.dist)),
             pa.array(mols.charge.astype(np.int16)),
             pa.array(mols.spin_multiplicity().astype(np.int16)),
+            pa.ListArray.from_arrays(bond_off, pa.array(mols.bonds[:, 0].astype(np.int32))),
+            pa.ListArray.from_arrays(bond_off, pa.array(mols.bonds[:, 1].astype(np.int32))),
+            pa.ListArray.from_arrays(bond_off, pa.array(mols.bonds[:, 2].astype(np.int8))),
+            pa.array(mols.n_bonds >= 0),
         ],
         schema=GRAPH_SCHEMA.with_metadata(graph_metadata(cutoff, rbf)),
     )
@@ -480,7 +524,9 @@ def featurise_shard(
     ok, check_rejects = check_molecules(mols)
     mols = mols.take(ok)
     plausible, value_rejects = check_properties(mols, settings.ranges)
-    table, mols, geometry_rejects = graph_table(mols.take(plausible), settings.cutoff, settings.rbf())
+    table, mols, geometry_rejects = graph_table(
+        mols.take(plausible), settings.cutoff, settings.rbf(), settings.missing_bonds
+    )
     rejects += source_rejects + check_rejects + value_rejects + geometry_rejects
 
     write_table(table, files.graphs, use_dictionary=["mol_id"])
@@ -509,6 +555,8 @@ def featurise_shard(
         "max_atoms": int(mols.n_atoms.max()) if len(mols) else 0,
         "charged": int(np.count_nonzero(mols.charge)),
         "open_shell": int(np.count_nonzero(mols.spin_multiplicity() > 1)),
+        # kept without bonds: none could be perceived (bonds.missing: keep)
+        "without_bonds": [str(m) for m in mols.mol_id[mols.n_bonds < 0]],
         "elements": sorted({int(v) for v in np.unique(mols.z)}),
         "targets": list(mols.properties.columns),
         "units": {t: the_plan.source.units.get(t, "as given") for t in mols.properties.columns},
@@ -597,6 +645,8 @@ def merge_parts(shards: Sequence[ShardFiles], out: DatasetFiles) -> dict:
     write_table(answers, out.answer_key)
 
     targets = list(dict.fromkeys(t for s in summaries for t in s["targets"]))
+    gone = set(left_out)
+    without_bonds = [m for s in summaries for m in s.get("without_bonds", []) if m not in gone]
     units = {t: u for s in summaries for t, u in s["units"].items()}
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -623,7 +673,10 @@ def merge_parts(shards: Sequence[ShardFiles], out: DatasetFiles) -> dict:
             "max_atoms": max(s["max_atoms"] for s in summaries),
             "charged": sum(s.get("charged", 0) for s in summaries),  # net charge not 0
             "open_shell": sum(s.get("open_shell", 0) for s in summaries),  # multiplicity > 1
+            "without_bonds": len(without_bonds),  # 2D-less: bonds.without
         },
+        # molecules kept without bonds: none could be perceived from their geometry (has_bonds false)
+        "bonds": {"missing": settings.get("missing_bonds", DEFAULT_MISSING_BONDS), "without": without_bonds},
         "duplicates": {"policy": settings.get("duplicates", DEFAULT_DUPLICATES), "left_out": left_out},
         "elements": sorted({z for s in summaries for z in s["elements"]}),
         "shards": [

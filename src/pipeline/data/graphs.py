@@ -8,8 +8,10 @@ no ``Batch.from_data_list`` in the training loop. On a GPU the whole set can liv
 
 The model's input is the atoms and the geometry only: the shards' ``charge`` and ``multiplicity``
 columns (what the quantum-chemistry oracles compute) are not loaded, so a cation and its neutral
-parent at the same geometry look the same to the model. Shards of an older format (version 1, no
-charge) are refused with a message to featurise again (:func:`pipeline.data.store.read_graph_metadata`).
+parent at the same geometry look the same to the model. The bonds (the 2D graph) are loaded beside the
+3D graph (:meth:`GraphSet.bonds` gathers a batch's); the 3D encoders do not read them. Shards of an
+older format (version 1, no charge; version 2, no bonds) are refused with a message to featurise again
+(:func:`pipeline.data.store.read_graph_metadata`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,23 @@ class GraphBatch:
         return len(self.index)
 
 
+@dataclass
+class BondBatch:
+    """The bonds of a batch of molecules (their 2D graph), atoms numbered as in its :class:`GraphBatch`.
+
+    Attributes:
+        bond_index: [2, b] int64 the two atoms of each bond, once (first < second; batch-global).
+        bond_type: [b] int64 code of :data:`pipeline.data.sources.bonds.BOND_TYPES` (1 single,
+            2 double, 3 triple, 4 aromatic, 0 other).
+        has_bonds: [n_graphs] bool: false for a molecule whose bonds could not be perceived (it has
+            none here; its 2D graph is unknown, not empty).
+    """
+
+    bond_index: torch.Tensor
+    bond_type: torch.Tensor
+    has_bonds: torch.Tensor
+
+
 def _ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Concatenation of ``arange(s, s + c)`` for every (s, c), vectorised."""
     total = int(counts.sum())
@@ -62,8 +81,9 @@ def _ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class GraphSet:
-    """Molecules packed in flat tensors; molecule m owns atoms ``atom_ptr[m]:atom_ptr[m+1]`` and edges
-    ``edge_ptr[m]:edge_ptr[m+1]``; edge endpoints are local to their molecule."""
+    """Molecules packed in flat tensors; molecule m owns atoms ``atom_ptr[m]:atom_ptr[m+1]``, edges
+    ``edge_ptr[m]:edge_ptr[m+1]`` and bonds ``bond_ptr[m]:bond_ptr[m+1]``; edge and bond endpoints are
+    local to their molecule."""
 
     mol_id: np.ndarray  # [N] str (object), stays on the host
     z: torch.Tensor  # [A] int64
@@ -73,6 +93,11 @@ class GraphSet:
     edge_dst: torch.Tensor  # [E] int32, local
     dist: torch.Tensor  # [E] float32
     edge_ptr: torch.Tensor  # [N + 1] int64
+    bond_src: torch.Tensor  # [B] int32, local; each bond once, bond_src < bond_dst
+    bond_dst: torch.Tensor  # [B] int32, local
+    bond_type: torch.Tensor  # [B] int64, pipeline.data.sources.bonds.BOND_TYPES
+    bond_ptr: torch.Tensor  # [N + 1] int64
+    has_bonds: torch.Tensor  # [N] bool: false, no bonds could be perceived (and none are listed)
     cutoff: float
     rbf: dict
 
@@ -126,6 +151,22 @@ class GraphSet:
             index=index,
         )
 
+    def bonds(self, index: torch.Tensor | np.ndarray | Sequence[int]) -> BondBatch:
+        """The bonds of the molecules at ``index``, atoms numbered as in :meth:`batch` of ``index``."""
+        index = torch.as_tensor(index, dtype=torch.long, device=self.device)
+        atom_count = self.atom_ptr[index + 1] - self.atom_ptr[index]
+        bond_start, bond_count = self.bond_ptr[index], self.bond_ptr[index + 1] - self.bond_ptr[index]
+        bonds = _ranges(bond_start, bond_count)
+        batch_ptr = torch.zeros(len(index) + 1, dtype=torch.long, device=self.device)
+        torch.cumsum(atom_count, 0, out=batch_ptr[1:])
+        shift = torch.repeat_interleave(batch_ptr[:-1], bond_count)
+        src, dst = self.bond_src[bonds].long() + shift, self.bond_dst[bonds].long() + shift
+        return BondBatch(
+            bond_index=torch.stack([src, dst]),
+            bond_type=self.bond_type[bonds],
+            has_bonds=self.has_bonds[index],
+        )
+
     def subset(self, index: torch.Tensor | np.ndarray | Sequence[int]) -> GraphSet:
         """A new set with only the molecules at ``index``, in that order."""
         b = self.batch(index)
@@ -133,6 +174,11 @@ class GraphSet:
         edge_ptr = torch.zeros(len(b.index) + 1, dtype=torch.long, device=self.device)
         torch.cumsum(edge_count, 0, out=edge_ptr[1:])
         local_shift = torch.repeat_interleave(b.atom_ptr[:-1], edge_count)
+        bonds = self.bonds(b.index)
+        bond_count = self.bond_ptr[b.index + 1] - self.bond_ptr[b.index]
+        bond_ptr = torch.zeros(len(b.index) + 1, dtype=torch.long, device=self.device)
+        torch.cumsum(bond_count, 0, out=bond_ptr[1:])
+        bond_shift = torch.repeat_interleave(b.atom_ptr[:-1], bond_count)
         return GraphSet(
             mol_id=self.mol_id[b.index.cpu().numpy()],
             z=b.z,
@@ -142,6 +188,11 @@ class GraphSet:
             edge_dst=(b.edge_index[1] - local_shift).to(torch.int32),
             dist=b.dist,
             edge_ptr=edge_ptr,
+            bond_src=(bonds.bond_index[0] - bond_shift).to(torch.int32),
+            bond_dst=(bonds.bond_index[1] - bond_shift).to(torch.int32),
+            bond_type=bonds.bond_type,
+            bond_ptr=bond_ptr,
+            has_bonds=bonds.has_bonds,
             cutoff=self.cutoff,
             rbf=self.rbf,
         )
@@ -175,6 +226,9 @@ def load_graphs(data: str | Path, mol_ids: Sequence[str] | None = None) -> Graph
     edge_ptr, src = _offsets(table["edge_src"])
     _, dst = _offsets(table["edge_dst"])
     _, dist = _offsets(table["dist"])
+    bond_ptr, bond_src = _offsets(table["bond_src"])
+    _, bond_dst = _offsets(table["bond_dst"])
+    _, bond_type = _offsets(table["bond_type"])
     graphs = GraphSet(
         mol_id=table["mol_id"].to_numpy().astype(object),
         z=torch.from_numpy(z.to_numpy().astype(np.int64)),
@@ -184,6 +238,11 @@ def load_graphs(data: str | Path, mol_ids: Sequence[str] | None = None) -> Graph
         edge_dst=_tensor(dst),
         dist=_tensor(dist),
         edge_ptr=torch.from_numpy(edge_ptr),
+        bond_src=_tensor(bond_src),
+        bond_dst=_tensor(bond_dst),
+        bond_type=torch.from_numpy(bond_type.to_numpy(zero_copy_only=False).astype(np.int64)),
+        bond_ptr=torch.from_numpy(bond_ptr),
+        has_bonds=torch.from_numpy(table["has_bonds"].to_numpy().copy()),
         cutoff=metas[0]["cutoff"],
         rbf=metas[0]["rbf"],
     )

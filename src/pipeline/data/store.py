@@ -23,7 +23,15 @@ from pipeline.config.digest import file_sha256
 
 #: Version of the graph Parquet layout; bump when columns or their meaning change.
 #: 2: ``charge`` and ``multiplicity`` columns (version 1 had neither: every molecule was taken as neutral).
-FORMAT_VERSION = 2
+#: 3: the bonds, ``bond_src``/``bond_dst``/``bond_type`` and ``has_bonds`` (the 2D graph; version 2 had
+#: only the 3D one).
+FORMAT_VERSION = 3
+
+#: What a shard of an older version lacks, for the message that refuses it.
+_OLDER_FORMATS = {
+    1: "version 1 has no charge or multiplicity of the molecules, nor their bonds",
+    2: "version 2 has no bonds of the molecules, their 2D graph",
+}
 
 #: One row per molecule. Edges are all ordered pairs (i, j), i != j, closer than the cutoff, in
 #: row-major order; indices are local to the molecule. Distances in Å. ``charge`` is the net charge
@@ -31,6 +39,13 @@ FORMAT_VERSION = 2
 #: else neutral and the lowest multiplicity the electron count allows (1 for an even count, 2 for an
 #: odd one). Only the quantum-chemistry oracles read them; the model's input is ``z`` and the
 #: geometry alone (no charge or spin feature).
+#:
+#: Bonds (the 2D graph; pipeline.data.sources.bonds): each bond once, ``bond_src < bond_dst``, local
+#: atom indices in the order of ``z``, sorted; ``bond_type`` 1 single, 2 double, 3 triple, 4 aromatic
+#: (RDKit's aromaticity, whatever Kekulé structure the input wrote), 0 other (dative, quadruple, ...).
+#: ``has_bonds`` false: no bonds could be perceived from the geometry (the dataset setting
+#: ``bonds.missing: keep``); the molecule has its 3D graph only, and empty bond lists. A single atom
+#: has bonds (none).
 GRAPH_SCHEMA = pa.schema(
     [
         pa.field("mol_id", pa.string(), nullable=False),
@@ -42,6 +57,10 @@ GRAPH_SCHEMA = pa.schema(
         pa.field("dist", pa.list_(pa.float32()), nullable=False),
         pa.field("charge", pa.int16(), nullable=False),
         pa.field("multiplicity", pa.int16(), nullable=False),
+        pa.field("bond_src", pa.list_(pa.int32()), nullable=False),
+        pa.field("bond_dst", pa.list_(pa.int32()), nullable=False),
+        pa.field("bond_type", pa.list_(pa.int8()), nullable=False),
+        pa.field("has_bonds", pa.bool_(), nullable=False),
     ]
 )
 
@@ -117,7 +136,7 @@ def read_graph_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if version != FORMAT_VERSION:
         raise ValueError(
             f"{path}: graph format version {version}, this pipeline reads {FORMAT_VERSION}"
-            + (" (version 1 has no charge or multiplicity of the molecules)" if version == 1 else "")
+            + (f" ({_OLDER_FORMATS[version]})" if version in _OLDER_FORMATS else "")
             + f"; featurise the dataset again (delete {Path(path).parent.parent} and rerun)"
         )
     return {

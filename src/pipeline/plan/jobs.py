@@ -32,7 +32,7 @@ from typing import Any
 
 from pipeline.config.digest import file_sha256, input_files, inputs_sha256
 from pipeline.config.registry import INITIAL_STRATEGIES, ORACLES, STRATEGIES, STUDENTS
-from pipeline.config.settings import DEFAULT_DUPLICATES, Resolved, label_budget
+from pipeline.config.settings import DEFAULT_DUPLICATES, DEFAULT_MISSING_BONDS, Resolved, label_budget
 from pipeline.plan.commands import STAGES
 from pipeline.plan.paths import (
     BENCHMARK_OUTPUTS,
@@ -147,6 +147,8 @@ class Plan:
         args += _ranges_args(settings["oracle"])  # the dataset's own values are checked as labels are
         if settings["duplicates"] != DEFAULT_DUPLICATES:  # the default is left out: older jobs stand
             args += ["--duplicates", settings["duplicates"]]
+        if settings["bonds"]["missing"] != DEFAULT_MISSING_BONDS:  # as duplicates
+            args += ["--missing-bonds", settings["bonds"]["missing"]]
         if settings["inputs"]:
             # one SHA-256 of every file the dataset reads: a param of the rule, as the labels file's
             # (labels_checksum), so an edit inside an input folder featurises again even when the

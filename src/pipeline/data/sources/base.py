@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import dataclasses
 import gzip
 import io
 import logging
@@ -90,6 +91,16 @@ class Molecules:
     #: geometry (smiles: the canonical SMILES), which finds duplicates; None: for none
     #: (:mod:`pipeline.data.duplicates` compares geometries).
     identity: np.ndarray | None = None
+    #: [N] int64 bonds of each molecule, -1 where none are known (the featuriser perceives them from
+    #: the geometry: pipeline.data.sources.bonds); None: none known for any molecule.
+    n_bonds: np.ndarray | None = None
+    #: [B, 3] int64 rows (i, j, type), i < j local atom indices, type a code of
+    #: pipeline.data.sources.bonds.BOND_TYPES; the bonds of each molecule with n_bonds >= 0, in
+    #: molecule order (:attr:`bond_ptr`). None: no bonds.
+    bonds: np.ndarray | None = None
+    #: [N] str or None (object): a SMILES of the molecule whose bond orders its perceived bonds take,
+    #: matched onto the geometry's connectivity (qm9); None: for none.
+    bond_template: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.mol_id)
@@ -99,11 +110,19 @@ class Molecules:
             if len(value) != n:
                 raise ValueError(f"{name} has {len(value)} entries for {n} molecules")
             setattr(self, name, value)
-        if self.identity is None:
-            self.identity = np.full(n, None, dtype=object)
-        self.identity = np.asarray(self.identity, dtype=object).reshape(-1)
-        if len(self.identity) != n:
-            raise ValueError(f"identity has {len(self.identity)} entries for {n} molecules")
+        for name in ("identity", "bond_template"):
+            value = getattr(self, name)
+            value = np.full(n, None, dtype=object) if value is None else np.asarray(value, dtype=object)
+            if len(value.reshape(-1)) != n:
+                raise ValueError(f"{name} has {len(value.reshape(-1))} entries for {n} molecules")
+            setattr(self, name, value.reshape(-1))
+        n_bonds, bonds = self.n_bonds, self.bonds
+        self.n_bonds = np.full(n, -1, np.int64) if n_bonds is None else np.asarray(n_bonds, np.int64)
+        self.n_bonds = self.n_bonds.reshape(-1)
+        self.bonds = np.zeros((0, 3), np.int64) if bonds is None else np.asarray(bonds, np.int64)
+        self.bonds = self.bonds.reshape(-1, 3)
+        if len(self.n_bonds) != n or np.maximum(self.n_bonds, 0).sum() != len(self.bonds):
+            raise ValueError(f"{len(self.bonds)} bonds for n_bonds {self.n_bonds.tolist()} of {n} molecules")
 
     def n_electrons(self) -> np.ndarray:
         """[N] int64 electrons of each molecule: the sum of its atomic numbers minus its charge."""
@@ -125,6 +144,15 @@ class Molecules:
         """[N + 1] offsets of each molecule's atoms in ``z`` and ``pos``."""
         return np.concatenate([[0], np.cumsum(self.n_atoms)])
 
+    @property
+    def bond_ptr(self) -> np.ndarray:
+        """[N + 1] offsets of each molecule's rows in ``bonds`` (none for a molecule without bonds)."""
+        return np.concatenate([[0], np.cumsum(np.maximum(self.n_bonds, 0))])
+
+    def with_bonds(self, bonds: np.ndarray, n_bonds: np.ndarray) -> Molecules:
+        """These molecules with other bonds (``n_bonds`` -1: none known)."""
+        return dataclasses.replace(self, bonds=bonds, n_bonds=n_bonds)
+
     def take(self, keep: np.ndarray) -> Molecules:
         """The molecules selected by boolean mask ``keep`` ([N]), in the same order."""
         return self.take_rows(np.flatnonzero(keep))
@@ -138,6 +166,9 @@ class Molecules:
         # atoms of each chosen molecule, concatenated: its atom offset + 0..count-1
         starts = self.atom_ptr[rows] - np.concatenate([[0], np.cumsum(counts)[:-1]])
         atoms = np.repeat(starts, counts) + np.arange(counts.sum(), dtype=np.int64)
+        bond_counts = np.maximum(self.n_bonds[rows], 0)
+        bond_starts = self.bond_ptr[rows] - np.concatenate([[0], np.cumsum(bond_counts)[:-1]])
+        bond_rows = np.repeat(bond_starts, bond_counts) + np.arange(bond_counts.sum(), dtype=np.int64)
         return Molecules(
             mol_id=self.mol_id[rows],
             n_atoms=counts,
@@ -149,6 +180,9 @@ class Molecules:
             charge=self.charge[rows],
             multiplicity=self.multiplicity[rows],
             identity=self.identity[rows],
+            n_bonds=self.n_bonds[rows],
+            bonds=self.bonds[bond_rows],
+            bond_template=self.bond_template[rows],
         )
 
     @classmethod
@@ -163,12 +197,20 @@ class Molecules:
         charge: Sequence[int] | None = None,
         multiplicity: Sequence[int] | None = None,
         identity: Sequence[str | None] | None = None,
+        bonds: Sequence[np.ndarray | None] | None = None,
     ) -> Molecules:
         """Pack per-molecule arrays (for sources that build molecules one at a time).
 
-        ``charge`` defaults to neutral, ``multiplicity`` to "not stated" (0) for every molecule.
+        ``charge`` defaults to neutral, ``multiplicity`` to "not stated" (0) for every molecule;
+        ``bonds`` (each molecule's [b, 3] rows, None where it has none known) to none known.
         """
         n_atoms = np.array([len(a) for a in z], dtype=np.int64)
+        if bonds is not None:
+            n_bonds = np.array([-1 if b is None else len(b) for b in bonds], dtype=np.int64)
+            given = [np.asarray(b, dtype=np.int64).reshape(-1, 3) for b in bonds if b is not None]
+            packed_bonds = np.concatenate(given) if given else None
+        else:
+            n_bonds = packed_bonds = None
         props = properties if isinstance(properties, pd.DataFrame) else pd.DataFrame(list(properties))
         return cls(
             mol_id=np.asarray(mol_id, dtype=object),
@@ -181,6 +223,8 @@ class Molecules:
             charge=charge,
             multiplicity=multiplicity,
             identity=None if identity is None else np.array(list(identity) or [], dtype=object),
+            n_bonds=n_bonds,
+            bonds=packed_bonds,
         )
 
 

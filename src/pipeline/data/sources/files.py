@@ -129,7 +129,15 @@ class FilesSource:
                 out.reject(str(path), -1, None, "file holds no molecules")
             log.info("%s: %d molecules", path, len(out.mol_id) - n_before)
         packed = Molecules.from_lists(
-            out.mol_id, out.z, out.pos, out.props, out.origin, out.index, out.charge, out.multiplicity
+            out.mol_id,
+            out.z,
+            out.pos,
+            out.props,
+            out.origin,
+            out.index,
+            out.charge,
+            out.multiplicity,
+            bonds=out.bonds,
         )
         entries = pd.DataFrame(
             {"mol_id": packed.mol_id, "origin": packed.origin, "index": packed.index}

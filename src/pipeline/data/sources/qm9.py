@@ -6,6 +6,10 @@ not strict JSON (``0.``, ``1.``, ``-1.0119E-6``), which Arrow's float parser rea
 
 ``qm9pack``'s ``__init__`` imports ``pkg_resources`` (absent from modern setuptools), so its data
 folder is located with :func:`importlib.util.find_spec` without importing the package.
+
+Bonds: the featuriser perceives each molecule's connectivity from its geometry and takes the bond
+orders from its ``SMILES`` column, matched atom for atom (:mod:`pipeline.data.sources.bonds`); where
+the SMILES does not match the geometry, the bond orders are perceived from the geometry alone.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ QM9_COLUMNS: dict[str, tuple[str, float]] = {
     "g298": ("GibbsFreeEnergy_298K_au", HARTREE_TO_EV),
     "cv": ("Heatcapacity_Cv_cal_mol_K", 1.0),
 }
-_STRUCTURE_COLUMNS = ["XYZ_file", "N_atoms", "Elements", "XYZ_Ang"]
+_STRUCTURE_COLUMNS = ["XYZ_file", "N_atoms", "Elements", "XYZ_Ang", "SMILES"]
 QM9_SIZE = 130_831
 
 
@@ -80,7 +84,12 @@ class QM9Source:
         columns = _STRUCTURE_COLUMNS + [col for col, _ in QM9_COLUMNS.values()]
         convert = pcsv.ConvertOptions(
             include_columns=columns,
-            column_types={"XYZ_file": pa.string(), "Elements": pa.string(), "XYZ_Ang": pa.string()},
+            column_types={
+                "XYZ_file": pa.string(),
+                "Elements": pa.string(),
+                "XYZ_Ang": pa.string(),
+                "SMILES": pa.string(),
+            },
         )
         tables, origins, index = [], [], []
         for path in qm9_csvs(inputs):
@@ -176,6 +185,8 @@ class QM9Source:
                 properties=props,
                 origin=entries.origin.to_numpy()[keep],
                 index=entries["index"].to_numpy()[keep],
+                # the bonds are perceived from the geometry, their orders taken from the SMILES
+                bond_template=table["SMILES"].to_numpy(zero_copy_only=False)[keep],
             ),
             rejects,
         )

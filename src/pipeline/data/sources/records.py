@@ -60,6 +60,8 @@ class Collected:
     props: list[dict[str, float]] = field(default_factory=list)
     charge: list[int] = field(default_factory=list)
     multiplicity: list[int] = field(default_factory=list)  # 0: not stated
+    #: [b, 3] bonds (pipeline.data.sources.bonds) where the file gives them (sdf), else None
+    bonds: list[np.ndarray | None] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
     def add(
@@ -72,6 +74,7 @@ class Collected:
         props: dict,
         charge: int = 0,
         multiplicity: int = 0,
+        bonds: np.ndarray | None = None,
     ) -> None:
         self.mol_id.append(mol_id)
         self.origin.append(origin)
@@ -81,10 +84,11 @@ class Collected:
         self.props.append(props)
         self.charge.append(int(charge))
         self.multiplicity.append(int(multiplicity))
+        self.bonds.append(bonds)
 
     def truncate(self, n_molecules: int, n_rejects: int) -> None:
         """Forget everything added after the first ``n_molecules`` molecules and ``n_rejects`` rejects."""
-        for name in ("mol_id", "origin", "index", "z", "pos", "props", "charge", "multiplicity"):
+        for name in ("mol_id", "origin", "index", "z", "pos", "props", "charge", "multiplicity", "bonds"):
             del getattr(self, name)[n_molecules:]
         del self.rejects[n_rejects:]
 

@@ -1,6 +1,7 @@
 """SDF and MOL files (:func:`read_sdf`) through RDKit: each record's id (title or an id tag), numeric
-tags as properties, formal charges and radicals, and the dataset's ``fragments`` policy for a record of
-several fragments."""
+tags as properties, formal charges and radicals, its bonds (a record of several atoms without any bond
+has its bonds perceived from the geometry by the featuriser), and the dataset's ``fragments`` policy
+for a record of several fragments."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pipeline.data.sources.base import (
     rdkit_messages,
     read_text,
 )
+from pipeline.data.sources.bonds import rdkit_bonds
 from pipeline.data.sources.records import ID_KEYS, Collected, check_z, id_text
 
 log = logging.getLogger(__name__)
@@ -161,4 +163,6 @@ def _add_rdkit_record(out: Collected, origin: str, index: int, stem: str, mol: A
     charge = sum(a.GetFormalCharge() for a in atoms)
     radicals = sum(a.GetNumRadicalElectrons() for a in atoms)
     multiplicity = radicals + 1 if radicals else 0  # M  RAD: high spin; none: not stated
-    out.add(origin, index, mol_id, z, mol.GetConformer().GetPositions(), props, charge, multiplicity)
+    # the record's own bonds; a record of several atoms without any is perceived from its geometry
+    bonds = rdkit_bonds(mol) if mol.GetNumBonds() or mol.GetNumAtoms() == 1 else None
+    out.add(origin, index, mol_id, z, mol.GetConformer().GetPositions(), props, charge, multiplicity, bonds)

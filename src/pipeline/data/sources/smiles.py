@@ -14,7 +14,8 @@ cannot be embedded is rejected on every machine alike.
 Charge and spin come from the SMILES: the net charge is the sum of RDKit's formal charges
 (``C[NH3+]`` is +1, ``CC(=O)[O-]`` is -1) and a SMILES with radical electrons (``[CH3]``, ``[O][O]``)
 states its multiplicity as one unpaired electron per radical electron (high spin); otherwise the
-multiplicity is not stated and the featuriser takes the lowest the electron count allows.
+multiplicity is not stated and the featuriser takes the lowest the electron count allows. The bonds
+(the 2D graph) are those of the RDKit molecule embedded, hydrogens included, in the stored atom order.
 
 A SMILES of several fragments (a salt ``C[NH3+].[Cl-]``, a hydrate ``CCO.O``) is never embedded as one
 structure (ETKDG would place the fragments on top of each other). With ``fragments: largest`` (the
@@ -59,6 +60,7 @@ from pipeline.data.sources.base import (
     not_text,
     rdkit_messages,
 )
+from pipeline.data.sources.bonds import rdkit_bonds
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +260,7 @@ class SmilesSource:
         charge: list[int] = []
         multiplicity: list[int] = []
         identity: list[str] = []
+        bonds: list[np.ndarray] = []
         rejects: list[Reject] = []
         for row in rows:
             smiles = payload.smiles[row]
@@ -275,6 +278,7 @@ class SmilesSource:
             charge.append(built.charge)
             multiplicity.append(built.multiplicity)
             identity.append(built.identity)
+            bonds.append(built.bonds)
         molecules = Molecules.from_lists(
             mol_id=entries["mol_id"].to_numpy()[kept],
             z=z,
@@ -285,6 +289,7 @@ class SmilesSource:
             charge=charge,
             multiplicity=multiplicity,
             identity=identity,
+            bonds=bonds,
         )
         return molecules, rejects
 
@@ -335,6 +340,7 @@ class SmilesSource:
             charge=Chem.GetFormalCharge(mol),
             multiplicity=radicals + 1 if radicals else 0,  # 0: not stated, lowest spin
             identity=identity,
+            bonds=rdkit_bonds(mol),  # of the molecule embedded, hydrogens included, in its atom order
         ), ""
 
     def _one_fragment(self, mol: Any, smiles: str) -> tuple[Any, str]:
@@ -366,6 +372,7 @@ class Built:
     charge: int  # net formal charge
     multiplicity: int  # 2S + 1 from the radical electrons; 0: none stated
     identity: str = ""  # canonical isomeric SMILES of the molecule kept (duplicates are found by it)
+    bonds: np.ndarray | None = None  # [b, 3] (i, j, type) (pipeline.data.sources.bonds)
 
 
 __all__ = ["Built", "SmilesPayload", "SmilesSource", "conformer_seed"]
