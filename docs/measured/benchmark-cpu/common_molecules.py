@@ -15,24 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from compare import RUNS, seed_runs  # this folder's script: run folders by part, method and seed
 
 from pipeline.reports.stats import t_interval
-
-RUNS = Path(__file__).parent / "runs"
 
 
 def predictions(part: str, method: str, round: str | None) -> dict[int, pd.DataFrame]:
     """Seed -> the test rows of that run's predictions.parquet (of ``round``, else its last round)."""
     out = {}
-    for folder in sorted(RUNS.glob(f"{part}-{method}-s*")):
-        match = re.fullmatch(rf"{re.escape(part)}-{re.escape(method)}-s(\d+)", folder.name)
-        if not match:
-            continue
+    for seed, folder in seed_runs(part, method).items():
         rounds = sorted(folder.glob("round_*/predictions.parquet"))
         if round is not None:
             rounds = [p for p in rounds if p.parent.name == f"round_{int(round):02d}"]
@@ -41,7 +35,7 @@ def predictions(part: str, method: str, round: str | None) -> dict[int, pd.DataF
             print(f"{folder.name}: no predictions.parquet{where}, left out")
             continue
         table = pd.read_parquet(rounds[-1])
-        out[int(match.group(1))] = table[table.part == "test"].set_index("mol_id")
+        out[seed] = table[table.part == "test"].set_index("mol_id")
     return out
 
 

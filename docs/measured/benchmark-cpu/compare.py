@@ -24,22 +24,29 @@ from pipeline.reports.runs import learning_curve
 RUNS = Path(__file__).parent / "runs"
 
 
+def seed_runs(part: str, method: str) -> dict[int, Path]:
+    """Seed -> the recorded run folder PART-METHOD-s{seed}, in seed order."""
+    runs = {}
+    for folder in RUNS.glob(f"{part}-{method}-s*"):
+        match = re.fullmatch(rf"{re.escape(part)}-{re.escape(method)}-s(\d+)", folder.name)
+        if match:
+            runs[int(match.group(1))] = folder
+    return dict(sorted(runs.items()))
+
+
 def compare(part: str, baseline: str, out: Path, methods: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     args: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
-            for folder in sorted(RUNS.glob(f"{part}-{method}-s*")):
-                match = re.fullmatch(rf"{re.escape(part)}-{re.escape(method)}-s(\d+)", folder.name)
-                if not match:
-                    continue
+            for seed, folder in seed_runs(part, method).items():
                 curve = folder / "learning_curve.csv"
                 if not curve.exists():  # recorded without one: made from its rounds' student.json
                     curve = Path(tmp) / f"{folder.name}.csv"
                     students = sorted(folder.glob("round_*/student.json"))
                     learning_curve({folder.name: students}).to_csv(curve, index=False)
                 settings = json.loads((folder / "run.json").read_text())
-                settings.update(benchmark=part, method=method, seed=int(match.group(1)))
+                settings.update(benchmark=part, method=method, seed=seed)
                 run_json = Path(tmp) / f"{folder.name}.json"
                 run_json.write_text(json.dumps(settings))
                 args += ["--run-json", str(run_json), "--curve", str(curve)]
